@@ -1,0 +1,250 @@
+//! The inventory file: the application, where its code comes from, and the
+//! hosts it is deployed to. Types only; loading and checks live beside.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+use super::recipe::Hooks;
+
+/// The whole inventory file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// The application's name, used in the lock owner and logs.
+    pub application: String,
+    /// Absolute path of the application on every host.
+    pub deploy_path: Spanned<String>,
+    /// How many releases to keep on each host (at least 2).
+    #[serde(default = "default_keep_releases")]
+    pub keep_releases: Spanned<u32>,
+    /// A git repository the hosts fetch from (`git` delivery).
+    #[serde(default)]
+    pub repository: Option<Spanned<String>>,
+    /// The branch to deploy, when `repository` is set.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// A fixed commit, tag or ref to deploy instead of the branch head.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// Where the commit is resolved: `local` (git ls-remote from here, falling
+    /// back to the primary host) or `host` (only on the primary host).
+    #[serde(default)]
+    pub resolve: Resolve,
+    /// A local directory to upload instead of a repository (`upload` delivery).
+    #[serde(default)]
+    pub source: Option<Spanned<PathBuf>>,
+    /// Glob patterns, relative to `source`, left out of the upload.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Files and directories kept in `shared/` and linked into every release.
+    #[serde(default)]
+    pub shared: Shared,
+    /// A built-in recipe name (`php`, `laravel`, `symfony`) or a path to one.
+    #[serde(default = "default_recipe")]
+    pub recipe: Spanned<String>,
+    /// Extra steps, run after the recipe's steps of the same hook.
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// How the fleet switches: `all-at-once` (or `rolling`, not yet available).
+    #[serde(default = "default_strategy")]
+    pub strategy: Spanned<Strategy>,
+    /// The PHP-FPM reload after every switch.
+    #[serde(default)]
+    pub php_fpm: PhpFpm,
+    /// How many hosts are worked on at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Default time limit of one step, in seconds.
+    #[serde(default = "default_step_timeout")]
+    pub step_timeout: u64,
+    /// Settings every host inherits unless it sets its own.
+    #[serde(default)]
+    pub defaults: HostSettings,
+    /// The hosts.
+    pub hosts: Vec<HostEntry>,
+    /// Variables exported to every step on every host.
+    #[serde(default)]
+    pub vars: IndexMap<String, String>,
+}
+
+fn default_keep_releases() -> Spanned<u32> {
+    unspanned(5)
+}
+
+fn default_recipe() -> Spanned<String> {
+    unspanned("php".to_owned())
+}
+
+fn default_strategy() -> Spanned<Strategy> {
+    unspanned(Strategy::AllAtOnce)
+}
+
+/// A value that came from a default, not from the file.
+fn unspanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN)
+}
+
+fn default_concurrency() -> usize {
+    50
+}
+
+fn default_step_timeout() -> u64 {
+    600
+}
+
+/// Where the commit of a branch is resolved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resolve {
+    /// `git ls-remote` from where cutover runs; the primary host if that fails.
+    #[default]
+    Local,
+    /// `git ls-remote` on the primary host only.
+    Host,
+}
+
+/// Shared files and directories, relative to `shared/` and to each release.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shared {
+    #[serde(default)]
+    pub files: Vec<String>,
+    #[serde(default)]
+    pub dirs: Vec<String>,
+}
+
+/// How the fleet switches to the new release.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Every host renames `current` at the same moment.
+    #[default]
+    AllAtOnce,
+    /// Batches behind a load balancer.
+    Rolling,
+}
+
+/// The PHP-FPM reload: a config test, then a graceful reload. `none` skips.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhpFpm {
+    #[serde(default = "default_reload")]
+    pub reload: String,
+    #[serde(default = "default_config_test")]
+    pub config_test: String,
+}
+
+impl Default for PhpFpm {
+    fn default() -> Self {
+        Self {
+            reload: default_reload(),
+            config_test: default_config_test(),
+        }
+    }
+}
+
+fn default_reload() -> String {
+    "sudo systemctl reload php8.3-fpm".to_owned()
+}
+
+fn default_config_test() -> String {
+    "php-fpm8.3 -t".to_owned()
+}
+
+impl PhpFpm {
+    /// The reload command, or `None` when set to `none`.
+    pub fn reload_command(&self) -> Option<&str> {
+        Some(self.reload.trim()).filter(|c| !c.is_empty() && *c != "none")
+    }
+
+    /// The config test, or `None` when set to `none`.
+    pub fn config_test_command(&self) -> Option<&str> {
+        Some(self.config_test.trim()).filter(|c| !c.is_empty() && *c != "none")
+    }
+}
+
+/// How cutover reaches a host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Connection {
+    /// OpenSSH, honouring `~/.ssh/config`.
+    #[default]
+    Ssh,
+    /// A directory on this machine (the demo, tests).
+    Local,
+}
+
+/// Whether an unknown host key is accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyChecking {
+    /// Unknown or changed keys are refused.
+    #[default]
+    Strict,
+    /// Unknown keys are added to known_hosts; changed keys are refused.
+    AcceptNew,
+}
+
+/// Connection settings, in `defaults:` or on a host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSettings {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub connection: Option<Connection>,
+    pub identity_file: Option<PathBuf>,
+    pub proxy_jump: Option<String>,
+    pub host_key_checking: Option<HostKeyChecking>,
+    pub known_hosts: Option<PathBuf>,
+    /// Seconds to wait for a connection.
+    pub connect_timeout: Option<u64>,
+}
+
+/// One host, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    pub name: Spanned<String>,
+    /// A hostname or IP for `ssh`; a directory for `local`.
+    pub address: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub vars: IndexMap<String, String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub connection: Option<Connection>,
+    pub identity_file: Option<PathBuf>,
+    pub proxy_jump: Option<String>,
+    pub host_key_checking: Option<HostKeyChecking>,
+    pub known_hosts: Option<PathBuf>,
+    pub connect_timeout: Option<u64>,
+}
+
+impl HostEntry {
+    /// This host's own settings, with `defaults` under them.
+    pub fn settings(&self, defaults: &HostSettings) -> HostSettings {
+        HostSettings {
+            user: self.user.clone().or_else(|| defaults.user.clone()),
+            port: self.port.or(defaults.port),
+            connection: self.connection.or(defaults.connection),
+            identity_file: self
+                .identity_file
+                .clone()
+                .or_else(|| defaults.identity_file.clone()),
+            proxy_jump: self
+                .proxy_jump
+                .clone()
+                .or_else(|| defaults.proxy_jump.clone()),
+            host_key_checking: self.host_key_checking.or(defaults.host_key_checking),
+            known_hosts: self
+                .known_hosts
+                .clone()
+                .or_else(|| defaults.known_hosts.clone()),
+            connect_timeout: self.connect_timeout.or(defaults.connect_timeout),
+        }
+    }
+}

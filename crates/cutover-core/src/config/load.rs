@@ -1,0 +1,161 @@
+//! Reading the inventory and its recipe from disk, turning every parse error
+//! into a [`ConfigError`] that names the file, line, column and field.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::error::ConfigError;
+use super::inventory::Inventory;
+use super::recipe::Recipe;
+use super::suggest::closest;
+use super::validate;
+
+/// The built-in recipes, embedded in the binary: name and text.
+pub const BUILT_IN_RECIPES: &[(&str, &str)] = &[
+    ("php", include_str!("../../../../recipes/php.yaml")),
+    ("laravel", include_str!("../../../../recipes/laravel.yaml")),
+    ("symfony", include_str!("../../../../recipes/symfony.yaml")),
+];
+
+/// An inventory that parsed and passed every check, with its recipe.
+#[derive(Debug)]
+pub struct LoadedInventory {
+    /// The inventory file.
+    pub path: PathBuf,
+    /// The directory relative paths in the inventory are resolved against.
+    pub dir: PathBuf,
+    pub inventory: Inventory,
+    pub recipe: Recipe,
+    /// The recipe's name (built-in) or path.
+    pub recipe_origin: String,
+}
+
+/// Reads, parses and checks an inventory and its recipe.
+pub fn load_inventory(path: &Path) -> Result<LoadedInventory, ConfigError> {
+    let text = read(path)?;
+    let inventory: Inventory = parse(path, &text)?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    validate::inventory(&inventory, &dir).map_err(|e| {
+        ConfigError {
+            file: path.to_owned(),
+            ..e
+        }
+        .source_text(text.clone())
+    })?;
+    let (recipe, recipe_origin) = load_named_recipe(path, &text, &inventory, &dir)?;
+    Ok(LoadedInventory {
+        path: path.to_owned(),
+        dir,
+        inventory,
+        recipe,
+        recipe_origin,
+    })
+}
+
+/// Reads, parses and checks one recipe file.
+pub fn load_recipe(path: &Path) -> Result<Recipe, ConfigError> {
+    let text = read(path)?;
+    parse_recipe(path, &text)
+}
+
+fn parse_recipe(path: &Path, text: &Arc<str>) -> Result<Recipe, ConfigError> {
+    let recipe: Recipe = parse(path, text)?;
+    validate::recipe(&recipe).map_err(|e| {
+        ConfigError {
+            file: path.to_owned(),
+            ..e
+        }
+        .source_text(text.clone())
+    })?;
+    Ok(recipe)
+}
+
+fn load_named_recipe(
+    inventory_path: &Path,
+    inventory_text: &Arc<str>,
+    inventory: &Inventory,
+    dir: &Path,
+) -> Result<(Recipe, String), ConfigError> {
+    let name = inventory.recipe.value.as_str();
+    if let Some((_, text)) = BUILT_IN_RECIPES.iter().find(|(n, _)| *n == name) {
+        let label = PathBuf::from(format!("<built-in recipe {name}>"));
+        return Ok((parse_recipe(&label, &Arc::from(*text))?, name.to_owned()));
+    }
+    let looks_like_path = name.contains('/') || name.ends_with(".yaml") || name.ends_with(".yml");
+    if !looks_like_path {
+        let names: Vec<&str> = BUILT_IN_RECIPES.iter().map(|(n, _)| *n).collect();
+        let mut err = ConfigError::new(inventory_path, format!("unknown recipe `{name}`"))
+            .at(&inventory.recipe.referenced)
+            .field("recipe")
+            .source_text(inventory_text.clone());
+        err = match closest(name, &names) {
+            Some(near) => err.hint(format!("did you mean `{near}`?")),
+            None => err.hint(format!(
+                "use a built-in recipe ({}) or a path to a recipe file",
+                names.join(", ")
+            )),
+        };
+        return Err(err);
+    }
+    let path = dir.join(name);
+    if !path.is_file() {
+        return Err(ConfigError::new(
+            inventory_path,
+            format!("recipe file `{}` not found", path.display()),
+        )
+        .at(&inventory.recipe.referenced)
+        .field("recipe")
+        .source_text(inventory_text.clone()));
+    }
+    Ok((load_recipe(&path)?, path.display().to_string()))
+}
+
+fn read(path: &Path) -> Result<Arc<str>, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(Arc::from)
+        .map_err(|e| ConfigError::new(path, format!("could not read the file: {e}")))
+}
+
+/// Parses YAML into `T`, mapping serde-saphyr's error to a [`ConfigError`]
+/// with the position and, for a misspelled key, the closest valid one.
+fn parse<T: DeserializeOwned>(path: &Path, text: &Arc<str>) -> Result<T, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|error| {
+        let bare = error.without_snippet();
+        let mut message = bare.to_string();
+        let mut err = ConfigError::new(path, "").source_text(text.clone());
+        if let Some(location) = error.location() {
+            err = err.at(&location);
+            let suffix = format!(" at line {}, column {}", location.line(), location.column());
+            if let Some(stripped) = message.strip_suffix(&suffix) {
+                message = stripped.to_owned();
+            }
+        }
+        if let Some(stripped) =
+            message.strip_suffix(", set DuplicateKeyPolicy in Options if acceptable")
+        {
+            message = stripped.to_owned();
+        }
+        if let serde_saphyr::Error::SerdeUnknownField {
+            field, expected, ..
+        } = bare
+        {
+            err = err.field(field.clone());
+            message = format!("unknown key `{field}`");
+            err = match closest(field, expected) {
+                Some(near) => err.hint(format!(
+                    "did you mean `{near}`? valid keys here: {}",
+                    expected.join(", ")
+                )),
+                None => err.hint(format!("valid keys here: {}", expected.join(", "))),
+            };
+        }
+        ConfigError { message, ..err }
+    })
+}

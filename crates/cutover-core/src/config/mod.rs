@@ -1,0 +1,14 @@
+//! The files a user writes: the inventory and recipes, parsed and validated
+//! before any host is touched.
+
+pub mod error;
+pub mod inventory;
+pub mod load;
+pub mod recipe;
+mod suggest;
+mod validate;
+
+pub use error::ConfigError;
+pub use inventory::{Connection, HostKeyChecking, Inventory, Strategy};
+pub use load::{LoadedInventory, load_inventory, load_recipe};
+pub use recipe::{Hook, Recipe, Step};

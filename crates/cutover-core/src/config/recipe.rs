@@ -1,0 +1,89 @@
+//! Recipes: the steps a framework needs, attached to the hooks of a deploy.
+//!
+//! The built-in recipes (`recipes/*.yaml` at the top of the repository) are
+//! embedded in the binary; a recipe can also be a path.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A recipe file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// A line saying what the recipe is for.
+    #[serde(default)]
+    pub description: String,
+    /// The steps, by hook.
+    #[serde(default)]
+    pub hooks: Hooks,
+}
+
+/// Steps attached to each hook of a deploy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// In the new release on every host, before the gate.
+    #[serde(default)]
+    pub build: Vec<Step>,
+    /// After every host built, before any switch (migrations, `once`).
+    #[serde(default)]
+    pub before_flip: Vec<Step>,
+    /// After the switch and the reload (queue restart, `once`).
+    #[serde(default)]
+    pub after_flip: Vec<Step>,
+    /// After a rollback switched the fleet back.
+    #[serde(default)]
+    pub after_rollback: Vec<Step>,
+}
+
+/// The hooks, by name, for events and plans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hook {
+    Build,
+    BeforeFlip,
+    AfterFlip,
+    AfterRollback,
+}
+
+impl Hooks {
+    /// The steps of one hook.
+    pub fn steps(&self, hook: Hook) -> &[Step] {
+        match hook {
+            Hook::Build => &self.build,
+            Hook::BeforeFlip => &self.before_flip,
+            Hook::AfterFlip => &self.after_flip,
+            Hook::AfterRollback => &self.after_rollback,
+        }
+    }
+}
+
+/// One command of a recipe.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// A short name, shown in progress and errors.
+    pub name: String,
+    /// Shell text run in the release directory.
+    pub run: Spanned<String>,
+    /// Run on the primary host only.
+    #[serde(default)]
+    pub once: bool,
+    /// Run only on hosts with one of these roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Run only when a condition holds in the release.
+    #[serde(default)]
+    pub when: Option<When>,
+    /// Time limit in seconds (the inventory's `step_timeout` otherwise).
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+/// A condition on the release directory.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// A path, relative to the release, that must exist.
+    pub exists: String,
+}

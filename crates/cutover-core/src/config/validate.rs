@@ -1,0 +1,173 @@
+//! Checks a parsed inventory or recipe for what YAML types cannot say:
+//! absolute paths, one code source, unique host names, known strategies.
+//!
+//! Errors here carry no file name; the loader fills it in.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::error::ConfigError;
+use super::inventory::{Connection, Inventory, Strategy};
+use super::recipe::{Hooks, Recipe, Step};
+
+fn error(message: impl Into<String>) -> ConfigError {
+    ConfigError::new(Path::new(""), message)
+}
+
+pub(super) fn inventory(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> {
+    deploy_path(inv)?;
+    if inv.keep_releases.value < 2 {
+        return Err(
+            error("must be at least 2 (the current release and the one before it)")
+                .at(&inv.keep_releases.referenced)
+                .field("keep_releases"),
+        );
+    }
+    code_source(inv, dir)?;
+    if inv.strategy.value == Strategy::Rolling {
+        return Err(error("the rolling strategy is not available yet")
+            .at(&inv.strategy.referenced)
+            .field("strategy")
+            .hint("use `strategy: all-at-once`"));
+    }
+    if inv.concurrency == 0 {
+        return Err(error("must be at least 1").field("concurrency"));
+    }
+    hosts(inv)?;
+    hooks(&inv.hooks)
+}
+
+fn deploy_path(inv: &Inventory) -> Result<(), ConfigError> {
+    let path = inv.deploy_path.value.trim_end_matches('/');
+    let problem = if !inv.deploy_path.value.starts_with('/') {
+        Some("must be an absolute path")
+    } else if path.is_empty() {
+        Some("must not be the root directory")
+    } else if path.split('/').any(|part| part == "..") {
+        Some("must not contain `..`")
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => Err(error(format!("{message}, got `{}`", inv.deploy_path.value))
+            .at(&inv.deploy_path.referenced)
+            .field("deploy_path")
+            .hint("for example `deploy_path: /var/www/app`")),
+        None => Ok(()),
+    }
+}
+
+fn code_source(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> {
+    match (&inv.repository, &inv.source) {
+        (Some(_), Some(source)) => Err(error("give either `repository` or `source`, not both")
+            .at(&source.referenced)
+            .field("source")),
+        (None, None) => Err(error(
+            "no code source: set `repository` (git) or `source` (a local directory)",
+        )
+        .field("repository")),
+        (None, Some(source)) => {
+            if inv.branch.is_some() || inv.revision.is_some() {
+                return Err(
+                    error("`branch` and `revision` need `repository`, not `source`")
+                        .at(&source.referenced)
+                        .field("source"),
+                );
+            }
+            let full = dir.join(&source.value);
+            if !full.is_dir() {
+                return Err(error(format!(
+                    "source directory `{}` does not exist",
+                    full.display()
+                ))
+                .at(&source.referenced)
+                .field("source"));
+            }
+            Ok(())
+        }
+        (Some(_), None) => Ok(()),
+    }
+}
+
+fn hosts(inv: &Inventory) -> Result<(), ConfigError> {
+    if inv.hosts.is_empty() {
+        return Err(error("at least one host is needed").field("hosts"));
+    }
+    let mut seen: HashMap<&str, u64> = HashMap::new();
+    let mut primaries = 0;
+    for (i, host) in inv.hosts.iter().enumerate() {
+        let name = host.name.value.as_str();
+        let field = format!("hosts[{i}].name");
+        if name.is_empty() || name.contains(char::is_whitespace) || name.contains('/') {
+            return Err(error(format!(
+                "`{name}` is not a valid host name (no spaces or slashes)"
+            ))
+            .at(&host.name.referenced)
+            .field(field));
+        }
+        if let Some(first) = seen.insert(name, host.name.referenced.line()) {
+            return Err(error(format!(
+                "duplicate host name `{name}` (first defined on line {first})"
+            ))
+            .at(&host.name.referenced)
+            .field(field));
+        }
+        let connection = host.settings(&inv.defaults).connection.unwrap_or_default();
+        if connection == Connection::Local && host.address.is_none() {
+            return Err(error(
+                "a local host needs `address`: the directory that stands for the host",
+            )
+            .at(&host.name.referenced)
+            .field(format!("hosts[{i}].address")));
+        }
+        if host.roles.iter().any(|r| r == "primary") {
+            primaries += 1;
+            if primaries > 1 {
+                return Err(error("more than one host has the role `primary`")
+                    .at(&host.name.referenced)
+                    .field(format!("hosts[{i}].roles")));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn recipe(recipe: &Recipe) -> Result<(), ConfigError> {
+    hooks(&recipe.hooks)
+}
+
+fn hooks(hooks: &Hooks) -> Result<(), ConfigError> {
+    let all = [
+        ("build", &hooks.build),
+        ("before_flip", &hooks.before_flip),
+        ("after_flip", &hooks.after_flip),
+    ];
+    for (hook, steps) in all
+        .into_iter()
+        .chain([("after_rollback", &hooks.after_rollback)])
+    {
+        for (i, step) in steps.iter().enumerate() {
+            check_step(step).map_err(|e| {
+                let field = format!("hooks.{hook}[{i}].{}", e.field.as_deref().unwrap_or("run"));
+                e.field(field)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn check_step(step: &Step) -> Result<(), ConfigError> {
+    if step.run.value.trim().is_empty() {
+        return Err(
+            error(format!("step `{}` has an empty command", step.name)).at(&step.run.referenced)
+        );
+    }
+    if let Some(when) = &step.when
+        && (when.exists.starts_with('/') || when.exists.split('/').any(|p| p == ".."))
+    {
+        return Err(error("must be a path inside the release")
+            .at(&step.run.referenced)
+            .field("when.exists"));
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! `cutover deploy` and `cutover plan`: preflight, choose the commit and the
+//! release id once, build the plan, then execute it.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use jiff::Timestamp;
+
+use crate::config::inventory::Resolve;
+use crate::event::{CommandKind, Event, HostSummary, Outcome, Phase, Summary};
+use crate::plan::{self, DeployInputs, HostScript, Plan};
+use crate::release::ReleaseId;
+use crate::remote::lock::LockOwner;
+use crate::remote::prepare::Delivery;
+use crate::remote::probe::{ProbeRequest, Snapshot};
+use crate::source;
+
+use super::failure::{FailureKind, HostFailure};
+use super::preflight::{self, Preflight};
+use super::session::Session;
+use super::{Context, Report, execute};
+
+/// The name failures of this machine's own work are reported under.
+pub(crate) const LOCAL: &str = "(local)";
+
+/// What the user asked a deploy for.
+#[derive(Clone, Debug, Default)]
+pub struct DeployRequest {
+    /// A branch, tag or commit overriding the inventory's.
+    pub revision: Option<String>,
+}
+
+/// Runs a deploy.
+pub async fn deploy(ctx: &Context<'_>, request: &DeployRequest) -> Report {
+    ctx.emit(Event::RunStarted {
+        command: CommandKind::Deploy,
+        application: ctx.loaded.inventory.application.clone(),
+        hosts: ctx.fleet.names(),
+    });
+    let (session, failures) = Session::open(ctx).await;
+    let report = match build(ctx, &session, failures, request).await {
+        Ok(plan) => execute::execute(ctx, &session, &plan).await,
+        Err(report) => report,
+    };
+    session.close().await;
+    report
+}
+
+/// Builds the plan a deploy would run, touching nothing.
+pub async fn plan_deploy(ctx: &Context<'_>, request: &DeployRequest) -> Result<Plan, Report> {
+    let (session, failures) = Session::open(ctx).await;
+    let plan = build(ctx, &session, failures, request).await;
+    session.close().await;
+    plan
+}
+
+async fn build(
+    ctx: &Context<'_>,
+    session: &Session,
+    mut failures: Vec<HostFailure>,
+    request: &DeployRequest,
+) -> Result<Plan, Report> {
+    let inv = &ctx.loaded.inventory;
+    let delivery = match &inv.repository {
+        Some(repository) => Delivery::Git {
+            repository: repository.value.clone(),
+        },
+        None => Delivery::Upload,
+    };
+    let tools = match delivery {
+        Delivery::Git { .. } => vec!["tar", "git"],
+        Delivery::Upload => vec!["tar"],
+    };
+    let request_probe = ProbeRequest {
+        tools,
+        shared_files: &inv.shared.files,
+    };
+    let found = preflight::probe(ctx, session, &request_probe, true).await;
+    failures.extend(found.failures.iter().cloned());
+    if !failures.is_empty() {
+        return Err(early_report(ctx, CommandKind::Deploy, &found, failures));
+    }
+    let (commit, payload) = match code(ctx, session, &delivery, request).await {
+        Ok(found) => found,
+        Err(failure) => {
+            return Err(early_report(
+                ctx,
+                CommandKind::Deploy,
+                &found,
+                vec![failure],
+            ));
+        }
+    };
+    let release = ReleaseId::choose(
+        Timestamp::now(),
+        found.snapshots.values().flat_map(|s| s.releases.iter()),
+    );
+    ctx.emit(Event::ReleaseChosen {
+        release,
+        commit: commit.clone(),
+    });
+    Ok(plan::deploy(DeployInputs {
+        loaded: ctx.loaded,
+        fleet: ctx.fleet,
+        snapshots: &found.snapshots,
+        release,
+        commit,
+        delivery,
+        payload,
+        owner: LockOwner::current(&inv.application, "deploy", Some(release.to_string())),
+    }))
+}
+
+/// The commit to deploy, and for an upload the tar stream.
+async fn code(
+    ctx: &Context<'_>,
+    session: &Session,
+    delivery: &Delivery,
+    request: &DeployRequest,
+) -> Result<(String, Option<Arc<[u8]>>), HostFailure> {
+    let inv = &ctx.loaded.inventory;
+    let fail = |host: &str, message: String| {
+        HostFailure::new(host, Phase::Resolve, FailureKind::Precondition(message))
+    };
+    let Delivery::Git { repository } = delivery else {
+        let dir = ctx.loaded.dir.join(
+            inv.source
+                .as_ref()
+                .map(|s| s.value.clone())
+                .unwrap_or_default(),
+        );
+        let package = source::pack(&dir, &inv.exclude).map_err(|e| fail(LOCAL, e.to_string()))?;
+        return Ok((package.revision, Some(Arc::from(package.bytes))));
+    };
+    let reference = request
+        .revision
+        .clone()
+        .or_else(|| inv.revision.clone())
+        .or_else(|| inv.branch.clone())
+        .unwrap_or_else(|| "HEAD".to_owned());
+    if source::is_commit_id(&reference) {
+        return Ok((reference.to_lowercase(), None));
+    }
+    if inv.resolve == Resolve::Local {
+        match source::resolve_here(repository, &reference).await {
+            Ok(commit) => return Ok((commit, None)),
+            Err(e) => ctx.emit(Event::Warning {
+                host: None,
+                message: format!("{e}; resolving on the primary host instead"),
+            }),
+        }
+    }
+    // Only the hosts can reach the repository: ask the primary.
+    let primary = ctx.fleet.primary().name.clone();
+    let script = HostScript::new(
+        source::ls_remote_script(repository, &reference),
+        std::time::Duration::from_secs(60),
+    );
+    let jobs: IndexMap<String, HostScript> = [(primary.clone(), script)].into_iter().collect();
+    let outcome = session
+        .run_phase(ctx, Phase::Resolve, &jobs, None, true)
+        .await;
+    if let Some(failure) = outcome.failures.into_iter().next() {
+        return Err(failure);
+    }
+    let stdout = outcome
+        .outputs
+        .get(&primary)
+        .map(|o| o.stdout.clone())
+        .unwrap_or_default();
+    source::commit_from_ls_remote(&stdout, &reference)
+        .map(|commit| (commit, None))
+        .ok_or_else(|| fail(&primary, format!("`{reference}` not found in {repository}")))
+}
+
+/// The report of a run that stopped before touching any host.
+pub(crate) fn early_report(
+    ctx: &Context<'_>,
+    command: CommandKind,
+    found: &Preflight,
+    failures: Vec<HostFailure>,
+) -> Report {
+    let locked = found.locked()
+        || failures
+            .iter()
+            .any(|f| matches!(f.kind, FailureKind::Locked { .. }));
+    let hosts = ctx
+        .fleet
+        .hosts
+        .iter()
+        .map(|t| {
+            let failure = failures.iter().find(|f| f.host == t.name);
+            let current = found
+                .snapshots
+                .get(&t.name)
+                .and_then(Snapshot::current)
+                .map(|r| r.to_string());
+            let summary = HostSummary {
+                current,
+                state: if failure.is_some() {
+                    "failed"
+                } else {
+                    "unchanged"
+                }
+                .to_owned(),
+                error: failure.map(ToString::to_string),
+                ..HostSummary::default()
+            };
+            (t.name.clone(), summary)
+        })
+        .collect();
+    let summary = Summary {
+        command,
+        outcome: if locked {
+            Outcome::Locked
+        } else {
+            Outcome::Failed
+        },
+        release: None,
+        message: failures.first().map(ToString::to_string),
+        hosts,
+    };
+    ctx.emit(Event::Summary(summary.clone()));
+    Report { summary, failures }
+}

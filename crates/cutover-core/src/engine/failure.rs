@@ -1,0 +1,65 @@
+//! A failure on one host: which host, which phase and step, and what.
+
+use crate::event::Phase;
+use crate::transport::TransportError;
+
+/// What went wrong on a host.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum FailureKind {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("command failed with exit code {}", exit_code.map_or("(killed by a signal)".to_owned(), |c| c.to_string()))]
+    CommandFailed {
+        exit_code: Option<i32>,
+        output_tail: String,
+    },
+    #[error("locked by {owner}")]
+    Locked { owner: String },
+    #[error("{0}")]
+    Precondition(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// A failure on one host, in one phase.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{host}: {phase}{}: {kind}", step.as_ref().map(|s| format!(" (step `{s}`)")).unwrap_or_default())]
+pub struct HostFailure {
+    pub host: String,
+    pub phase: Phase,
+    pub step: Option<String>,
+    #[source]
+    pub kind: FailureKind,
+}
+
+impl HostFailure {
+    pub fn new(host: &str, phase: Phase, kind: impl Into<FailureKind>) -> Self {
+        Self {
+            host: host.to_owned(),
+            phase,
+            step: None,
+            kind: kind.into(),
+        }
+    }
+
+    /// What the user can do about it, when known.
+    pub fn hint(&self) -> Option<String> {
+        match &self.kind {
+            FailureKind::Transport(e) => e.hint().map(str::to_owned),
+            FailureKind::Locked { .. } => Some(
+                "wait for the other run to finish, or run `cutover unlock` if it died".to_owned(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The last lines of the command's output, when it ran.
+    pub fn output_tail(&self) -> Option<&str> {
+        match &self.kind {
+            FailureKind::CommandFailed { output_tail, .. } if !output_tail.is_empty() => {
+                Some(output_tail)
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Preflight: probe every connected host, read-only, and check that a deploy
+//! or rollback can run there (path writable, tools present, disk free,
+//! shared files present, no lock held).
+
+use indexmap::IndexMap;
+
+use crate::event::Phase;
+use crate::plan::HostScript;
+use crate::remote::lock::LockOwner;
+use crate::remote::probe::{self, ProbeRequest, Snapshot};
+
+use super::Context;
+use super::failure::{FailureKind, HostFailure};
+use super::session::Session;
+
+/// The least free disk a deploy starts with, in KiB.
+const MIN_FREE_KB: u64 = 50 * 1024;
+
+/// What preflight found.
+#[derive(Debug, Default)]
+pub(crate) struct Preflight {
+    pub snapshots: IndexMap<String, Snapshot>,
+    pub failures: Vec<HostFailure>,
+}
+
+impl Preflight {
+    /// Whether any failure is a held lock.
+    pub fn locked(&self) -> bool {
+        self.failures
+            .iter()
+            .any(|f| matches!(f.kind, FailureKind::Locked { .. }))
+    }
+}
+
+/// Probes the hosts; with `checks`, also reports what would stop a deploy.
+pub(crate) async fn probe(
+    ctx: &Context<'_>,
+    session: &Session,
+    request: &ProbeRequest<'_>,
+    checks: bool,
+) -> Preflight {
+    let jobs: IndexMap<String, HostScript> = ctx
+        .fleet
+        .hosts
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                HostScript::new(
+                    probe::script(&t.deploy_path, request),
+                    std::time::Duration::from_secs(60),
+                ),
+            )
+        })
+        .collect();
+    let outcome = session
+        .run_phase(ctx, Phase::Preflight, &jobs, None, false)
+        .await;
+    let mut found = Preflight {
+        failures: outcome.failures,
+        ..Preflight::default()
+    };
+    for (host, output) in outcome.outputs {
+        let snapshot = Snapshot::parse(&output.stdout);
+        if checks {
+            found.failures.extend(
+                problems(&snapshot)
+                    .into_iter()
+                    .map(|kind| HostFailure::new(&host, Phase::Preflight, kind)),
+            );
+        }
+        found.snapshots.insert(host, snapshot);
+    }
+    found
+}
+
+fn problems(s: &Snapshot) -> Vec<FailureKind> {
+    let mut out = Vec::new();
+    if let Some(owner) = &s.lock {
+        out.push(FailureKind::Locked {
+            owner: LockOwner::describe(owner),
+        });
+    }
+    if !s.writable {
+        out.push(FailureKind::Precondition(
+            "the deploy path (or the directory that would hold it) is not writable".into(),
+        ));
+    }
+    if let Some(free) = s.free_kb.filter(|kb| *kb < MIN_FREE_KB) {
+        out.push(FailureKind::Precondition(format!(
+            "only {} MiB of disk free",
+            free / 1024
+        )));
+    }
+    for tool in &s.missing_tools {
+        out.push(FailureKind::Precondition(format!(
+            "`{tool}` is not installed"
+        )));
+    }
+    for file in &s.missing_shared {
+        out.push(FailureKind::Precondition(format!(
+            "shared file `shared/{file}` is missing; create it before the first deploy"
+        )));
+    }
+    out
+}

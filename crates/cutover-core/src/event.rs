@@ -1,0 +1,197 @@
+//! Everything the engine does, as events. The CLI draws bars, prints lines or
+//! writes JSON from these; nothing in the engine prints.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::release::ReleaseId;
+
+/// The phases of a run, in the order a deploy goes through them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Connect, check the host, read its state. Touches nothing.
+    Preflight,
+    /// Resolve the commit to deploy.
+    Resolve,
+    /// Take the deploy lock.
+    Lock,
+    /// Create the release, fetch the code, write REVISION, link shared paths.
+    Prepare,
+    /// The recipe's build steps.
+    Build,
+    /// Steps after every host built, before any switch (migrations).
+    BeforeFlip,
+    /// `current-tmp` staged, PHP-FPM config tested.
+    Stage,
+    /// `current-tmp` renamed over `current`.
+    Flip,
+    /// PHP-FPM reloaded.
+    Reload,
+    /// Steps after the switch (queue restart).
+    AfterFlip,
+    /// Steps after a rollback's switch.
+    AfterRollback,
+    /// revisions.log appended, old releases pruned, lock released.
+    Finalize,
+    /// After a failure before the switch: this run's release removed, unlocked.
+    Abort,
+    /// After a failure during the switch: switched hosts put back.
+    Undo,
+    /// Read-only report of each host.
+    Status,
+    /// A held lock removed by `cutover unlock`.
+    Unlock,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
+        f.write_str(&text.unwrap_or_default().replace('_', "-"))
+    }
+}
+
+/// How a host's part of a phase went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    Started,
+    Done,
+    Failed,
+    Skipped,
+}
+
+/// The command a run was started for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    Deploy,
+    Rollback,
+    Status,
+    Unlock,
+    Plan,
+}
+
+/// How a run ended. The CLI maps each to an exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything asked for was done.
+    Done,
+    /// Failed before any host switched: the fleet is unchanged.
+    Failed,
+    /// Failed after switching began; every switched host was put back.
+    RolledBack,
+    /// Hosts are on different releases; the summary says who is where.
+    Inconsistent,
+    /// Another run holds the lock.
+    Locked,
+}
+
+/// One host in the final summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HostSummary {
+    /// The release `current` points to, if any.
+    pub current: Option<String>,
+    /// What happened to the host in this run (`switched`, `unchanged`, ...).
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub releases: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The last event of every run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub command: CommandKind,
+    pub outcome: Outcome,
+    pub release: Option<ReleaseId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub hosts: IndexMap<String, HostSummary>,
+}
+
+/// Something the engine did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A run began: what, where, and (for a deploy) which release and commit.
+    RunStarted {
+        command: CommandKind,
+        application: String,
+        hosts: Vec<String>,
+    },
+    /// The release id and commit, chosen once for every host.
+    ReleaseChosen { release: ReleaseId, commit: String },
+    /// A phase began on some hosts.
+    PhaseStarted { phase: Phase, hosts: Vec<String> },
+    /// A host's part of a phase changed state.
+    Host {
+        host: String,
+        phase: Phase,
+        state: HostState,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output_tail: Option<String>,
+    },
+    /// A gate: every host must have passed before the run goes on.
+    Gate {
+        name: String,
+        passed: bool,
+        failed: Vec<String>,
+    },
+    /// A host's `current` now points at another release.
+    Switched {
+        host: String,
+        from: Option<String>,
+        to: String,
+    },
+    /// Worth knowing, not fatal.
+    Warning {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+        message: String,
+    },
+    /// The run's end.
+    Summary(Summary),
+}
+
+/// Where events go.
+pub trait EventSink: Send + Sync {
+    fn emit(&self, event: Event);
+}
+
+/// Keeps every event; for tests.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    events: Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl EventSink for Recorder {
+    fn emit(&self, event: Event) {
+        if let Ok(mut events) = self.events.lock() {
+            events.push(event);
+        }
+    }
+}

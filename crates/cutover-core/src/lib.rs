@@ -1,0 +1,28 @@
+//! cutover-core: the model and the engine of cutover, with no SSH in it.
+//!
+//! # Layout
+//!
+//! - [`config`]: the inventory and recipe files, parsed and checked.
+//! - [`fleet`]: the selected hosts with their settings resolved.
+//! - [`release`]: release ids.
+//! - [`shell`]: commands as data, and the one quoting function.
+//! - [`remote`]: the script each phase runs on a host.
+//! - [`plan`]: the whole run as data (phases, gates, compensations).
+//! - [`cleanup`]: which old releases to prune.
+//! - [`source`]: resolving the commit, packing an upload.
+//! - [`engine`]: runs a plan through a [`transport::Transport`], emitting
+//!   [`event::Event`]s.
+//! - [`transport`]: the seam to hosts; [`local`] is a host as a directory.
+
+pub mod cleanup;
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod fleet;
+pub mod local;
+pub mod plan;
+pub mod release;
+pub mod remote;
+pub mod shell;
+pub mod source;
+pub mod transport;

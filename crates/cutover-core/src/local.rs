@@ -1,0 +1,92 @@
+//! The local transport: a host is a directory on this machine and a script
+//! runs with `sh -c` in it. For unit tests and the demo, not for fleets.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::config::Connection;
+use crate::fleet::Target;
+use crate::transport::{Connector, Output, RemoteCommand, Transport, TransportError};
+
+/// Connects `connection: local` hosts; refuses every other kind.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LocalConnector;
+
+impl Connector for LocalConnector {
+    fn connect<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>> {
+        async move {
+            if target.connection != Connection::Local {
+                return Err(TransportError::Unsupported {
+                    connection: "ssh".to_owned(),
+                });
+            }
+            let root = PathBuf::from(&target.address);
+            std::fs::create_dir_all(&root).map_err(|e| TransportError::Unreachable {
+                detail: format!("{}: {e}", root.display()),
+            })?;
+            Ok(Box::new(LocalTransport { root }) as Box<dyn Transport>)
+        }
+        .boxed()
+    }
+}
+
+/// A host that is a directory.
+#[derive(Debug)]
+pub struct LocalTransport {
+    root: PathBuf,
+}
+
+impl Transport for LocalTransport {
+    fn run(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Output, TransportError>> {
+        async move {
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(&command.script)
+                .current_dir(&self.root)
+                .stdin(if command.stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| TransportError::Spawn {
+                    detail: e.to_string(),
+                })?;
+            if let (Some(bytes), Some(mut stdin)) = (command.stdin, child.stdin.take()) {
+                tokio::spawn(async move {
+                    // A script that exits early closes its stdin; that is its answer.
+                    let _ = stdin.write_all(&bytes).await;
+                });
+            }
+            let output = tokio::time::timeout(command.timeout, child.wait_with_output())
+                .await
+                .map_err(|_| TransportError::TimedOut {
+                    after: command.timeout,
+                })?
+                .map_err(|e| TransportError::ConnectionLost {
+                    detail: e.to_string(),
+                })?;
+            Ok(Output {
+                exit_code: output.status.code(),
+                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            })
+        }
+        .boxed()
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        async {}.boxed()
+    }
+}

@@ -1,0 +1,312 @@
+//! Building the plans of a deploy and of a rollback from the inventory, the
+//! fleet and what preflight saw on each host. Pure: touches no host.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::cleanup;
+use crate::config::{Hook, LoadedInventory, Step};
+use crate::event::{CommandKind, Phase};
+use crate::fleet::{Fleet, Target};
+use crate::release::ReleaseId;
+use crate::remote::lock::{self, LockOwner};
+use crate::remote::prepare::{self, Delivery, Prepare};
+use crate::remote::probe::Snapshot;
+use crate::remote::steps::{self, StepEnv};
+use crate::remote::{switch, wrapup};
+
+use super::{HostScript, Node, PhaseNode, Plan, Scope, StepInfo};
+
+/// The time limit of phases that only move links and files.
+const QUICK: Duration = Duration::from_secs(60);
+
+/// What a deploy plan is built from.
+#[derive(Debug)]
+pub struct DeployInputs<'a> {
+    pub loaded: &'a LoadedInventory,
+    pub fleet: &'a Fleet,
+    pub snapshots: &'a IndexMap<String, Snapshot>,
+    pub release: ReleaseId,
+    pub commit: String,
+    pub delivery: Delivery,
+    pub payload: Option<Arc<[u8]>>,
+    pub owner: LockOwner,
+}
+
+/// What a rollback plan is built from.
+#[derive(Debug)]
+pub struct RollbackInputs<'a> {
+    pub loaded: &'a LoadedInventory,
+    pub fleet: &'a Fleet,
+    pub snapshots: &'a IndexMap<String, Snapshot>,
+    pub target: ReleaseId,
+    pub owner: LockOwner,
+}
+
+/// The plan of a deploy.
+pub fn deploy(i: DeployInputs<'_>) -> Plan {
+    let inv = &i.loaded.inventory;
+    let step_timeout = Duration::from_secs(inv.step_timeout);
+    let every = |f: &dyn Fn(&Target) -> HostScript| -> IndexMap<String, HostScript> {
+        i.fleet
+            .hosts
+            .iter()
+            .map(|t| (t.name.clone(), f(t)))
+            .collect()
+    };
+    let lock = every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner), QUICK));
+    let prepare = every(&|t| {
+        let p = Prepare {
+            release: i.release,
+            commit: &i.commit,
+            delivery: &i.delivery,
+            shared_dirs: &inv.shared.dirs,
+            shared_files: &inv.shared.files,
+        };
+        HostScript {
+            upload: i.delivery == Delivery::Upload,
+            ..HostScript::new(prepare::script(&t.deploy_path, &p), step_timeout)
+        }
+    });
+    let mut nodes = vec![phase(Phase::Lock, lock), phase(Phase::Prepare, prepare)];
+    nodes.extend(hook(&i, Hook::Build, i.release));
+    nodes.push(Node::Gate("every host built"));
+    nodes.extend(hook(&i, Hook::BeforeFlip, i.release));
+    let config_test = inv
+        .php_fpm
+        .config_test_command()
+        .filter(|_| inv.php_fpm.reload_command().is_some());
+    nodes.push(phase(
+        Phase::Stage,
+        every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.release, config_test), QUICK)),
+    ));
+    nodes.push(Node::Gate("every host staged"));
+    nodes.extend(switch_nodes(i.loaded, i.fleet));
+    nodes.extend(hook(&i, Hook::AfterFlip, i.release));
+    let log_line = log_line("deploy", i.release, &i.commit, &i.owner);
+    nodes.push(phase(
+        Phase::Finalize,
+        every(&|t| {
+            let snap = i.snapshots.get(&t.name).cloned().unwrap_or_default();
+            let mut on_disk = snap.releases.clone();
+            on_disk.push(i.release);
+            let prune = cleanup::prune(
+                &on_disk,
+                inv.keep_releases.value as usize,
+                i.release,
+                snap.current(),
+            );
+            HostScript::new(wrapup::finalize(&t.deploy_path, &log_line, &prune), QUICK)
+        }),
+    ));
+    Plan {
+        command: CommandKind::Deploy,
+        application: inv.application.clone(),
+        release: i.release,
+        commit: i.commit.clone(),
+        nodes,
+        abort: every(&|t| HostScript::new(wrapup::abort(&t.deploy_path, i.release), QUICK)),
+        undo: undo(i.loaded, i.fleet, i.snapshots),
+        before: before(i.snapshots),
+        payload: i.payload.clone(),
+    }
+}
+
+/// The plan of a rollback to `target`.
+pub fn rollback(i: RollbackInputs<'_>) -> Plan {
+    let inv = &i.loaded.inventory;
+    let every = |f: &dyn Fn(&Target) -> HostScript| -> IndexMap<String, HostScript> {
+        i.fleet
+            .hosts
+            .iter()
+            .map(|t| (t.name.clone(), f(t)))
+            .collect()
+    };
+    let commit = String::new();
+    let config_test = inv
+        .php_fpm
+        .config_test_command()
+        .filter(|_| inv.php_fpm.reload_command().is_some());
+    let mut nodes = vec![
+        phase(
+            Phase::Lock,
+            every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner), QUICK)),
+        ),
+        phase(
+            Phase::Stage,
+            every(&|t| {
+                HostScript::new(switch::stage(&t.deploy_path, i.target, config_test), QUICK)
+            }),
+        ),
+        Node::Gate("every host staged"),
+    ];
+    nodes.extend(switch_nodes(i.loaded, i.fleet));
+    let deploy_like = DeployInputs {
+        loaded: i.loaded,
+        fleet: i.fleet,
+        snapshots: i.snapshots,
+        release: i.target,
+        commit: commit.clone(),
+        delivery: Delivery::Upload,
+        payload: None,
+        owner: i.owner.clone(),
+    };
+    nodes.extend(hook(&deploy_like, Hook::AfterRollback, i.target));
+    let log_line = log_line("rollback", i.target, "", &i.owner);
+    nodes.push(phase(
+        Phase::Finalize,
+        every(&|t| HostScript::new(wrapup::finalize(&t.deploy_path, &log_line, &[]), QUICK)),
+    ));
+    Plan {
+        command: CommandKind::Rollback,
+        application: inv.application.clone(),
+        release: i.target,
+        commit,
+        nodes,
+        abort: every(&|t| HostScript::new(lock::release(&t.deploy_path), QUICK)),
+        undo: undo(i.loaded, i.fleet, i.snapshots),
+        before: before(i.snapshots),
+        payload: None,
+    }
+}
+
+fn phase(phase: Phase, hosts: IndexMap<String, HostScript>) -> Node {
+    Node::Phase(PhaseNode {
+        phase,
+        steps: Vec::new(),
+        hosts,
+    })
+}
+
+/// Flip on every host, then reload where a reload is configured.
+fn switch_nodes(loaded: &LoadedInventory, fleet: &Fleet) -> Vec<Node> {
+    let flip = fleet.hosts.iter().map(|t| {
+        (
+            t.name.clone(),
+            HostScript::new(switch::flip(&t.deploy_path), QUICK),
+        )
+    });
+    let mut nodes = vec![phase(Phase::Flip, flip.collect())];
+    if let Some(reload) = loaded.inventory.php_fpm.reload_command() {
+        let hosts = fleet.hosts.iter().map(|t| {
+            (
+                t.name.clone(),
+                HostScript::new(switch::reload(reload), QUICK),
+            )
+        });
+        nodes.push(phase(Phase::Reload, hosts.collect()));
+    }
+    nodes
+}
+
+/// The steps of `hook` (recipe first, then the inventory's own), per host.
+fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
+    let inv = &i.loaded.inventory;
+    let all: Vec<&Step> = i
+        .loaded
+        .recipe
+        .hooks
+        .steps(hook)
+        .iter()
+        .chain(inv.hooks.steps(hook))
+        .collect();
+    if all.is_empty() {
+        return None;
+    }
+    let primary = i.fleet.primary().name.clone();
+    let steps = all
+        .iter()
+        .map(|s| StepInfo {
+            name: s.name.clone(),
+            scope: if s.once {
+                Scope::Once(primary.clone())
+            } else if !s.roles.is_empty() {
+                Scope::Roles(s.roles.clone())
+            } else {
+                Scope::Every
+            },
+        })
+        .collect();
+    let mut hosts = IndexMap::new();
+    for target in &i.fleet.hosts {
+        let mine: Vec<&Step> = all
+            .iter()
+            .copied()
+            .filter(|s| !s.once || i.fleet.is_primary(target))
+            .filter(|s| s.roles.is_empty() || s.roles.iter().any(|r| target.roles.contains(r)))
+            .collect();
+        let env = StepEnv {
+            host: &target.name,
+            release,
+            revision: &i.commit,
+            vars: target
+                .vars
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        };
+        if let Some(script) = steps::script(&target.deploy_path, &mine, &env) {
+            let timeout = mine
+                .iter()
+                .map(|s| Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout)))
+                .sum();
+            let names = mine.iter().map(|s| s.name.clone()).collect();
+            hosts.insert(
+                target.name.clone(),
+                HostScript {
+                    steps: names,
+                    ..HostScript::new(script, timeout)
+                },
+            );
+        }
+    }
+    let phase = match hook {
+        Hook::Build => Phase::Build,
+        Hook::BeforeFlip => Phase::BeforeFlip,
+        Hook::AfterFlip => Phase::AfterFlip,
+        Hook::AfterRollback => Phase::AfterRollback,
+    };
+    Some(Node::Phase(PhaseNode {
+        phase,
+        steps,
+        hosts,
+    }))
+}
+
+fn undo(
+    loaded: &LoadedInventory,
+    fleet: &Fleet,
+    snapshots: &IndexMap<String, Snapshot>,
+) -> IndexMap<String, HostScript> {
+    let reload = loaded.inventory.php_fpm.reload_command();
+    fleet
+        .hosts
+        .iter()
+        .map(|t| {
+            let previous = snapshots.get(&t.name).and_then(Snapshot::current);
+            (
+                t.name.clone(),
+                HostScript::new(switch::undo(&t.deploy_path, previous, reload), QUICK),
+            )
+        })
+        .collect()
+}
+
+fn before(snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, Option<ReleaseId>> {
+    snapshots
+        .iter()
+        .map(|(name, s)| (name.clone(), s.current()))
+        .collect()
+}
+
+/// One line of revisions.log: time, what, release, commit, who.
+fn log_line(what: &str, release: ReleaseId, commit: &str, owner: &LockOwner) -> String {
+    let commit = if commit.is_empty() { "-" } else { commit };
+    let at = owner.since.strftime("%Y-%m-%dT%H:%M:%SZ");
+    format!(
+        "{at}\t{what}\t{release}\t{commit}\t{}@{}",
+        owner.user, owner.machine
+    )
+}

@@ -1,0 +1,99 @@
+//! The plan: every phase of a run, every host's exact script, the gates
+//! between them, and what runs if something fails. Built completely before
+//! any host is touched; `cutover plan` prints it.
+
+mod build;
+mod render;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::event::{CommandKind, Phase};
+use crate::release::ReleaseId;
+use crate::shell::Script;
+
+pub use build::{DeployInputs, RollbackInputs, deploy, rollback};
+
+/// Which hosts a step runs on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every selected host.
+    Every,
+    /// The primary host only.
+    Once(String),
+    /// Hosts with one of these roles.
+    Roles(Vec<String>),
+}
+
+/// A step inside a phase, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepInfo {
+    pub name: String,
+    pub scope: Scope,
+}
+
+/// One host's part of a phase: one script, one round trip.
+#[derive(Clone, Debug)]
+pub struct HostScript {
+    pub script: Script,
+    pub timeout: Duration,
+    /// The names of the steps in the script, in order (for failures).
+    pub steps: Vec<String>,
+    /// Whether the upload payload is fed to the script's stdin.
+    pub upload: bool,
+}
+
+impl HostScript {
+    pub fn new(script: Script, timeout: Duration) -> Self {
+        Self {
+            script,
+            timeout,
+            steps: Vec::new(),
+            upload: false,
+        }
+    }
+}
+
+/// A phase: the same kind of work on some hosts, concurrently.
+#[derive(Clone, Debug)]
+pub struct PhaseNode {
+    pub phase: Phase,
+    pub steps: Vec<StepInfo>,
+    pub hosts: IndexMap<String, HostScript>,
+}
+
+/// A node of the plan.
+#[derive(Clone, Debug)]
+pub enum Node {
+    Phase(PhaseNode),
+    /// Every host must have passed every phase before it.
+    Gate(&'static str),
+}
+
+/// A whole run, ready to execute.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub command: CommandKind,
+    pub application: String,
+    /// The release this run switches to.
+    pub release: ReleaseId,
+    pub commit: String,
+    pub nodes: Vec<Node>,
+    /// On a failure before any switch: per host, undo this run's work.
+    pub abort: IndexMap<String, HostScript>,
+    /// On a failure after switching began: per host, back to where it was.
+    pub undo: IndexMap<String, HostScript>,
+    /// Per host, the release `current` pointed to before the run.
+    pub before: IndexMap<String, Option<ReleaseId>>,
+    /// The tar stream of an upload delivery.
+    pub payload: Option<Arc<[u8]>>,
+}
+
+impl Plan {
+    /// The plan as text for people, secrets masked.
+    pub fn render(&self) -> String {
+        render::text(self)
+    }
+}

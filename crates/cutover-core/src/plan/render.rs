@@ -1,0 +1,61 @@
+//! The plan as text: phases in order, gates, and each host's exact script
+//! (hosts with the same script are shown once).
+
+use std::fmt::Write;
+
+use indexmap::IndexMap;
+
+use super::{HostScript, Node, Plan, Scope};
+
+pub(super) fn text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:?} of {}: release {}, commit {}",
+        plan.command, plan.application, plan.release, plan.commit
+    );
+    let mut n = 0;
+    for node in &plan.nodes {
+        match node {
+            Node::Gate(name) => {
+                let _ = writeln!(out, "\n== gate: {name} ==");
+            }
+            Node::Phase(p) => {
+                n += 1;
+                let _ = writeln!(out, "\n[{n}] {}", p.phase);
+                for step in &p.steps {
+                    let scope = match &step.scope {
+                        Scope::Every => "every host".to_owned(),
+                        Scope::Once(host) => format!("once, on {host}"),
+                        Scope::Roles(roles) => format!("roles {}", roles.join(", ")),
+                    };
+                    let _ = writeln!(out, "  step `{}` ({scope})", step.name);
+                }
+                scripts(&mut out, &p.hosts);
+            }
+        }
+    }
+    let _ = writeln!(out, "\n[on failure before the switch]");
+    scripts(&mut out, &plan.abort);
+    let _ = writeln!(out, "\n[on failure after switching began]");
+    scripts(&mut out, &plan.undo);
+    out
+}
+
+/// Each distinct script once, under the hosts that run it.
+fn scripts(out: &mut String, hosts: &IndexMap<String, HostScript>) {
+    let mut groups: Vec<(Vec<&str>, String)> = Vec::new();
+    for (host, script) in hosts {
+        let text = script.script.render_masked();
+        match groups.iter_mut().find(|(_, t)| *t == text) {
+            Some((names, _)) => names.push(host),
+            None => groups.push((vec![host], text)),
+        }
+    }
+    for (names, text) in groups {
+        let _ = writeln!(out, "  on {}:", names.join(", "));
+        for line in text.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+}

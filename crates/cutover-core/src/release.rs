@@ -1,0 +1,148 @@
+//! Release ids: the UTC timestamp `YYYYMMDDHHMMSS` that names a release
+//! directory, chosen once per run and the same on every host.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+/// The name of one release directory under `releases/`.
+///
+/// Ids compare in time order because they are fixed-width digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ReleaseId(u64);
+
+/// A directory name that is not a release id.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{0}` is not a release id (expected 14 digits, YYYYMMDDHHMMSS)")]
+pub struct NotAReleaseId(pub String);
+
+impl ReleaseId {
+    /// The id for an instant, in UTC.
+    pub fn at(instant: Timestamp) -> Self {
+        let dt = instant.to_zoned(TimeZone::UTC).datetime();
+        let digits = format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second()
+        );
+        Self(digits.parse().unwrap_or_default())
+    }
+
+    /// Chooses a new id for a run starting at `now`: the id of `now`, or, if
+    /// any host already has that id or a later one, the next free second
+    /// after the newest existing one. Two runs in one second thus never
+    /// share an id, and no id on any host is ever reused.
+    pub fn choose<'a>(now: Timestamp, existing: impl IntoIterator<Item = &'a ReleaseId>) -> Self {
+        let candidate = Self::at(now);
+        match existing.into_iter().max() {
+            Some(newest) if *newest >= candidate => newest.next(),
+            _ => candidate,
+        }
+    }
+
+    /// The id one second later.
+    pub fn next(self) -> Self {
+        match self.timestamp() {
+            Some(ts) => Self::at(ts + jiff::SignedDuration::from_secs(1)),
+            None => Self(self.0 + 1),
+        }
+    }
+
+    fn timestamp(self) -> Option<Timestamp> {
+        let s = self.to_string();
+        let dt = jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", &s).ok()?;
+        dt.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp())
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:014}", self.0)
+    }
+}
+
+impl FromStr for ReleaseId {
+    type Err = NotAReleaseId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit());
+        let not = || NotAReleaseId(s.to_owned());
+        if !valid {
+            return Err(not());
+        }
+        jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", s).map_err(|_| not())?;
+        s.parse().map(Self).map_err(|_| not())
+    }
+}
+
+impl TryFrom<String> for ReleaseId {
+    type Error = NotAReleaseId;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl From<ReleaseId> for String {
+    fn from(id: ReleaseId) -> Self {
+        id.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ReleaseId {
+        s.parse().expect("valid id")
+    }
+
+    #[test]
+    fn formats_utc_timestamp() {
+        let ts: Timestamp = "2026-11-23T14:30:12Z".parse().expect("timestamp");
+        assert_eq!(ReleaseId::at(ts).to_string(), "20261123143012");
+    }
+
+    #[test]
+    fn orders_by_time() {
+        assert!(id("20261123120433") < id("20261123143012"));
+        assert!(id("20251231235959") < id("20260101000000"));
+    }
+
+    #[test]
+    fn rejects_names_that_are_not_ids() {
+        for name in [
+            "current",
+            "2026112314301",
+            "20261323143012",
+            "2026112314301x",
+            "",
+        ] {
+            assert!(name.parse::<ReleaseId>().is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn next_rolls_over_minutes_and_days() {
+        assert_eq!(id("20261123235959").next(), id("20261124000000"));
+    }
+
+    #[test]
+    fn choose_never_reuses_an_existing_id() {
+        let now: Timestamp = "2026-11-23T14:30:12Z".parse().expect("timestamp");
+        let taken = [id("20261123143012")];
+        assert_eq!(ReleaseId::choose(now, &taken), id("20261123143013"));
+        let older = [id("20261123120000")];
+        assert_eq!(ReleaseId::choose(now, &older), id("20261123143012"));
+        let future = [id("20261123150000")];
+        assert_eq!(ReleaseId::choose(now, &future), id("20261123150001"));
+    }
+}

@@ -1,0 +1,94 @@
+//! The prepare phase: create the release directory, put the code in it
+//! (git archive from the host's mirror, or a tar stream from here), write
+//! REVISION, and link the shared files and directories into it.
+//!
+//! One command per line: under `set -e` a failure inside `a && b` does not
+//! stop the script, so chains are avoided.
+
+use crate::release::ReleaseId;
+use crate::shell::{Script, Sh};
+
+use super::script_in;
+
+/// How the code reaches the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// The host fetches `repository` into its bare mirror `$d/repo`.
+    Git { repository: String },
+    /// The code arrives as a tar stream on the script's stdin.
+    Upload,
+}
+
+/// What to prepare.
+#[derive(Clone, Copy, Debug)]
+pub struct Prepare<'a> {
+    pub release: ReleaseId,
+    pub commit: &'a str,
+    pub delivery: &'a Delivery,
+    pub shared_dirs: &'a [String],
+    pub shared_files: &'a [String],
+}
+
+/// The prepare script.
+pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
+    let mut s = script_in(deploy_path);
+    s.push(Sh::assign("r", p.release.to_string()));
+    s.push(Sh::assign("commit", p.commit));
+    s.line(r#"rel="$d/releases/$r""#);
+    s.line(r#"mkdir -p "$d/releases" "$d/shared""#);
+    s.line(
+        r#"if [ -e "$rel" ]; then echo "release $r already exists on this host" >&2; exit 1; fi"#,
+    );
+    s.line(r#"mkdir "$rel""#);
+    match p.delivery {
+        Delivery::Git { repository } => {
+            s.push(Sh::assign("url", repository));
+            s.line(r#"if [ -d "$d/repo" ]; then"#);
+            s.line(r#"git -C "$d/repo" remote set-url origin "$url""#);
+            s.line(r#"git -C "$d/repo" remote update --prune >/dev/null"#);
+            s.line("else");
+            s.line(r#"git clone --mirror --quiet "$url" "$d/repo""#);
+            s.line("fi");
+            s.line(r#"git -C "$d/repo" archive --format=tar -o "$rel.tar" "$commit""#);
+            s.line(r#"tar -x -f "$rel.tar" -C "$rel""#);
+            s.line(r#"rm -f "$rel.tar""#);
+        }
+        Delivery::Upload => {
+            s.line(r#"tar -x -f - -C "$rel""#);
+        }
+    }
+    s.line(r#"printf '%s\n' "$commit" > "$rel/REVISION""#);
+    for dir in p.shared_dirs {
+        s.push(Sh::assign("p", dir));
+        s.line(r#"mkdir -p "$d/shared/$p" "$(dirname "$rel/$p")""#);
+        s.line(r#"rm -rf "$rel/$p""#);
+        s.line(r#"ln -s "$d/shared/$p" "$rel/$p""#);
+    }
+    for file in p.shared_files {
+        s.push(Sh::assign("p", file));
+        s.line(r#"mkdir -p "$(dirname "$rel/$p")""#);
+        s.line(r#"rm -rf "$rel/$p""#);
+        s.line(r#"ln -s "$d/shared/$p" "$rel/$p""#);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_delivery_script_is_exact() {
+        let delivery = Delivery::Git {
+            repository: "git@example.com:shop/app.git".into(),
+        };
+        let p = Prepare {
+            release: "20261123143012".parse().expect("id"),
+            commit: "0123456789abcdef0123456789abcdef01234567",
+            delivery: &delivery,
+            shared_dirs: &["storage".into()],
+            shared_files: &[".env".into()],
+        };
+        insta::assert_snapshot!(script("/var/www/shop", &p).render());
+    }
+}

@@ -1,0 +1,128 @@
+//! The read-only probe of preflight and status: what a host has on disk.
+//! It prints one `key value` line per fact; [`Snapshot::parse`] reads them.
+
+use crate::release::ReleaseId;
+use crate::shell::{Script, Sh};
+
+use super::script_in;
+
+/// What the probe needs to check besides the layout.
+#[derive(Clone, Debug, Default)]
+pub struct ProbeRequest<'a> {
+    /// Programs the deploy will run (`git`, `tar`).
+    pub tools: Vec<&'static str>,
+    /// Shared files that must exist before a deploy links them.
+    pub shared_files: &'a [String],
+}
+
+/// The probe script.
+pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
+    let mut s = script_in(deploy_path);
+    s.line(r#"if [ -d "$d" ]; then echo "exists 1"; else echo "exists 0"; fi"#);
+    s.line(r#"p="$d"; while [ ! -e "$p" ]; do p=$(dirname "$p"); done"#);
+    s.line(r#"if [ -w "$p" ]; then echo "writable 1"; else echo "writable 0"; fi"#);
+    s.line(r#"echo "free-kb $(df -Pk "$p" | awk 'NR==2 {print $4}')""#);
+    s.line(r#"if [ -L "$d/current" ]; then echo "current $(readlink "$d/current")"; fi"#);
+    s.line(r#"if [ -f "$d/current/REVISION" ]; then echo "revision $(head -n 1 "$d/current/REVISION")"; fi"#);
+    s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -d "$r" ]; then echo "release ${r##*/}"; fi; done; fi"#);
+    s.line(r#"if [ -d "$d/.cutover/lock" ]; then echo "lock $(cat "$d/.cutover/lock/owner" 2>/dev/null || echo '{}')"; fi"#);
+    for tool in &request.tools {
+        s.push(Sh::assign("t", tool));
+        s.line(r#"command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t""#);
+    }
+    for file in request.shared_files {
+        s.push(Sh::assign("f", file));
+        s.line(r#"[ -e "$d/shared/$f" ] || echo "missing-shared $f""#);
+    }
+    s
+}
+
+/// A host's state as the probe saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub deploy_path_exists: bool,
+    pub writable: bool,
+    pub free_kb: Option<u64>,
+    /// The target of `current`, as written (`releases/<id>`).
+    pub current_target: Option<String>,
+    /// The commit in the current release's REVISION.
+    pub revision: Option<String>,
+    /// Release ids on disk, oldest first. Names that are not ids are left out.
+    pub releases: Vec<ReleaseId>,
+    /// The lock owner, when the lock is held.
+    pub lock: Option<serde_json::Value>,
+    pub missing_tools: Vec<String>,
+    pub missing_shared: Vec<String>,
+}
+
+impl Snapshot {
+    /// Reads the probe's output.
+    pub fn parse(stdout: &str) -> Self {
+        let mut snap = Self::default();
+        for line in stdout.lines() {
+            let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+            match key {
+                "exists" => snap.deploy_path_exists = value == "1",
+                "writable" => snap.writable = value == "1",
+                "free-kb" => snap.free_kb = value.trim().parse().ok(),
+                "current" => snap.current_target = Some(value.to_owned()),
+                "revision" => snap.revision = Some(value.to_owned()),
+                "release" => snap.releases.extend(value.parse::<ReleaseId>().ok()),
+                "lock" => {
+                    snap.lock = Some(
+                        serde_json::from_str(value)
+                            .unwrap_or(serde_json::Value::String(value.into())),
+                    )
+                }
+                "missing-tool" => snap.missing_tools.push(value.to_owned()),
+                "missing-shared" => snap.missing_shared.push(value.to_owned()),
+                _ => {}
+            }
+        }
+        snap.releases.sort();
+        snap
+    }
+
+    /// The release `current` points to, when it points into `releases/`.
+    pub fn current(&self) -> Option<ReleaseId> {
+        let target = self.current_target.as_deref()?;
+        let name = target.trim_end_matches('/').rsplit('/').next()?;
+        name.parse().ok()
+    }
+
+    /// The newest release older than `current` (the rollback target).
+    pub fn previous(&self) -> Option<ReleaseId> {
+        let current = self.current()?;
+        self.releases.iter().rev().find(|r| **r < current).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_deployed_host() {
+        let out = "exists 1\nwritable 1\nfree-kb 1024\ncurrent releases/20261123143012\n\
+                   revision abc123\nrelease 20261123120433\nrelease 20261123143012\nrelease junk\n";
+        let snap = Snapshot::parse(out);
+        assert!(snap.deploy_path_exists);
+        assert_eq!(snap.free_kb, Some(1024));
+        assert_eq!(
+            snap.current().map(|r| r.to_string()).as_deref(),
+            Some("20261123143012")
+        );
+        assert_eq!(
+            snap.previous().map(|r| r.to_string()).as_deref(),
+            Some("20261123120433")
+        );
+        assert_eq!(snap.releases.len(), 2);
+        assert_eq!(snap.lock, None);
+    }
+
+    #[test]
+    fn parses_a_lock_owner() {
+        let snap = Snapshot::parse("exists 1\nlock {\"user\":\"ana\"}\n");
+        assert_eq!(snap.lock, Some(serde_json::json!({"user": "ana"})));
+    }
+}

@@ -1,0 +1,98 @@
+//! A hook's steps for one host, as one script: each step in a subshell in
+//! the release directory, with the run's variables exported, skipped when its
+//! `when` does not hold. Before each step the script prints
+//! `@@cutover-step <index>`, so a failure names its step.
+
+use crate::config::Step;
+use crate::release::ReleaseId;
+use crate::shell::{Script, Sh, is_identifier};
+
+use super::script_in;
+
+/// The marker printed before each step.
+pub const STEP_MARKER: &str = "@@cutover-step ";
+
+/// The variables every step sees.
+#[derive(Clone, Debug)]
+pub struct StepEnv<'a> {
+    pub host: &'a str,
+    pub release: ReleaseId,
+    pub revision: &'a str,
+    pub vars: Vec<(&'a str, &'a str)>,
+}
+
+/// The script for `steps` (already filtered for this host), or `None` when
+/// there is nothing to run here.
+pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<Script> {
+    if steps.is_empty() {
+        return None;
+    }
+    let mut s = script_in(deploy_path);
+    s.push(Sh::assign("r", env.release.to_string()));
+    s.line(r#"rel="$d/releases/$r""#);
+    s.line(r#"export CUTOVER_RELEASE="$r" CUTOVER_RELEASE_PATH="$rel" CUTOVER_DEPLOY_PATH="$d" CUTOVER_SHARED_PATH="$d/shared""#);
+    s.push(Sh::new("export").then(Sh::assign("CUTOVER_REVISION", env.revision)));
+    s.push(Sh::new("export").then(Sh::assign("CUTOVER_HOST", env.host)));
+    for (name, value) in &env.vars {
+        if is_identifier(name) {
+            s.push(Sh::new("export").then(Sh::assign(*name, value)));
+        }
+    }
+    for (index, step) in steps.iter().enumerate() {
+        s.push(Sh::new("echo").arg(format!("{STEP_MARKER}{index}")));
+        if let Some(when) = &step.when {
+            s.push(Sh::assign("w", &when.exists));
+            s.line(r#"if [ -e "$rel/$w" ]; then"#);
+        }
+        s.line(r#"( cd "$rel""#);
+        s.push(Sh::user_shell(step.run.value.trim()));
+        s.line(")");
+        if step.when.is_some() {
+            s.line("fi");
+        }
+    }
+    Some(s)
+}
+
+/// The index of the step that was running when the script stopped.
+pub fn last_step(stdout: &str) -> Option<usize> {
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(STEP_MARKER))
+        .and_then(|i| i.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(yaml: &str) -> Step {
+        serde_saphyr::from_str(yaml).expect("step")
+    }
+
+    #[test]
+    fn renders_steps_with_env_and_conditions() {
+        let composer = step(
+            "name: composer\nrun: composer install --no-dev\nwhen: { exists: composer.json }\n",
+        );
+        let optimize = step("name: optimize\nrun: php artisan optimize\n");
+        let env = StepEnv {
+            host: "web 1",
+            release: "20261123143012".parse().expect("id"),
+            revision: "abc",
+            vars: vec![("APP_ENV", "prod uction"), ("bad name", "x")],
+        };
+        let script = script("/var/www/shop", &[&composer, &optimize], &env).expect("steps");
+        insta::assert_snapshot!(script.render());
+    }
+
+    #[test]
+    fn finds_the_failing_step() {
+        assert_eq!(
+            last_step("@@cutover-step 0\nok\n@@cutover-step 1\nboom\n"),
+            Some(1)
+        );
+        assert_eq!(last_step("nothing"), None);
+    }
+}

@@ -1,0 +1,81 @@
+//! Switching `current`: stage `current-tmp`, rename it over `current` in one
+//! `rename(2)`, reload PHP-FPM; and the undo that puts a host back.
+//!
+//! `current` is never the target of `ln -sfn`: that unlinks and recreates it,
+//! leaving a moment with no `current` at all.
+
+use crate::release::ReleaseId;
+use crate::shell::{Script, Sh};
+
+use super::script_in;
+
+/// The atomic rename of `current-tmp` over `current`. GNU `mv -T` on Linux
+/// hosts; BSD `mv -h` for a local host on macOS.
+const RENAME: &str = r#"if mv --version >/dev/null 2>&1; then mv -T "$d/current-tmp" "$d/current"; else mv -fh "$d/current-tmp" "$d/current"; fi"#;
+
+/// Points `current-tmp` at the release and runs the PHP-FPM config test, so
+/// a host whose FPM config is broken fails before any host switches.
+pub fn stage(deploy_path: &str, release: ReleaseId, config_test: Option<&str>) -> Script {
+    let mut s = script_in(deploy_path);
+    s.push(Sh::assign("r", release.to_string()));
+    s.line(r#"if [ ! -d "$d/releases/$r" ]; then echo "release $r is not on this host" >&2; exit 1; fi"#);
+    s.line(r#"ln -sfn "releases/$r" "$d/current-tmp""#);
+    if let Some(test) = config_test {
+        s.push(Sh::user_shell(test));
+    }
+    s
+}
+
+/// Renames the staged `current-tmp` over `current`.
+pub fn flip(deploy_path: &str) -> Script {
+    let mut s = script_in(deploy_path);
+    s.line(r#"if [ ! -L "$d/current-tmp" ]; then echo "nothing staged: $d/current-tmp is missing" >&2; exit 1; fi"#);
+    s.line(RENAME);
+    s
+}
+
+/// The graceful reload (never a restart).
+pub fn reload(reload: &str) -> Script {
+    let mut s = Script::new();
+    s.push(Sh::user_shell(reload));
+    s
+}
+
+/// Puts a host back on `previous` (or removes `current` when the host had
+/// none before), then reloads.
+pub fn undo(deploy_path: &str, previous: Option<ReleaseId>, reload: Option<&str>) -> Script {
+    let mut s = script_in(deploy_path);
+    match previous {
+        Some(previous) => {
+            s.push(Sh::assign("r", previous.to_string()));
+            s.line(r#"ln -sfn "releases/$r" "$d/current-tmp""#);
+            s.line(RENAME);
+        }
+        None => {
+            s.line(r#"rm -f "$d/current" "$d/current-tmp""#);
+        }
+    }
+    if let Some(reload) = reload {
+        s.push(Sh::user_shell(reload));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_and_flip_never_link_onto_current() {
+        let id = "20261123143012".parse().expect("id");
+        let stage = stage("/srv/app", id, Some("php-fpm8.3 -t")).render();
+        let flip = flip("/srv/app").render();
+        insta::assert_snapshot!(format!("{stage}---\n{flip}"));
+        assert!(stage.contains(r#"ln -sfn "releases/$r" "$d/current-tmp""#));
+        assert!(!stage.contains(
+            r#""$d/current"
+"#
+        ));
+        assert!(!flip.contains("ln "));
+    }
+}

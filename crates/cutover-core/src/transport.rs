@@ -1,0 +1,110 @@
+//! The seam between the engine and a host: run one script, get its output.
+//!
+//! The engine knows hosts only through [`Transport`]. This crate ships the
+//! local transport (a host is a directory); `cutover-ssh` implements the same
+//! trait over OpenSSH.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::fleet::Target;
+
+/// One round trip: a script for `sh`, optional bytes for its stdin, a limit.
+#[derive(Clone)]
+pub struct RemoteCommand {
+    pub script: String,
+    pub stdin: Option<Arc<[u8]>>,
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for RemoteCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteCommand")
+            .field("script", &self.script)
+            .field("stdin_bytes", &self.stdin.as_ref().map(|s| s.len()))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// What a script did. `exit_code` is `None` when it was killed by a signal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+/// Why a host could not run a script at all (as opposed to a script that ran
+/// and failed, which is an [`Output`] with a non-zero exit code).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TransportError {
+    #[error("host unreachable: {detail}")]
+    Unreachable { detail: String },
+    #[error("authentication refused: {detail}")]
+    AuthenticationRefused { detail: String },
+    #[error("host key unknown: {detail}")]
+    HostKeyUnknown { detail: String },
+    #[error("host key changed: {detail}")]
+    HostKeyChanged { detail: String },
+    #[error("connection lost: {detail}")]
+    ConnectionLost { detail: String },
+    #[error("timed out after {}s", after.as_secs())]
+    TimedOut { after: Duration },
+    #[error("could not start the command: {detail}")]
+    Spawn { detail: String },
+    #[error("no transport for `{connection}` connections in this build")]
+    Unsupported { connection: String },
+}
+
+impl TransportError {
+    /// What the user can do about it, when known.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Unreachable { .. } => {
+                Some("check the address and port, and that sshd runs on the host")
+            }
+            Self::AuthenticationRefused { .. } => Some(
+                "check the user and that your key is loaded (ssh-add -l) or set `identity_file`",
+            ),
+            Self::HostKeyUnknown { .. } => Some(
+                "connect once with `ssh` and verify the key, add it to known_hosts (ssh-keyscan), \
+                 or set `host_key_checking: accept-new` for this host",
+            ),
+            Self::HostKeyChanged { .. } => Some(
+                "the host's key differs from known_hosts: if the host was rebuilt, remove the old \
+                 key with `ssh-keygen -R <host>`; otherwise treat it as an attack",
+            ),
+            Self::TimedOut { .. } => {
+                Some("raise the step's `timeout` or `step_timeout` if the work is slow")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An open connection to one host.
+pub trait Transport: Send + Sync + fmt::Debug {
+    /// Runs one script in one round trip.
+    fn run(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Output, TransportError>>;
+
+    /// Closes the connection; called once at the end of a run.
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// Opens connections to hosts.
+pub trait Connector: Send + Sync {
+    fn connect<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>>;
+}

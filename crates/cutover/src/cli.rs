@@ -1,0 +1,92 @@
+//! The command line: commands, flags, and where the inventory is found.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Agentless, atomic, fleet-wide deploys of PHP applications over SSH.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// The inventory file [default: cutover.yaml, then inventory.yaml]
+    #[arg(short, long, global = true, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// Only these hosts (comma-separated names)
+    #[arg(long, global = true, value_delimiter = ',', value_name = "NAMES")]
+    pub hosts: Vec<String>,
+
+    /// Only hosts with one of these roles (comma-separated)
+    #[arg(long, global = true, value_delimiter = ',', value_name = "ROLES")]
+    pub roles: Vec<String>,
+
+    /// Print one JSON object per event on stdout, the last one a summary
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// How progress is drawn on stderr
+    #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a new release on every host, then switch them all at once
+    Deploy {
+        /// A branch, tag or commit to deploy instead of the inventory's
+        #[arg(long)]
+        revision: Option<String>,
+    },
+    /// Switch every host back to the previous release (or --to a release)
+    Rollback {
+        /// The release id to go back to
+        #[arg(long, value_name = "RELEASE")]
+        to: Option<String>,
+    },
+    /// Show each host's current release, releases on disk and lock
+    Status,
+    /// Print every command a deploy (or rollback) would run, touching nothing
+    Plan {
+        /// Plan a rollback instead of a deploy
+        #[arg(long)]
+        rollback: bool,
+        /// A branch, tag or commit to plan for
+        #[arg(long)]
+        revision: Option<String>,
+    },
+    /// Remove a deploy lock left by a run that died
+    Unlock,
+}
+
+/// Progress drawing on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// Bars when stderr is a terminal, plain lines otherwise
+    Auto,
+    /// Timestamped lines
+    Plain,
+    /// One bar per host
+    Fancy,
+}
+
+impl Cli {
+    /// The inventory to read: `--inventory`, or the first of the defaults
+    /// that exists.
+    pub fn inventory_path(&self) -> PathBuf {
+        if let Some(path) = &self.inventory {
+            return path.clone();
+        }
+        ["cutover.yaml", "inventory.yaml"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("cutover.yaml"))
+    }
+}

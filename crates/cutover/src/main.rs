@@ -1,0 +1,166 @@
+//! The `cutover` command: reads the inventory, runs a command on the fleet,
+//! draws progress, prints the summary, and exits with a documented code.
+
+// The binary is the one place that prints.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+mod connector;
+mod diagnostic;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cutover_core::config::load_inventory;
+use cutover_core::engine::{self, Context, DeployRequest, Interrupt, Report, RollbackRequest};
+use cutover_core::fleet::{Fleet, Selection};
+use cutover_core::release::ReleaseId;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let indicatif = tracing_indicatif::IndicatifLayer::new();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(indicatif.get_stderr_writer()))
+        .with(indicatif)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            report_error(&cli, &format!("failed to start the runtime: {e}"));
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(cli)))
+}
+
+async fn run(cli: Cli) -> u8 {
+    let path = cli.inventory_path();
+    let loaded = match load_inventory(&path) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            if cli.json {
+                print_json_error("config", &error.to_string());
+            } else {
+                eprintln!(
+                    "{:?}",
+                    miette::Report::new(diagnostic::ConfigDiagnostic::new(error))
+                );
+            }
+            return exit::BAD_INPUT;
+        }
+    };
+    let selection = Selection {
+        hosts: cli.hosts.clone(),
+        roles: cli.roles.clone(),
+    };
+    let fleet = match Fleet::select(&loaded, &selection) {
+        Ok(fleet) => fleet,
+        Err(error) => {
+            report_error(&cli, &error.to_string());
+            return exit::BAD_INPUT;
+        }
+    };
+    let rollback_to = match &cli.command {
+        Command::Rollback { to: Some(to) } => match to.parse::<ReleaseId>() {
+            Ok(id) => Some(id),
+            Err(error) => {
+                report_error(&cli, &error.to_string());
+                return exit::BAD_INPUT;
+            }
+        },
+        _ => None,
+    };
+    let events = output::sink(cli.json, cli.progress, &fleet.names());
+    let (raise, interrupt) = Interrupt::new();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = raise.send(true);
+        }
+    });
+    let connector = connector::Fleet::default();
+    let ctx = Context {
+        loaded: &loaded,
+        fleet: &fleet,
+        connector: &connector,
+        events: events.as_ref(),
+        interrupt: &interrupt,
+    };
+    let report = match &cli.command {
+        Command::Deploy { revision } => {
+            engine::deploy(
+                &ctx,
+                &DeployRequest {
+                    revision: revision.clone(),
+                },
+            )
+            .await
+        }
+        Command::Rollback { .. } => {
+            engine::rollback(&ctx, &RollbackRequest { to: rollback_to }).await
+        }
+        Command::Status => engine::status(&ctx).await,
+        Command::Unlock => engine::unlock(&ctx).await,
+        Command::Plan { rollback, revision } => {
+            let plan = if *rollback {
+                engine::plan_rollback(&ctx, &RollbackRequest::default()).await
+            } else {
+                engine::plan_deploy(
+                    &ctx,
+                    &DeployRequest {
+                        revision: revision.clone(),
+                    },
+                )
+                .await
+            };
+            match plan {
+                Ok(plan) => {
+                    if cli.json {
+                        print_json_plan(&plan);
+                    } else {
+                        print!("{}", plan.render());
+                    }
+                    return exit::DONE;
+                }
+                Err(report) => report,
+            }
+        }
+    };
+    finish(&cli, &report)
+}
+
+fn finish(cli: &Cli, report: &Report) -> u8 {
+    if !cli.json {
+        print!("{}", output::summary::text(report));
+    }
+    exit::code(report.summary.outcome)
+}
+
+fn report_error(cli: &Cli, message: &str) {
+    if cli.json {
+        print_json_error("input", message);
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
+fn print_json_error(kind: &str, message: &str) {
+    let line = serde_json::json!({"event": "error", "kind": kind, "message": message});
+    println!("{line}");
+}
+
+fn print_json_plan(plan: &cutover_core::plan::Plan) {
+    let line = serde_json::json!({"event": "plan", "release": plan.release, "commit": plan.commit, "text": plan.render()});
+    println!("{line}");
+}

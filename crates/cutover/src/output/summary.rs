@@ -1,0 +1,79 @@
+//! The final summary for people: what happened, where every host is, and for
+//! each failure its host, step, output and a hint.
+
+use std::fmt::Write;
+
+use cutover_core::engine::{HostFailure, Report};
+use cutover_core::event::{CommandKind, Outcome};
+
+/// The summary text.
+pub fn text(report: &Report) -> String {
+    let s = &report.summary;
+    let mut out = String::new();
+    let release = s
+        .release
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "-".into());
+    let headline = match (s.command, s.outcome) {
+        (CommandKind::Deploy, Outcome::Done) => {
+            format!("deployed release {release} to {} host(s)", s.hosts.len())
+        }
+        (CommandKind::Rollback, Outcome::Done) => {
+            format!("rolled back {} host(s) to release {release}", s.hosts.len())
+        }
+        (CommandKind::Unlock, Outcome::Done) => format!("unlocked {} host(s)", s.hosts.len()),
+        (CommandKind::Status, Outcome::Done) => {
+            format!("all {} host(s) on release {release}", s.hosts.len())
+        }
+        (CommandKind::Status, Outcome::Inconsistent) => {
+            "the hosts are on different releases".to_owned()
+        }
+        (_, Outcome::Failed) => {
+            "failed before any host switched: the fleet is unchanged".to_owned()
+        }
+        (_, Outcome::RolledBack) => {
+            "failed after switching began: every switched host was put back".to_owned()
+        }
+        (_, Outcome::Inconsistent) => {
+            "the fleet is left on different releases: see below".to_owned()
+        }
+        (_, Outcome::Locked) => "another run holds the lock: nothing was changed".to_owned(),
+        (_, Outcome::Done) => "done".to_owned(),
+    };
+    let _ = writeln!(out, "{headline}");
+    let width = s.hosts.keys().map(String::len).max().unwrap_or(4);
+    for (name, host) in &s.hosts {
+        let current = host.current.as_deref().unwrap_or("(none)");
+        let _ = write!(out, "  {name:width$}  {current:14}  {}", host.state);
+        if let Some(commit) = &host.commit {
+            let _ = write!(out, "  {}", commit.chars().take(12).collect::<String>());
+        }
+        if let Some(releases) = &host.releases {
+            let _ = write!(out, "  releases: {}", releases.len());
+        }
+        if let Some(lock) = host.lock.as_ref().filter(|l| !l.is_null()) {
+            let _ = write!(
+                out,
+                "  LOCKED by {}",
+                cutover_core::remote::lock::LockOwner::describe(lock)
+            );
+        }
+        out.push('\n');
+    }
+    for failure in &report.failures {
+        failure_text(&mut out, failure);
+    }
+    out
+}
+
+fn failure_text(out: &mut String, failure: &HostFailure) {
+    let _ = writeln!(out, "\nerror: {failure}");
+    if let Some(tail) = failure.output_tail() {
+        for line in tail.lines() {
+            let _ = writeln!(out, "  | {line}");
+        }
+    }
+    if let Some(hint) = failure.hint() {
+        let _ = writeln!(out, "hint: {hint}");
+    }
+}
