@@ -187,9 +187,28 @@ async fn undo(ctx: &Context<'_>, session: &Session, plan: &Plan, progress: Progr
             to,
         });
     }
-    let undone = outcome.ok();
     let mut progress = progress;
     progress.failures.extend(outcome.failures);
+    let reload = plan.nodes.iter().find_map(|n| match n {
+        Node::Phase(p) if p.phase == Phase::Reload => Some(p),
+        _ => None,
+    });
+    if let Some(reload) = reload {
+        let jobs = reload
+            .hosts
+            .iter()
+            .filter(|(h, _)| outcome.outputs.contains_key(*h))
+            .map(|(h, s)| (h.clone(), s.clone()))
+            .collect();
+        let reloaded = session
+            .run_phase(ctx, Phase::Reload, &jobs, None, false)
+            .await;
+        for failure in reloaded.failures {
+            progress.warnings.push(format!(
+                "{failure}: the host is back on its release but PHP-FPM was not reloaded"
+            ));
+        }
+    }
     let jobs = plan
         .abort
         .iter()
@@ -204,22 +223,13 @@ async fn undo(ctx: &Context<'_>, session: &Session, plan: &Plan, progress: Progr
             "{failure}: clean up by hand or run `cutover unlock`"
         ));
     }
-    finish(
-        ctx,
-        session,
-        plan,
-        progress,
-        if undone {
-            Outcome::RolledBack
-        } else {
-            Outcome::Inconsistent
-        },
-    )
-    .await
+    // Whether every host is back is read from the hosts, in `finish`.
+    finish(ctx, session, plan, progress, Outcome::RolledBack).await
 }
 
 /// Builds, emits and returns the summary. After a failure that reached the
-/// switch, each host's `current` is read again rather than assumed.
+/// switch, each host's `current` is read again rather than assumed, and the
+/// outcome is `RolledBack` only if every host is back where it was.
 async fn finish(
     ctx: &Context<'_>,
     session: &Session,

@@ -108,7 +108,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         commit: i.commit.clone(),
         nodes,
         abort: every(&|t| HostScript::new(wrapup::abort(&t.deploy_path, i.release), QUICK)),
-        undo: undo(i.loaded, i.fleet, i.snapshots),
+        undo: undo(i.fleet, i.snapshots),
         before: before(i.snapshots),
         payload: i.payload.clone(),
     }
@@ -166,7 +166,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         commit,
         nodes,
         abort: every(&|t| HostScript::new(lock::release(&t.deploy_path), QUICK)),
-        undo: undo(i.loaded, i.fleet, i.snapshots),
+        undo: undo(i.fleet, i.snapshots),
         before: before(i.snapshots),
         payload: None,
     }
@@ -275,12 +275,7 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
     }))
 }
 
-fn undo(
-    loaded: &LoadedInventory,
-    fleet: &Fleet,
-    snapshots: &IndexMap<String, Snapshot>,
-) -> IndexMap<String, HostScript> {
-    let reload = loaded.inventory.php_fpm.reload_command();
+fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, HostScript> {
     fleet
         .hosts
         .iter()
@@ -288,7 +283,7 @@ fn undo(
             let previous = snapshots.get(&t.name).and_then(Snapshot::current);
             (
                 t.name.clone(),
-                HostScript::new(switch::undo(&t.deploy_path, previous, reload), QUICK),
+                HostScript::new(switch::undo(&t.deploy_path, previous), QUICK),
             )
         })
         .collect()

@@ -42,8 +42,8 @@ pub fn reload(reload: &str) -> Script {
 }
 
 /// Puts a host back on `previous` (or removes `current` when the host had
-/// none before), then reloads.
-pub fn undo(deploy_path: &str, previous: Option<ReleaseId>, reload: Option<&str>) -> Script {
+/// none before). The reload after it is the plan's reload phase.
+pub fn undo(deploy_path: &str, previous: Option<ReleaseId>) -> Script {
     let mut s = script_in(deploy_path);
     match previous {
         Some(previous) => {
@@ -54,9 +54,6 @@ pub fn undo(deploy_path: &str, previous: Option<ReleaseId>, reload: Option<&str>
         None => {
             s.line(r#"rm -f "$d/current" "$d/current-tmp""#);
         }
-    }
-    if let Some(reload) = reload {
-        s.push(Sh::user_shell(reload));
     }
     s
 }

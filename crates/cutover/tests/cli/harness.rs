@@ -1,0 +1,128 @@
+//! A throwaway project with an inventory of local hosts, and ways to run
+//! `cutover` in it and look at what each host has on disk.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// The hosts every project starts with.
+pub const HOSTS: [&str; 3] = ["web1", "web2", "web3"];
+
+/// A temporary project: an app, an inventory, three local hosts.
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A project whose inventory has `extra` appended (hooks, php_fpm, ...).
+    pub fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = dir.path().join("app/public");
+        std::fs::create_dir_all(&app).expect("app dir");
+        std::fs::write(app.join("index.php"), "<?php echo 'v1';\n").expect("index.php");
+        let project = Self { dir };
+        project.write_inventory(extra);
+        project
+    }
+
+    pub fn write_inventory(&self, extra: &str) {
+        let hosts: String = HOSTS
+            .iter()
+            .map(|h| format!("  - name: {h}\n    address: hosts/{h}\n"))
+            .collect();
+        let text = format!(
+            "application: shop\ndeploy_path: /srv/shop\nkeep_releases: 3\nsource: app\n\
+             shared:\n  dirs: [storage]\nrecipe: php\nphp_fpm:\n  reload: none\n  config_test: none\n\
+             defaults:\n  connection: local\nhosts:\n{hosts}{extra}"
+        );
+        self.write("cutover.yaml", &text);
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        let path = self.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("parent dir");
+        }
+        std::fs::write(path, text).expect("write");
+    }
+
+    /// `cutover <args>` in the project, plain progress.
+    pub fn cutover(&self, args: &[&str]) -> Output {
+        Command::cargo_bin("cutover")
+            .expect("binary")
+            .current_dir(self.path())
+            .args(args)
+            .arg("--progress=plain")
+            .output()
+            .expect("cutover runs")
+    }
+
+    /// `cutover <args> --json`, its events parsed.
+    pub fn cutover_json(&self, args: &[&str]) -> (Option<i32>, Vec<Value>) {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.cutover(&all);
+        let events = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        (out.status.code(), events)
+    }
+
+    /// A host's deploy path.
+    pub fn deploy_path(&self, host: &str) -> PathBuf {
+        self.path().join("hosts").join(host).join("srv/shop")
+    }
+
+    /// The release `current` points to on a host.
+    pub fn current(&self, host: &str) -> Option<String> {
+        let link = std::fs::read_link(self.deploy_path(host).join("current")).ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    }
+
+    /// The release directories on a host, sorted.
+    pub fn releases(&self, host: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.deploy_path(host).join("releases")) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn locked(&self, host: &str) -> bool {
+        self.deploy_path(host).join(".cutover/lock").exists()
+    }
+
+    /// What the host would serve: its current release's index.php.
+    pub fn served(&self, host: &str) -> String {
+        std::fs::read_to_string(self.deploy_path(host).join("current/public/index.php"))
+            .unwrap_or_default()
+    }
+}
+
+/// The summary event (the last line of `--json`).
+pub fn summary(events: &[Value]) -> &Value {
+    let last = events.last().expect("at least one event");
+    assert_eq!(
+        last["event"], "summary",
+        "last event is the summary: {last}"
+    );
+    last
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

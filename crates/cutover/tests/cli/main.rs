@@ -1,0 +1,9 @@
+//! The CLI against a fleet of local hosts (directories), through the real
+//! `cutover` binary. One test binary; each module is a set of stories.
+
+mod bad_input;
+mod examples;
+mod failures;
+mod harness;
+mod lifecycle;
+mod plan;

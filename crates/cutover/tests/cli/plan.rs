@@ -1,0 +1,39 @@
+//! `cutover plan`: every command for every host, before anything runs.
+
+use crate::harness::{HOSTS, Project, stdout};
+
+#[test]
+fn plan_prints_every_phase_and_touches_nothing() {
+    let project = Project::new(
+        "hooks:\n  before_flip:\n    - name: migrate\n      run: php artisan migrate --force\n      once: true\n",
+    );
+    let out = project.cutover(&["plan"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for host in HOSTS {
+        assert!(
+            !project.deploy_path(host).exists(),
+            "{host}: plan touched nothing"
+        );
+    }
+    let root = project.path().display().to_string();
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(&root), "[PROJECT]");
+    settings.add_filter(r"\b20\d{12}\b", "[RELEASE]");
+    settings.add_filter(r"upload-[0-9a-f]{16}", "[REVISION]");
+    settings.add_filter(r#"owner='\{[^']*\}'"#, "owner='[OWNER]'");
+    settings.add_filter(r"line='[^']*'", "line='[LOG LINE]'");
+    settings.bind(|| insta::assert_snapshot!(text));
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '/' || c == '_' || c == '-' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
