@@ -9,6 +9,7 @@ mod connector;
 mod diagnostic;
 mod exit;
 mod output;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -87,11 +88,14 @@ async fn run(cli: Cli) -> u8 {
         _ => None,
     };
     let events = output::sink(cli.json, cli.progress, &fleet.names());
+    if !confirmed(&cli, fleet.hosts.len()) {
+        report_error(&cli, "not confirmed; pass --yes to run without asking");
+        return exit::FAILED;
+    }
     let (raise, interrupt) = Interrupt::new();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = raise.send(true);
-        }
+        signals::interrupted().await;
+        let _ = raise.send(true);
     });
     let connector = connector::Fleet::default();
     let ctx = Context {
@@ -142,6 +146,27 @@ async fn run(cli: Cli) -> u8 {
         }
     };
     finish(&cli, &report)
+}
+
+/// Asks before commands that change a live fleet without building anything
+/// (rollback, unlock), when a person is at the terminal and `--yes` is not set.
+fn confirmed(cli: &Cli, hosts: usize) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    let question = match &cli.command {
+        Command::Rollback { to } => {
+            format!("roll back {hosts} host(s) to {}?", to.as_deref().unwrap_or("the previous release"))
+        }
+        Command::Unlock => format!("remove the deploy lock on {hosts} host(s), whoever holds it?"),
+        _ => return true,
+    };
+    if cli.yes || cli.json || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return true;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 fn finish(cli: &Cli, report: &Report) -> u8 {
