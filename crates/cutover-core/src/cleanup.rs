@@ -8,21 +8,12 @@ use crate::release::ReleaseId;
 /// `releases` is what is on disk (names that are not release ids were never
 /// parsed into it, so they are never touched). `live` is the release
 /// `current` points to after the run, `previous` the one it replaced.
-pub fn prune(
-    releases: &[ReleaseId],
-    keep: usize,
-    live: ReleaseId,
-    previous: Option<ReleaseId>,
-) -> Vec<ReleaseId> {
+pub fn prune(releases: &[ReleaseId], keep: usize, live: ReleaseId, previous: Option<ReleaseId>) -> Vec<ReleaseId> {
     let mut sorted: Vec<ReleaseId> = releases.to_vec();
     sorted.sort();
     sorted.dedup();
     let excess = sorted.len().saturating_sub(keep);
-    sorted
-        .into_iter()
-        .take(excess)
-        .filter(|r| *r != live && Some(*r) != previous)
-        .collect()
+    sorted.into_iter().take(excess).filter(|r| *r != live && Some(*r) != previous).collect()
 }
 
 #[cfg(test)]
@@ -32,9 +23,7 @@ mod tests {
     use super::*;
 
     fn ids(n: u64) -> Vec<ReleaseId> {
-        (0..n)
-            .map(|i| format!("202611231200{:02}", i).parse().expect("id"))
-            .collect()
+        (0..n).map(|i| format!("202611231200{:02}", i).parse().expect("id")).collect()
     }
 
     #[test]

@@ -49,9 +49,7 @@ pub enum Phase {
 
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned));
+        let text = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned));
         f.write_str(&text.unwrap_or_default().replace('_', "-"))
     }
 }
@@ -126,11 +124,7 @@ pub struct Summary {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A run began: what, where, and (for a deploy) which release and commit.
-    RunStarted {
-        command: CommandKind,
-        application: String,
-        hosts: Vec<String>,
-    },
+    RunStarted { command: CommandKind, application: String, hosts: Vec<String> },
     /// The release id and commit, chosen once for every host.
     ReleaseChosen { release: ReleaseId, commit: String },
     /// A phase began on some hosts.
@@ -150,17 +144,9 @@ pub enum Event {
         output_tail: Option<String>,
     },
     /// A gate: every host must have passed before the run goes on.
-    Gate {
-        name: String,
-        passed: bool,
-        failed: Vec<String>,
-    },
+    Gate { name: String, passed: bool, failed: Vec<String> },
     /// A host's `current` now points at another release.
-    Switched {
-        host: String,
-        from: Option<String>,
-        to: String,
-    },
+    Switched { host: String, from: Option<String>, to: String },
     /// Worth knowing, not fatal.
     Warning {
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -61,20 +61,15 @@ impl Fleet {
             .hosts
             .iter()
             .filter(|h| selection.hosts.is_empty() || selection.hosts.contains(&h.name.value))
-            .filter(|h| {
-                selection.roles.is_empty() || h.roles.iter().any(|r| selection.roles.contains(r))
-            })
+            .filter(|h| selection.roles.is_empty() || h.roles.iter().any(|r| selection.roles.contains(r)))
             .map(|h| {
                 let settings = h.settings(&inv.defaults);
                 let connection = settings.connection.unwrap_or_default();
                 let (address, deploy_path) = match connection {
-                    Connection::Ssh => (
-                        h.address.clone().unwrap_or_else(|| h.name.value.clone()),
-                        inv.deploy_path.value.clone(),
-                    ),
-                    Connection::Local => {
-                        local_paths(&loaded.dir, h.address.as_deref(), &inv.deploy_path.value)
+                    Connection::Ssh => {
+                        (h.address.clone().unwrap_or_else(|| h.name.value.clone()), inv.deploy_path.value.clone())
                     }
+                    Connection::Local => local_paths(&loaded.dir, h.address.as_deref(), &inv.deploy_path.value),
                 };
                 let mut vars = inv.vars.clone();
                 vars.extend(h.vars.clone());
@@ -92,10 +87,7 @@ impl Fleet {
         if hosts.is_empty() {
             return Err(SelectionError::Empty);
         }
-        let primary = hosts
-            .iter()
-            .position(|h| h.roles.iter().any(|r| r == "primary"))
-            .unwrap_or(0);
+        let primary = hosts.iter().position(|h| h.roles.iter().any(|r| r == "primary")).unwrap_or(0);
         Ok(Self { hosts, primary })
     }
 

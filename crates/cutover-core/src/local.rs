@@ -18,20 +18,14 @@ use crate::transport::{Connector, Output, RemoteCommand, Transport, TransportErr
 pub struct LocalConnector;
 
 impl Connector for LocalConnector {
-    fn connect<'a>(
-        &'a self,
-        target: &'a Target,
-    ) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>> {
+    fn connect<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>> {
         async move {
             if target.connection != Connection::Local {
-                return Err(TransportError::Unsupported {
-                    connection: "ssh".to_owned(),
-                });
+                return Err(TransportError::Unsupported { connection: "ssh".to_owned() });
             }
             let root = PathBuf::from(&target.address);
-            std::fs::create_dir_all(&root).map_err(|e| TransportError::Unreachable {
-                detail: format!("{}: {e}", root.display()),
-            })?;
+            std::fs::create_dir_all(&root)
+                .map_err(|e| TransportError::Unreachable { detail: format!("{}: {e}", root.display()) })?;
             Ok(Box::new(LocalTransport { root }) as Box<dyn Transport>)
         }
         .boxed()
@@ -51,18 +45,12 @@ impl Transport for LocalTransport {
                 .arg("-c")
                 .arg(&command.script)
                 .current_dir(&self.root)
-                .stdin(if command.stdin.is_some() {
-                    Stdio::piped()
-                } else {
-                    Stdio::null()
-                })
+                .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
-                .map_err(|e| TransportError::Spawn {
-                    detail: e.to_string(),
-                })?;
+                .map_err(|e| TransportError::Spawn { detail: e.to_string() })?;
             if let (Some(bytes), Some(mut stdin)) = (command.stdin, child.stdin.take()) {
                 tokio::spawn(async move {
                     // A script that exits early closes its stdin; that is its answer.
@@ -71,12 +59,8 @@ impl Transport for LocalTransport {
             }
             let output = tokio::time::timeout(command.timeout, child.wait_with_output())
                 .await
-                .map_err(|_| TransportError::TimedOut {
-                    after: command.timeout,
-                })?
-                .map_err(|e| TransportError::ConnectionLost {
-                    detail: e.to_string(),
-                })?;
+                .map_err(|_| TransportError::TimedOut { after: command.timeout })?
+                .map_err(|e| TransportError::ConnectionLost { detail: e.to_string() })?;
             Ok(Output {
                 exit_code: output.status.code(),
                 stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

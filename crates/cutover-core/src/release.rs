@@ -119,13 +119,7 @@ mod tests {
 
     #[test]
     fn rejects_names_that_are_not_ids() {
-        for name in [
-            "current",
-            "2026112314301",
-            "20261323143012",
-            "2026112314301x",
-            "",
-        ] {
+        for name in ["current", "2026112314301", "20261323143012", "2026112314301x", ""] {
             assert!(name.parse::<ReleaseId>().is_err(), "{name}");
         }
     }

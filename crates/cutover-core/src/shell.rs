@@ -46,25 +46,19 @@ pub struct Sh {
 impl Sh {
     /// Starts a command with a program name written in cutover's source.
     pub fn new(program: &'static str) -> Self {
-        Self {
-            tokens: vec![Token::Literal(program)],
-        }
+        Self { tokens: vec![Token::Literal(program)] }
     }
 
     /// Wraps shell text that a user wrote (a recipe step's `run`); it is not
     /// quoted, by design: it is the user's own command.
     pub fn user_shell(text: impl Into<String>) -> Self {
-        Self {
-            tokens: vec![Token::UserShell(text.into())],
-        }
+        Self { tokens: vec![Token::UserShell(text.into())] }
     }
 
     /// A variable assignment, `name='value'`: how runtime values enter a
     /// script whose body is literal text using `"$name"`.
     pub fn assign(name: impl Into<String>, value: impl AsRef<str>) -> Self {
-        Self {
-            tokens: vec![Token::Assign(name.into(), value.as_ref().to_owned())],
-        }
+        Self { tokens: vec![Token::Assign(name.into(), value.as_ref().to_owned())] }
     }
 
     /// Appends a literal token: a flag, an operator (`&&`, `|`, `>`), a keyword.
@@ -111,12 +105,8 @@ impl Sh {
                 Token::Secret(_) if mask => Cow::Borrowed("***"),
                 Token::Secret(value) => quote(value),
                 Token::UserShell(text) => Cow::Borrowed(text.as_str()),
-                Token::Assign(name, value) if is_identifier(name) => {
-                    Cow::Owned(format!("{name}={}", quote(value)))
-                }
-                Token::Assign(name, value) => {
-                    Cow::Owned(format!("{}={}", quote(name), quote(value)))
-                }
+                Token::Assign(name, value) if is_identifier(name) => Cow::Owned(format!("{name}={}", quote(value))),
+                Token::Assign(name, value) => Cow::Owned(format!("{}={}", quote(name), quote(value))),
             })
             .collect();
         words.join(" ")
@@ -221,24 +211,13 @@ mod tests {
 
     #[test]
     fn plain_words_stay_bare() {
-        assert_eq!(
-            Sh::new("mkdir").lit("-p").arg("/var/www/app").render(),
-            "mkdir -p /var/www/app"
-        );
+        assert_eq!(Sh::new("mkdir").lit("-p").arg("/var/www/app").render(), "mkdir -p /var/www/app");
     }
 
     #[test]
     fn values_with_spaces_quotes_and_dollars_are_quoted() {
-        let sh = Sh::new("mkdir")
-            .lit("-p")
-            .arg("/srv/my app")
-            .arg("it's")
-            .arg("$HOME")
-            .arg("a\nb");
-        assert_eq!(
-            sh.render(),
-            "mkdir -p '/srv/my app' \"it's\" '$HOME' 'a\nb'"
-        );
+        let sh = Sh::new("mkdir").lit("-p").arg("/srv/my app").arg("it's").arg("$HOME").arg("a\nb");
+        assert_eq!(sh.render(), "mkdir -p '/srv/my app' \"it's\" '$HOME' 'a\nb'");
     }
 
     #[test]
@@ -268,9 +247,7 @@ mod tests {
     #[test]
     fn script_starts_strict_and_ends_lines() {
         let mut script = Script::new();
-        script
-            .push(Sh::new("true"))
-            .push(Sh::new("echo").arg("a b"));
+        script.push(Sh::new("true")).push(Sh::new("echo").arg("a b"));
         assert_eq!(script.render(), "set -eu\ntrue\necho 'a b'\n");
     }
 }

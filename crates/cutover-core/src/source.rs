@@ -17,11 +17,7 @@ pub enum SourceError {
     #[error("failed to pack {dir}: {detail}")]
     Pack { dir: String, detail: String },
     #[error("failed to resolve `{reference}` in {repository}: {detail}")]
-    Resolve {
-        repository: String,
-        reference: String,
-        detail: String,
-    },
+    Resolve { repository: String, reference: String, detail: String },
 }
 
 /// Whether `reference` is already a full commit id.
@@ -32,13 +28,7 @@ pub fn is_commit_id(reference: &str) -> bool {
 /// The script that resolves `reference` on a host (`git ls-remote`).
 pub fn ls_remote_script(repository: &str, reference: &str) -> Script {
     let mut s = Script::new();
-    s.push(
-        Sh::new("git")
-            .lit("ls-remote")
-            .arg(repository)
-            .arg(reference)
-            .arg(format!("{reference}^{{}}")),
-    );
+    s.push(Sh::new("git").lit("ls-remote").arg(repository).arg(reference).arg(format!("{reference}^{{}}")));
     s
 }
 
@@ -50,22 +40,14 @@ pub async fn resolve_here(repository: &str, reference: &str) -> Result<String, S
         detail,
     };
     let output = tokio::process::Command::new("git")
-        .args([
-            "ls-remote",
-            "--",
-            repository,
-            reference,
-            &format!("{reference}^{{}}"),
-        ])
+        .args(["ls-remote", "--", repository, reference, &format!("{reference}^{{}}")])
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
         .output()
         .await
         .map_err(|e| err(e.to_string()))?;
     if !output.status.success() {
-        return Err(err(String::from_utf8_lossy(&output.stderr)
-            .trim()
-            .to_owned()));
+        return Err(err(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
     }
     commit_from_ls_remote(&String::from_utf8_lossy(&output.stdout), reference)
         .ok_or_else(|| err("no such branch or tag".to_owned()))
@@ -76,9 +58,7 @@ pub async fn resolve_here(repository: &str, reference: &str) -> Result<String, S
 pub fn commit_from_ls_remote(stdout: &str, reference: &str) -> Option<String> {
     let lines: Vec<(&str, &str)> = stdout.lines().filter_map(|l| l.split_once('\t')).collect();
     let matches = |name: &str| {
-        name == reference
-            || name == format!("refs/heads/{reference}")
-            || name == format!("refs/tags/{reference}")
+        name == reference || name == format!("refs/heads/{reference}") || name == format!("refs/tags/{reference}")
     };
     lines
         .iter()
@@ -98,61 +78,36 @@ pub struct Package {
 /// Packs `dir`, leaving out `.git` and paths matching `exclude`.
 pub fn pack(dir: &Path, exclude: &[String]) -> Result<Package, SourceError> {
     let set = exclusions(exclude)?;
-    let pack_err = |e: std::io::Error| SourceError::Pack {
-        dir: dir.display().to_string(),
-        detail: e.to_string(),
-    };
+    let pack_err = |e: std::io::Error| SourceError::Pack { dir: dir.display().to_string(), detail: e.to_string() };
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     let mut paths = Vec::new();
     collect(dir, dir, &set, &mut paths).map_err(pack_err)?;
     paths.sort();
     for rel in &paths {
-        builder
-            .append_path_with_name(dir.join(rel), rel)
-            .map_err(pack_err)?;
+        builder.append_path_with_name(dir.join(rel), rel).map_err(pack_err)?;
     }
     let bytes = builder.into_inner().map_err(pack_err)?;
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
-    Ok(Package {
-        bytes,
-        revision: format!("upload-{:016x}", hasher.finish()),
-    })
+    Ok(Package { bytes, revision: format!("upload-{:016x}", hasher.finish()) })
 }
 
 fn exclusions(patterns: &[String]) -> Result<GlobSet, SourceError> {
     let mut builder = GlobSetBuilder::new();
-    for pattern in patterns
-        .iter()
-        .map(String::as_str)
-        .chain([".git", ".cutover-demo"])
-    {
-        let glob = Glob::new(pattern.trim_end_matches('/')).map_err(|e| SourceError::Exclude {
-            pattern: pattern.to_owned(),
-            detail: e.to_string(),
-        })?;
+    for pattern in patterns.iter().map(String::as_str).chain([".git", ".cutover-demo"]) {
+        let glob = Glob::new(pattern.trim_end_matches('/'))
+            .map_err(|e| SourceError::Exclude { pattern: pattern.to_owned(), detail: e.to_string() })?;
         builder.add(glob);
     }
-    builder.build().map_err(|e| SourceError::Exclude {
-        pattern: patterns.join(", "),
-        detail: e.to_string(),
-    })
+    builder.build().map_err(|e| SourceError::Exclude { pattern: patterns.join(", "), detail: e.to_string() })
 }
 
-fn collect(
-    root: &Path,
-    dir: &Path,
-    set: &GlobSet,
-    out: &mut Vec<std::path::PathBuf>,
-) -> std::io::Result<()> {
+fn collect(root: &Path, dir: &Path, set: &GlobSet, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        let rel = path
-            .strip_prefix(root)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| path.clone());
+        let rel = path.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| path.clone());
         if set.is_match(&rel) {
             continue;
         }
@@ -188,19 +143,10 @@ mod tests {
         let names: Vec<String> = archive
             .entries()
             .expect("entries")
-            .map(|e| {
-                e.expect("entry")
-                    .path()
-                    .expect("path")
-                    .display()
-                    .to_string()
-            })
+            .map(|e| e.expect("entry").path().expect("path").display().to_string())
             .collect();
         assert!(names.iter().any(|n| n == "public/index.php"), "{names:?}");
-        assert!(
-            !names.iter().any(|n| n.starts_with("node_modules")),
-            "{names:?}"
-        );
+        assert!(!names.iter().any(|n| n.starts_with("node_modules")), "{names:?}");
         assert!(package.revision.starts_with("upload-"));
     }
 }

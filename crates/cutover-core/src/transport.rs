@@ -70,12 +70,10 @@ impl TransportError {
     /// What the user can do about it, when known.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            Self::Unreachable { .. } => {
-                Some("check the address and port, and that sshd runs on the host")
+            Self::Unreachable { .. } => Some("check the address and port, and that sshd runs on the host"),
+            Self::AuthenticationRefused { .. } => {
+                Some("check the user and that your key is loaded (ssh-add -l) or set `identity_file`")
             }
-            Self::AuthenticationRefused { .. } => Some(
-                "check the user and that your key is loaded (ssh-add -l) or set `identity_file`",
-            ),
             Self::HostKeyUnknown { .. } => Some(
                 "connect once with `ssh` and verify the key, add it to known_hosts (ssh-keyscan), \
                  or set `host_key_checking: accept-new` for this host",
@@ -84,9 +82,7 @@ impl TransportError {
                 "the host's key differs from known_hosts: if the host was rebuilt, remove the old \
                  key with `ssh-keygen -R <host>`; otherwise treat it as an attack",
             ),
-            Self::TimedOut { .. } => {
-                Some("raise the step's `timeout` or `step_timeout` if the work is slow")
-            }
+            Self::TimedOut { .. } => Some("raise the step's `timeout` or `step_timeout` if the work is slow"),
             _ => None,
         }
     }
@@ -103,8 +99,5 @@ pub trait Transport: Send + Sync + fmt::Debug {
 
 /// Opens connections to hosts.
 pub trait Connector: Send + Sync {
-    fn connect<'a>(
-        &'a self,
-        target: &'a Target,
-    ) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>>;
+    fn connect<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>>;
 }

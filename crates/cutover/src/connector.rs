@@ -5,26 +5,37 @@ use cutover_core::config::Connection;
 use cutover_core::fleet::Target;
 use cutover_core::local::LocalConnector;
 use cutover_core::transport::{Connector, Transport, TransportError};
+use cutover_ssh::{SshConnector, SshOptions};
 use futures::future::BoxFuture;
 
 /// Picks the transport by each host's `connection`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Fleet {
     local: LocalConnector,
+    /// Made only when some host uses SSH; its control directory is removed
+    /// when it is dropped at the end of the run.
+    ssh: Option<SshConnector>,
+}
+
+impl Fleet {
+    pub fn new(hosts: &[Target]) -> std::io::Result<Self> {
+        let ssh = if hosts.iter().any(|h| h.connection == Connection::Ssh) {
+            Some(SshConnector::new(SshOptions::default())?)
+        } else {
+            None
+        };
+        Ok(Self { local: LocalConnector, ssh })
+    }
 }
 
 impl Connector for Fleet {
-    fn connect<'a>(
-        &'a self,
-        target: &'a Target,
-    ) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>> {
-        match target.connection {
-            Connection::Local => self.local.connect(target),
-            Connection::Ssh => Box::pin(async {
-                Err(TransportError::Unsupported {
-                    connection: "ssh".into(),
-                })
-            }),
+    fn connect<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>> {
+        match (target.connection, &self.ssh) {
+            (Connection::Local, _) => self.local.connect(target),
+            (Connection::Ssh, Some(ssh)) => ssh.connect(target),
+            (Connection::Ssh, None) => {
+                Box::pin(async { Err(TransportError::Unsupported { connection: "ssh".into() }) })
+            }
         }
     }
 }

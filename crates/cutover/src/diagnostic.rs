@@ -14,14 +14,9 @@ pub struct ConfigDiagnostic {
 
 impl ConfigDiagnostic {
     pub fn new(inner: ConfigError) -> Self {
-        let source = inner
-            .source_text
-            .as_ref()
-            .map(|text| NamedSource::new(inner.file.display().to_string(), text.to_string()));
-        Self {
-            inner,
-            text: source,
-        }
+        let source =
+            inner.source_text.as_ref().map(|text| NamedSource::new(inner.file.display().to_string(), text.to_string()));
+        Self { inner, text: source }
     }
 }
 
@@ -31,10 +26,7 @@ impl Diagnostic for ConfigDiagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.inner
-            .hint
-            .as_ref()
-            .map(|h| Box::new(format!("hint: {h}")) as Box<dyn std::fmt::Display>)
+        self.inner.hint.as_ref().map(|h| Box::new(format!("hint: {h}")) as Box<dyn std::fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -45,14 +37,7 @@ impl Diagnostic for ConfigDiagnostic {
         let pos = self.inner.position?;
         self.text.as_ref()?;
         let span = SourceSpan::new(pos.offset.into(), pos.len.max(1));
-        let label = self
-            .inner
-            .field
-            .clone()
-            .unwrap_or_else(|| "here".to_owned());
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
-            Some(label),
-            span,
-        ))))
+        let label = self.inner.field.clone().unwrap_or_else(|| "here".to_owned());
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some(label), span))))
     }
 }

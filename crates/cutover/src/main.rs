@@ -26,9 +26,7 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Long messages stay on one line, so logs can be searched.
-    let _ = miette::set_hook(Box::new(|_| {
-        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
-    }));
+    let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     let indicatif = tracing_indicatif::IndicatifLayer::new();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -37,10 +35,7 @@ fn main() -> ExitCode {
         .with(tracing_subscriber::fmt::layer().with_writer(indicatif.get_stderr_writer()))
         .with(indicatif)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             report_error(&cli, &format!("failed to start the runtime: {e}"));
@@ -58,18 +53,12 @@ async fn run(cli: Cli) -> u8 {
             if cli.json {
                 print_json_error("config", &error.to_string());
             } else {
-                eprintln!(
-                    "{:?}",
-                    miette::Report::new(diagnostic::ConfigDiagnostic::new(error))
-                );
+                eprintln!("{:?}", miette::Report::new(diagnostic::ConfigDiagnostic::new(error)));
             }
             return exit::BAD_INPUT;
         }
     };
-    let selection = Selection {
-        hosts: cli.hosts.clone(),
-        roles: cli.roles.clone(),
-    };
+    let selection = Selection { hosts: cli.hosts.clone(), roles: cli.roles.clone() };
     let fleet = match Fleet::select(&loaded, &selection) {
         Ok(fleet) => fleet,
         Err(error) => {
@@ -97,7 +86,13 @@ async fn run(cli: Cli) -> u8 {
         signals::interrupted().await;
         let _ = raise.send(true);
     });
-    let connector = connector::Fleet::default();
+    let connector = match connector::Fleet::new(&fleet.hosts) {
+        Ok(connector) => connector,
+        Err(e) => {
+            report_error(&cli, &format!("failed to create the SSH control directory: {e}"));
+            return exit::FAILED;
+        }
+    };
     let ctx = Context {
         loaded: &loaded,
         fleet: &fleet,
@@ -106,31 +101,15 @@ async fn run(cli: Cli) -> u8 {
         interrupt: &interrupt,
     };
     let report = match &cli.command {
-        Command::Deploy { revision } => {
-            engine::deploy(
-                &ctx,
-                &DeployRequest {
-                    revision: revision.clone(),
-                },
-            )
-            .await
-        }
-        Command::Rollback { .. } => {
-            engine::rollback(&ctx, &RollbackRequest { to: rollback_to }).await
-        }
+        Command::Deploy { revision } => engine::deploy(&ctx, &DeployRequest { revision: revision.clone() }).await,
+        Command::Rollback { .. } => engine::rollback(&ctx, &RollbackRequest { to: rollback_to }).await,
         Command::Status => engine::status(&ctx).await,
         Command::Unlock => engine::unlock(&ctx).await,
         Command::Plan { rollback, revision } => {
             let plan = if *rollback {
                 engine::plan_rollback(&ctx, &RollbackRequest::default()).await
             } else {
-                engine::plan_deploy(
-                    &ctx,
-                    &DeployRequest {
-                        revision: revision.clone(),
-                    },
-                )
-                .await
+                engine::plan_deploy(&ctx, &DeployRequest { revision: revision.clone() }).await
             };
             match plan {
                 Ok(plan) => {
@@ -190,6 +169,7 @@ fn print_json_error(kind: &str, message: &str) {
 }
 
 fn print_json_plan(plan: &cutover_core::plan::Plan) {
-    let line = serde_json::json!({"event": "plan", "release": plan.release, "commit": plan.commit, "text": plan.render()});
+    let line =
+        serde_json::json!({"event": "plan", "release": plan.release, "commit": plan.commit, "text": plan.render()});
     println!("{line}");
 }

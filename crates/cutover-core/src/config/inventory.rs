@@ -139,10 +139,7 @@ pub struct PhpFpm {
 
 impl Default for PhpFpm {
     fn default() -> Self {
-        Self {
-            reload: default_reload(),
-            config_test: default_config_test(),
-        }
+        Self { reload: default_reload(), config_test: default_config_test() }
     }
 }
 
@@ -231,19 +228,10 @@ impl HostEntry {
             user: self.user.clone().or_else(|| defaults.user.clone()),
             port: self.port.or(defaults.port),
             connection: self.connection.or(defaults.connection),
-            identity_file: self
-                .identity_file
-                .clone()
-                .or_else(|| defaults.identity_file.clone()),
-            proxy_jump: self
-                .proxy_jump
-                .clone()
-                .or_else(|| defaults.proxy_jump.clone()),
+            identity_file: self.identity_file.clone().or_else(|| defaults.identity_file.clone()),
+            proxy_jump: self.proxy_jump.clone().or_else(|| defaults.proxy_jump.clone()),
             host_key_checking: self.host_key_checking.or(defaults.host_key_checking),
-            known_hosts: self
-                .known_hosts
-                .clone()
-                .or_else(|| defaults.known_hosts.clone()),
+            known_hosts: self.known_hosts.clone().or_else(|| defaults.known_hosts.clone()),
             connect_timeout: self.connect_timeout.or(defaults.connect_timeout),
         }
     }

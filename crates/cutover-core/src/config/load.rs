@@ -37,26 +37,11 @@ pub fn load_inventory(path: &Path) -> Result<LoadedInventory, ConfigError> {
     let text = read(path)?;
     let inventory: Inventory = parse(path, &text)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        dir
-    };
-    validate::inventory(&inventory, &dir).map_err(|e| {
-        ConfigError {
-            file: path.to_owned(),
-            ..e
-        }
-        .source_text(text.clone())
-    })?;
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    validate::inventory(&inventory, &dir)
+        .map_err(|e| ConfigError { file: path.to_owned(), ..e }.source_text(text.clone()))?;
     let (recipe, recipe_origin) = load_named_recipe(path, &text, &inventory, &dir)?;
-    Ok(LoadedInventory {
-        path: path.to_owned(),
-        dir,
-        inventory,
-        recipe,
-        recipe_origin,
-    })
+    Ok(LoadedInventory { path: path.to_owned(), dir, inventory, recipe, recipe_origin })
 }
 
 /// Reads, parses and checks one recipe file.
@@ -67,13 +52,7 @@ pub fn load_recipe(path: &Path) -> Result<Recipe, ConfigError> {
 
 fn parse_recipe(path: &Path, text: &Arc<str>) -> Result<Recipe, ConfigError> {
     let recipe: Recipe = parse(path, text)?;
-    validate::recipe(&recipe).map_err(|e| {
-        ConfigError {
-            file: path.to_owned(),
-            ..e
-        }
-        .source_text(text.clone())
-    })?;
+    validate::recipe(&recipe).map_err(|e| ConfigError { file: path.to_owned(), ..e }.source_text(text.clone()))?;
     Ok(recipe)
 }
 
@@ -97,22 +76,16 @@ fn load_named_recipe(
             .source_text(inventory_text.clone());
         err = match closest(name, &names) {
             Some(near) => err.hint(format!("did you mean `{near}`?")),
-            None => err.hint(format!(
-                "use a built-in recipe ({}) or a path to a recipe file",
-                names.join(", ")
-            )),
+            None => err.hint(format!("use a built-in recipe ({}) or a path to a recipe file", names.join(", "))),
         };
         return Err(err);
     }
     let path = dir.join(name);
     if !path.is_file() {
-        return Err(ConfigError::new(
-            inventory_path,
-            format!("recipe file `{}` not found", path.display()),
-        )
-        .at(&inventory.recipe.referenced)
-        .field("recipe")
-        .source_text(inventory_text.clone()));
+        return Err(ConfigError::new(inventory_path, format!("recipe file `{}` not found", path.display()))
+            .at(&inventory.recipe.referenced)
+            .field("recipe")
+            .source_text(inventory_text.clone()));
     }
     Ok((load_recipe(&path)?, path.display().to_string()))
 }
@@ -137,22 +110,14 @@ fn parse<T: DeserializeOwned>(path: &Path, text: &Arc<str>) -> Result<T, ConfigE
                 message = stripped.to_owned();
             }
         }
-        if let Some(stripped) =
-            message.strip_suffix(", set DuplicateKeyPolicy in Options if acceptable")
-        {
+        if let Some(stripped) = message.strip_suffix(", set DuplicateKeyPolicy in Options if acceptable") {
             message = stripped.to_owned();
         }
-        if let serde_saphyr::Error::SerdeUnknownField {
-            field, expected, ..
-        } = bare
-        {
+        if let serde_saphyr::Error::SerdeUnknownField { field, expected, .. } = bare {
             err = err.field(field.clone());
             message = format!("unknown key `{field}`");
             err = match closest(field, expected) {
-                Some(near) => err.hint(format!(
-                    "did you mean `{near}`? valid keys here: {}",
-                    expected.join(", ")
-                )),
+                Some(near) => err.hint(format!("did you mean `{near}`? valid keys here: {}", expected.join(", "))),
                 None => err.hint(format!("valid keys here: {}", expected.join(", "))),
             };
         }

@@ -17,11 +17,9 @@ fn error(message: impl Into<String>) -> ConfigError {
 pub(super) fn inventory(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> {
     deploy_path(inv)?;
     if inv.keep_releases.value < 2 {
-        return Err(
-            error("must be at least 2 (the current release and the one before it)")
-                .at(&inv.keep_releases.referenced)
-                .field("keep_releases"),
-        );
+        return Err(error("must be at least 2 (the current release and the one before it)")
+            .at(&inv.keep_releases.referenced)
+            .field("keep_releases"));
     }
     code_source(inv, dir)?;
     if inv.strategy.value == Strategy::Rolling {
@@ -59,29 +57,23 @@ fn deploy_path(inv: &Inventory) -> Result<(), ConfigError> {
 
 fn code_source(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> {
     match (&inv.repository, &inv.source) {
-        (Some(_), Some(source)) => Err(error("give either `repository` or `source`, not both")
-            .at(&source.referenced)
-            .field("source")),
-        (None, None) => Err(error(
-            "no code source: set `repository` (git) or `source` (a local directory)",
-        )
-        .field("repository")),
+        (Some(_), Some(source)) => {
+            Err(error("give either `repository` or `source`, not both").at(&source.referenced).field("source"))
+        }
+        (None, None) => {
+            Err(error("no code source: set `repository` (git) or `source` (a local directory)").field("repository"))
+        }
         (None, Some(source)) => {
             if inv.branch.is_some() || inv.revision.is_some() {
-                return Err(
-                    error("`branch` and `revision` need `repository`, not `source`")
-                        .at(&source.referenced)
-                        .field("source"),
-                );
+                return Err(error("`branch` and `revision` need `repository`, not `source`")
+                    .at(&source.referenced)
+                    .field("source"));
             }
             let full = dir.join(&source.value);
             if !full.is_dir() {
-                return Err(error(format!(
-                    "source directory `{}` does not exist",
-                    full.display()
-                ))
-                .at(&source.referenced)
-                .field("source"));
+                return Err(error(format!("source directory `{}` does not exist", full.display()))
+                    .at(&source.referenced)
+                    .field("source"));
             }
             Ok(())
         }
@@ -99,26 +91,20 @@ fn hosts(inv: &Inventory) -> Result<(), ConfigError> {
         let name = host.name.value.as_str();
         let field = format!("hosts[{i}].name");
         if name.is_empty() || name.contains(char::is_whitespace) || name.contains('/') {
-            return Err(error(format!(
-                "`{name}` is not a valid host name (no spaces or slashes)"
-            ))
-            .at(&host.name.referenced)
-            .field(field));
+            return Err(error(format!("`{name}` is not a valid host name (no spaces or slashes)"))
+                .at(&host.name.referenced)
+                .field(field));
         }
         if let Some(first) = seen.insert(name, host.name.referenced.line()) {
-            return Err(error(format!(
-                "duplicate host name `{name}` (first defined on line {first})"
-            ))
-            .at(&host.name.referenced)
-            .field(field));
+            return Err(error(format!("duplicate host name `{name}` (first defined on line {first})"))
+                .at(&host.name.referenced)
+                .field(field));
         }
         let connection = host.settings(&inv.defaults).connection.unwrap_or_default();
         if connection == Connection::Local && host.address.is_none() {
-            return Err(error(
-                "a local host needs `address`: the directory that stands for the host",
-            )
-            .at(&host.name.referenced)
-            .field(format!("hosts[{i}].address")));
+            return Err(error("a local host needs `address`: the directory that stands for the host")
+                .at(&host.name.referenced)
+                .field(format!("hosts[{i}].address")));
         }
         if host.roles.iter().any(|r| r == "primary") {
             primaries += 1;
@@ -137,15 +123,8 @@ pub(super) fn recipe(recipe: &Recipe) -> Result<(), ConfigError> {
 }
 
 fn hooks(hooks: &Hooks) -> Result<(), ConfigError> {
-    let all = [
-        ("build", &hooks.build),
-        ("before_flip", &hooks.before_flip),
-        ("after_flip", &hooks.after_flip),
-    ];
-    for (hook, steps) in all
-        .into_iter()
-        .chain([("after_rollback", &hooks.after_rollback)])
-    {
+    let all = [("build", &hooks.build), ("before_flip", &hooks.before_flip), ("after_flip", &hooks.after_flip)];
+    for (hook, steps) in all.into_iter().chain([("after_rollback", &hooks.after_rollback)]) {
         for (i, step) in steps.iter().enumerate() {
             check_step(step).map_err(|e| {
                 let field = format!("hooks.{hook}[{i}].{}", e.field.as_deref().unwrap_or("run"));
@@ -158,16 +137,12 @@ fn hooks(hooks: &Hooks) -> Result<(), ConfigError> {
 
 fn check_step(step: &Step) -> Result<(), ConfigError> {
     if step.run.value.trim().is_empty() {
-        return Err(
-            error(format!("step `{}` has an empty command", step.name)).at(&step.run.referenced)
-        );
+        return Err(error(format!("step `{}` has an empty command", step.name)).at(&step.run.referenced));
     }
     if let Some(when) = &step.when
         && (when.exists.starts_with('/') || when.exists.split('/').any(|p| p == ".."))
     {
-        return Err(error("must be a path inside the release")
-            .at(&step.run.referenced)
-            .field("when.exists"));
+        return Err(error("must be a path inside the release").at(&step.run.referenced).field("when.exists"));
     }
     Ok(())
 }

@@ -62,19 +62,14 @@ async fn build(
 ) -> Result<Plan, Report> {
     let inv = &ctx.loaded.inventory;
     let delivery = match &inv.repository {
-        Some(repository) => Delivery::Git {
-            repository: repository.value.clone(),
-        },
+        Some(repository) => Delivery::Git { repository: repository.value.clone() },
         None => Delivery::Upload,
     };
     let tools = match delivery {
         Delivery::Git { .. } => vec!["tar", "git"],
         Delivery::Upload => vec!["tar"],
     };
-    let request_probe = ProbeRequest {
-        tools,
-        shared_files: &inv.shared.files,
-    };
+    let request_probe = ProbeRequest { tools, shared_files: &inv.shared.files };
     let found = preflight::probe(ctx, session, &request_probe, true).await;
     failures.extend(found.failures.iter().cloned());
     if !failures.is_empty() {
@@ -83,22 +78,11 @@ async fn build(
     let (commit, payload) = match code(ctx, session, &delivery, request).await {
         Ok(found) => found,
         Err(failure) => {
-            return Err(early_report(
-                ctx,
-                CommandKind::Deploy,
-                &found,
-                vec![failure],
-            ));
+            return Err(early_report(ctx, CommandKind::Deploy, &found, vec![failure]));
         }
     };
-    let release = ReleaseId::choose(
-        Timestamp::now(),
-        found.snapshots.values().flat_map(|s| s.releases.iter()),
-    );
-    ctx.emit(Event::ReleaseChosen {
-        release,
-        commit: commit.clone(),
-    });
+    let release = ReleaseId::choose(Timestamp::now(), found.snapshots.values().flat_map(|s| s.releases.iter()));
+    ctx.emit(Event::ReleaseChosen { release, commit: commit.clone() });
     Ok(plan::deploy(DeployInputs {
         loaded: ctx.loaded,
         fleet: ctx.fleet,
@@ -119,16 +103,9 @@ async fn code(
     request: &DeployRequest,
 ) -> Result<(String, Option<Arc<[u8]>>), HostFailure> {
     let inv = &ctx.loaded.inventory;
-    let fail = |host: &str, message: String| {
-        HostFailure::new(host, Phase::Resolve, FailureKind::Precondition(message))
-    };
+    let fail = |host: &str, message: String| HostFailure::new(host, Phase::Resolve, FailureKind::Precondition(message));
     let Delivery::Git { repository } = delivery else {
-        let dir = ctx.loaded.dir.join(
-            inv.source
-                .as_ref()
-                .map(|s| s.value.clone())
-                .unwrap_or_default(),
-        );
+        let dir = ctx.loaded.dir.join(inv.source.as_ref().map(|s| s.value.clone()).unwrap_or_default());
         let package = source::pack(&dir, &inv.exclude).map_err(|e| fail(LOCAL, e.to_string()))?;
         return Ok((package.revision, Some(Arc::from(package.bytes))));
     };
@@ -144,30 +121,20 @@ async fn code(
     if inv.resolve == Resolve::Local {
         match source::resolve_here(repository, &reference).await {
             Ok(commit) => return Ok((commit, None)),
-            Err(e) => ctx.emit(Event::Warning {
-                host: None,
-                message: format!("{e}; resolving on the primary host instead"),
-            }),
+            Err(e) => {
+                ctx.emit(Event::Warning { host: None, message: format!("{e}; resolving on the primary host instead") })
+            }
         }
     }
     // Only the hosts can reach the repository: ask the primary.
     let primary = ctx.fleet.primary().name.clone();
-    let script = HostScript::new(
-        source::ls_remote_script(repository, &reference),
-        std::time::Duration::from_secs(60),
-    );
+    let script = HostScript::new(source::ls_remote_script(repository, &reference), std::time::Duration::from_secs(60));
     let jobs: IndexMap<String, HostScript> = [(primary.clone(), script)].into_iter().collect();
-    let outcome = session
-        .run_phase(ctx, Phase::Resolve, &jobs, None, true)
-        .await;
+    let outcome = session.run_phase(ctx, Phase::Resolve, &jobs, None, true).await;
     if let Some(failure) = outcome.failures.into_iter().next() {
         return Err(failure);
     }
-    let stdout = outcome
-        .outputs
-        .get(&primary)
-        .map(|o| o.stdout.clone())
-        .unwrap_or_default();
+    let stdout = outcome.outputs.get(&primary).map(|o| o.stdout.clone()).unwrap_or_default();
     source::commit_from_ls_remote(&stdout, &reference)
         .map(|commit| (commit, None))
         .ok_or_else(|| fail(&primary, format!("`{reference}` not found in {repository}")))
@@ -180,29 +147,17 @@ pub(crate) fn early_report(
     found: &Preflight,
     failures: Vec<HostFailure>,
 ) -> Report {
-    let locked = found.locked()
-        || failures
-            .iter()
-            .any(|f| matches!(f.kind, FailureKind::Locked { .. }));
+    let locked = found.locked() || failures.iter().any(|f| matches!(f.kind, FailureKind::Locked { .. }));
     let hosts = ctx
         .fleet
         .hosts
         .iter()
         .map(|t| {
             let failure = failures.iter().find(|f| f.host == t.name);
-            let current = found
-                .snapshots
-                .get(&t.name)
-                .and_then(Snapshot::current)
-                .map(|r| r.to_string());
+            let current = found.snapshots.get(&t.name).and_then(Snapshot::current).map(|r| r.to_string());
             let summary = HostSummary {
                 current,
-                state: if failure.is_some() {
-                    "failed"
-                } else {
-                    "unchanged"
-                }
-                .to_owned(),
+                state: if failure.is_some() { "failed" } else { "unchanged" }.to_owned(),
                 error: failure.map(ToString::to_string),
                 ..HostSummary::default()
             };
@@ -211,11 +166,7 @@ pub(crate) fn early_report(
         .collect();
     let summary = Summary {
         command,
-        outcome: if locked {
-            Outcome::Locked
-        } else {
-            Outcome::Failed
-        },
+        outcome: if locked { Outcome::Locked } else { Outcome::Failed },
         release: None,
         message: failures.first().map(ToString::to_string),
         hosts,

@@ -9,10 +9,7 @@ pub enum FailureKind {
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error("command failed with exit code {}", exit_code.map_or("(killed by a signal)".to_owned(), |c| c.to_string()))]
-    CommandFailed {
-        exit_code: Option<i32>,
-        output_tail: String,
-    },
+    CommandFailed { exit_code: Option<i32>, output_tail: String },
     #[error("locked by {owner}")]
     Locked { owner: String },
     #[error("{0}")]
@@ -34,21 +31,16 @@ pub struct HostFailure {
 
 impl HostFailure {
     pub fn new(host: &str, phase: Phase, kind: impl Into<FailureKind>) -> Self {
-        Self {
-            host: host.to_owned(),
-            phase,
-            step: None,
-            kind: kind.into(),
-        }
+        Self { host: host.to_owned(), phase, step: None, kind: kind.into() }
     }
 
     /// What the user can do about it, when known.
     pub fn hint(&self) -> Option<String> {
         match &self.kind {
             FailureKind::Transport(e) => e.hint().map(str::to_owned),
-            FailureKind::Locked { .. } => Some(
-                "wait for the other run to finish, or run `cutover unlock` if it died".to_owned(),
-            ),
+            FailureKind::Locked { .. } => {
+                Some("wait for the other run to finish, or run `cutover unlock` if it died".to_owned())
+            }
             _ => None,
         }
     }
@@ -56,9 +48,7 @@ impl HostFailure {
     /// The last lines of the command's output, when it ran.
     pub fn output_tail(&self) -> Option<&str> {
         match &self.kind {
-            FailureKind::CommandFailed { output_tail, .. } if !output_tail.is_empty() => {
-                Some(output_tail)
-            }
+            FailureKind::CommandFailed { output_tail, .. } if !output_tail.is_empty() => Some(output_tail),
             _ => None,
         }
     }

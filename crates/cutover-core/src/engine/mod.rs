@@ -34,9 +34,7 @@ pub struct Context<'a> {
 
 impl std::fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("fleet", &self.fleet.names())
-            .finish_non_exhaustive()
+        f.debug_struct("Context").field("fleet", &self.fleet.names()).finish_non_exhaustive()
     }
 }
 

@@ -26,19 +26,12 @@ pub(crate) struct Preflight {
 impl Preflight {
     /// Whether any failure is a held lock.
     pub fn locked(&self) -> bool {
-        self.failures
-            .iter()
-            .any(|f| matches!(f.kind, FailureKind::Locked { .. }))
+        self.failures.iter().any(|f| matches!(f.kind, FailureKind::Locked { .. }))
     }
 }
 
 /// Probes the hosts; with `checks`, also reports what would stop a deploy.
-pub(crate) async fn probe(
-    ctx: &Context<'_>,
-    session: &Session,
-    request: &ProbeRequest<'_>,
-    checks: bool,
-) -> Preflight {
+pub(crate) async fn probe(ctx: &Context<'_>, session: &Session, request: &ProbeRequest<'_>, checks: bool) -> Preflight {
     let jobs: IndexMap<String, HostScript> = ctx
         .fleet
         .hosts
@@ -46,28 +39,18 @@ pub(crate) async fn probe(
         .map(|t| {
             (
                 t.name.clone(),
-                HostScript::new(
-                    probe::script(&t.deploy_path, request),
-                    std::time::Duration::from_secs(60),
-                ),
+                HostScript::new(probe::script(&t.deploy_path, request), std::time::Duration::from_secs(60)),
             )
         })
         .collect();
-    let outcome = session
-        .run_phase(ctx, Phase::Preflight, &jobs, None, false)
-        .await;
-    let mut found = Preflight {
-        failures: outcome.failures,
-        ..Preflight::default()
-    };
+    let outcome = session.run_phase(ctx, Phase::Preflight, &jobs, None, false).await;
+    let mut found = Preflight { failures: outcome.failures, ..Preflight::default() };
     for (host, output) in outcome.outputs {
         let snapshot = Snapshot::parse(&output.stdout);
         if checks {
-            found.failures.extend(
-                problems(&snapshot)
-                    .into_iter()
-                    .map(|kind| HostFailure::new(&host, Phase::Preflight, kind)),
-            );
+            found
+                .failures
+                .extend(problems(&snapshot).into_iter().map(|kind| HostFailure::new(&host, Phase::Preflight, kind)));
         }
         found.snapshots.insert(host, snapshot);
     }
@@ -77,9 +60,7 @@ pub(crate) async fn probe(
 fn problems(s: &Snapshot) -> Vec<FailureKind> {
     let mut out = Vec::new();
     if let Some(owner) = &s.lock {
-        out.push(FailureKind::Locked {
-            owner: LockOwner::describe(owner),
-        });
+        out.push(FailureKind::Locked { owner: LockOwner::describe(owner) });
     }
     if !s.writable {
         out.push(FailureKind::Precondition(
@@ -87,15 +68,10 @@ fn problems(s: &Snapshot) -> Vec<FailureKind> {
         ));
     }
     if let Some(free) = s.free_kb.filter(|kb| *kb < MIN_FREE_KB) {
-        out.push(FailureKind::Precondition(format!(
-            "only {} MiB of disk free",
-            free / 1024
-        )));
+        out.push(FailureKind::Precondition(format!("only {} MiB of disk free", free / 1024)));
     }
     for tool in &s.missing_tools {
-        out.push(FailureKind::Precondition(format!(
-            "`{tool}` is not installed"
-        )));
+        out.push(FailureKind::Precondition(format!("`{tool}` is not installed")));
     }
     for file in &s.missing_shared {
         out.push(FailureKind::Precondition(format!(

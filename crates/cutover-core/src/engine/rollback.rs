@@ -55,11 +55,7 @@ async fn build(
     if failures.is_empty() {
         match target(ctx, &found.snapshots, request) {
             Ok(target) => {
-                let owner = LockOwner::current(
-                    &ctx.loaded.inventory.application,
-                    "rollback",
-                    Some(target.to_string()),
-                );
+                let owner = LockOwner::current(&ctx.loaded.inventory.application, "rollback", Some(target.to_string()));
                 return Ok(plan::rollback(RollbackInputs {
                     loaded: ctx.loaded,
                     fleet: ctx.fleet,
@@ -81,57 +77,37 @@ fn target(
     snapshots: &indexmap::IndexMap<String, Snapshot>,
     request: &RollbackRequest,
 ) -> Result<ReleaseId, HostFailure> {
-    let refuse = |host: &str, message: String| {
-        HostFailure::new(host, Phase::Preflight, FailureKind::Precondition(message))
-    };
+    let refuse =
+        |host: &str, message: String| HostFailure::new(host, Phase::Preflight, FailureKind::Precondition(message));
     let primary = &ctx.fleet.primary().name;
     let target = match request.to {
         Some(to) => to,
         None => {
-            let currents: Vec<(String, Option<ReleaseId>)> = snapshots
-                .iter()
-                .map(|(h, s)| (h.clone(), s.current()))
-                .collect();
+            let currents: Vec<(String, Option<ReleaseId>)> =
+                snapshots.iter().map(|(h, s)| (h.clone(), s.current())).collect();
             let first = currents.first().and_then(|(_, c)| *c);
             if currents.iter().any(|(_, c)| *c != first) {
                 let where_ = currents
                     .iter()
-                    .map(|(h, c)| {
-                        format!(
-                            "{h} on {}",
-                            c.map_or("nothing".to_owned(), |c| c.to_string())
-                        )
-                    })
+                    .map(|(h, c)| format!("{h} on {}", c.map_or("nothing".to_owned(), |c| c.to_string())))
                     .collect::<Vec<_>>()
                     .join(", ");
                 return Err(refuse(
                     primary,
-                    format!(
-                        "the hosts disagree on the current release ({where_}); pass --to <release>"
-                    ),
+                    format!("the hosts disagree on the current release ({where_}); pass --to <release>"),
                 ));
             }
             let Some(current) = first else {
                 return Err(refuse(primary, "nothing is deployed yet".to_owned()));
             };
-            let previous = snapshots
-                .values()
-                .filter_map(|s| s.releases.iter().rev().find(|r| **r < current).copied())
-                .min();
-            previous.ok_or_else(|| {
-                refuse(
-                    primary,
-                    format!("no release older than {current} to roll back to"),
-                )
-            })?
+            let previous =
+                snapshots.values().filter_map(|s| s.releases.iter().rev().find(|r| **r < current).copied()).min();
+            previous.ok_or_else(|| refuse(primary, format!("no release older than {current} to roll back to")))?
         }
     };
     for (host, snapshot) in snapshots {
         if !snapshot.releases.contains(&target) {
-            return Err(refuse(
-                host,
-                format!("release {target} is not on this host"),
-            ));
+            return Err(refuse(host, format!("release {target} is not on this host")));
         }
     }
     Ok(target)

@@ -55,14 +55,7 @@ impl Session {
                 }
                 Err(error) => {
                     let failure = HostFailure::new(&name, Phase::Preflight, error);
-                    emit_host(
-                        ctx,
-                        &name,
-                        Phase::Preflight,
-                        HostState::Failed,
-                        None,
-                        Some(&failure),
-                    );
+                    emit_host(ctx, &name, Phase::Preflight, HostState::Failed, None, Some(&failure));
                     failures.push(failure);
                 }
             }
@@ -80,20 +73,16 @@ impl Session {
         payload: Option<&Arc<[u8]>>,
         interruptible: bool,
     ) -> PhaseOutcome {
-        ctx.emit(Event::PhaseStarted {
-            phase,
-            hosts: jobs.keys().cloned().collect(),
-        });
+        // Hosts that never connected already have their failure.
+        let connected: IndexMap<String, HostScript> =
+            jobs.iter().filter(|(h, _)| self.transports.contains_key(*h)).map(|(h, s)| (h.clone(), s.clone())).collect();
+        let jobs = &connected;
+        ctx.emit(Event::PhaseStarted { phase, hosts: jobs.keys().cloned().collect() });
         let limit = ctx.loaded.inventory.concurrency;
         let mut pending: Vec<String> = jobs.keys().cloned().collect();
         let mut outcome = PhaseOutcome::default();
         let mut stream = futures::stream::iter(jobs)
-            .map(|(host, job)| async move {
-                (
-                    host.clone(),
-                    self.run_one(ctx, phase, host, job, payload).await,
-                )
-            })
+            .map(|(host, job)| async move { (host.clone(), self.run_one(ctx, phase, host, job, payload).await) })
             .buffer_unordered(limit);
         loop {
             let next = tokio::select! {
@@ -128,11 +117,7 @@ impl Session {
         payload: Option<&Arc<[u8]>>,
     ) -> Result<Output, HostFailure> {
         let Some(transport) = self.transports.get(host) else {
-            let failure = HostFailure::new(
-                host,
-                phase,
-                FailureKind::Precondition("not connected".into()),
-            );
+            let failure = HostFailure::new(host, phase, FailureKind::Precondition("not connected".into()));
             return Err(failure);
         };
         emit_host(ctx, host, phase, HostState::Started, None, None);
@@ -155,10 +140,7 @@ impl Session {
                     host: host.to_owned(),
                     phase,
                     step: step(&output.stdout),
-                    kind: FailureKind::CommandFailed {
-                        exit_code: output.exit_code,
-                        output_tail: tail(&output),
-                    },
+                    kind: FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) },
                 };
                 emit_host(ctx, host, phase, HostState::Failed, elapsed, Some(&failure));
                 Err(failure)
@@ -199,14 +181,7 @@ fn emit_host(
 /// The last lines of a failed command's output, stderr first, without
 /// cutover's own step markers.
 fn tail(output: &Output) -> String {
-    let text = if output.stderr.trim().is_empty() {
-        &output.stdout
-    } else {
-        &output.stderr
-    };
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with(STEP_MARKER))
-        .collect();
+    let text = if output.stderr.trim().is_empty() { &output.stdout } else { &output.stderr };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(STEP_MARKER)).collect();
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }

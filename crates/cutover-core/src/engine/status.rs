@@ -41,25 +41,12 @@ pub async fn status(ctx: &Context<'_>) -> Report {
     let (outcome, message) = if !failures.is_empty() {
         (Outcome::Failed, failures.first().map(ToString::to_string))
     } else if drifted {
-        (
-            Outcome::Inconsistent,
-            Some("the hosts are on different releases".to_owned()),
-        )
+        (Outcome::Inconsistent, Some("the hosts are on different releases".to_owned()))
     } else {
         (Outcome::Done, None)
     };
-    let release = currents
-        .first()
-        .and_then(|c| c.as_ref())
-        .and_then(|c| c.parse().ok())
-        .filter(|_| !drifted);
-    let summary = Summary {
-        command: CommandKind::Status,
-        outcome,
-        release,
-        message,
-        hosts,
-    };
+    let release = currents.first().and_then(|c| c.as_ref()).and_then(|c| c.parse().ok()).filter(|_| !drifted);
+    let summary = Summary { command: CommandKind::Status, outcome, release, message, hosts };
     ctx.emit(Event::Summary(summary.clone()));
     Report { summary, failures }
 }
@@ -94,19 +81,9 @@ pub async fn unlock(ctx: &Context<'_>) -> Report {
         .fleet
         .hosts
         .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                HostScript::new(
-                    lock::release(&t.deploy_path),
-                    std::time::Duration::from_secs(60),
-                ),
-            )
-        })
+        .map(|t| (t.name.clone(), HostScript::new(lock::release(&t.deploy_path), std::time::Duration::from_secs(60))))
         .collect();
-    let outcome = session
-        .run_phase(ctx, Phase::Unlock, &jobs, None, false)
-        .await;
+    let outcome = session.run_phase(ctx, Phase::Unlock, &jobs, None, false).await;
     session.close().await;
     failures.extend(outcome.failures);
     let hosts = ctx
@@ -115,26 +92,14 @@ pub async fn unlock(ctx: &Context<'_>) -> Report {
         .iter()
         .map(|t| {
             let failure = failures.iter().find(|f| f.host == t.name);
-            let state = if failure.is_some() {
-                "failed"
-            } else {
-                "unlocked"
-            };
+            let state = if failure.is_some() { "failed" } else { "unlocked" };
             (
                 t.name.clone(),
-                HostSummary {
-                    state: state.into(),
-                    error: failure.map(ToString::to_string),
-                    ..HostSummary::default()
-                },
+                HostSummary { state: state.into(), error: failure.map(ToString::to_string), ..HostSummary::default() },
             )
         })
         .collect();
-    let outcome = if failures.is_empty() {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    };
+    let outcome = if failures.is_empty() { Outcome::Done } else { Outcome::Failed };
     let summary = Summary {
         command: CommandKind::Unlock,
         outcome,

@@ -50,11 +50,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     let inv = &i.loaded.inventory;
     let step_timeout = Duration::from_secs(inv.step_timeout);
     let every = |f: &dyn Fn(&Target) -> HostScript| -> IndexMap<String, HostScript> {
-        i.fleet
-            .hosts
-            .iter()
-            .map(|t| (t.name.clone(), f(t)))
-            .collect()
+        i.fleet.hosts.iter().map(|t| (t.name.clone(), f(t))).collect()
     };
     let lock = every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner), QUICK));
     let prepare = every(&|t| {
@@ -74,10 +70,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     nodes.extend(hook(&i, Hook::Build, i.release));
     nodes.push(Node::Gate("every host built"));
     nodes.extend(hook(&i, Hook::BeforeFlip, i.release));
-    let config_test = inv
-        .php_fpm
-        .config_test_command()
-        .filter(|_| inv.php_fpm.reload_command().is_some());
+    let config_test = inv.php_fpm.config_test_command().filter(|_| inv.php_fpm.reload_command().is_some());
     nodes.push(phase(
         Phase::Stage,
         every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.release, config_test), QUICK)),
@@ -92,12 +85,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             let snap = i.snapshots.get(&t.name).cloned().unwrap_or_default();
             let mut on_disk = snap.releases.clone();
             on_disk.push(i.release);
-            let prune = cleanup::prune(
-                &on_disk,
-                inv.keep_releases.value as usize,
-                i.release,
-                snap.current(),
-            );
+            let prune = cleanup::prune(&on_disk, inv.keep_releases.value as usize, i.release, snap.current());
             HostScript::new(wrapup::finalize(&t.deploy_path, &log_line, &prune), QUICK)
         }),
     ));
@@ -118,28 +106,13 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
 pub fn rollback(i: RollbackInputs<'_>) -> Plan {
     let inv = &i.loaded.inventory;
     let every = |f: &dyn Fn(&Target) -> HostScript| -> IndexMap<String, HostScript> {
-        i.fleet
-            .hosts
-            .iter()
-            .map(|t| (t.name.clone(), f(t)))
-            .collect()
+        i.fleet.hosts.iter().map(|t| (t.name.clone(), f(t))).collect()
     };
     let commit = String::new();
-    let config_test = inv
-        .php_fpm
-        .config_test_command()
-        .filter(|_| inv.php_fpm.reload_command().is_some());
+    let config_test = inv.php_fpm.config_test_command().filter(|_| inv.php_fpm.reload_command().is_some());
     let mut nodes = vec![
-        phase(
-            Phase::Lock,
-            every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner), QUICK)),
-        ),
-        phase(
-            Phase::Stage,
-            every(&|t| {
-                HostScript::new(switch::stage(&t.deploy_path, i.target, config_test), QUICK)
-            }),
-        ),
+        phase(Phase::Lock, every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner), QUICK))),
+        phase(Phase::Stage, every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.target, config_test), QUICK))),
         Node::Gate("every host staged"),
     ];
     nodes.extend(switch_nodes(i.loaded, i.fleet));
@@ -173,29 +146,15 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
 }
 
 fn phase(phase: Phase, hosts: IndexMap<String, HostScript>) -> Node {
-    Node::Phase(PhaseNode {
-        phase,
-        steps: Vec::new(),
-        hosts,
-    })
+    Node::Phase(PhaseNode { phase, steps: Vec::new(), hosts })
 }
 
 /// Flip on every host, then reload where a reload is configured.
 fn switch_nodes(loaded: &LoadedInventory, fleet: &Fleet) -> Vec<Node> {
-    let flip = fleet.hosts.iter().map(|t| {
-        (
-            t.name.clone(),
-            HostScript::new(switch::flip(&t.deploy_path), QUICK),
-        )
-    });
+    let flip = fleet.hosts.iter().map(|t| (t.name.clone(), HostScript::new(switch::flip(&t.deploy_path), QUICK)));
     let mut nodes = vec![phase(Phase::Flip, flip.collect())];
     if let Some(reload) = loaded.inventory.php_fpm.reload_command() {
-        let hosts = fleet.hosts.iter().map(|t| {
-            (
-                t.name.clone(),
-                HostScript::new(switch::reload(reload), QUICK),
-            )
-        });
+        let hosts = fleet.hosts.iter().map(|t| (t.name.clone(), HostScript::new(switch::reload(reload), QUICK)));
         nodes.push(phase(Phase::Reload, hosts.collect()));
     }
     nodes
@@ -204,14 +163,7 @@ fn switch_nodes(loaded: &LoadedInventory, fleet: &Fleet) -> Vec<Node> {
 /// The steps of `hook` (recipe first, then the inventory's own), per host.
 fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
     let inv = &i.loaded.inventory;
-    let all: Vec<&Step> = i
-        .loaded
-        .recipe
-        .hooks
-        .steps(hook)
-        .iter()
-        .chain(inv.hooks.steps(hook))
-        .collect();
+    let all: Vec<&Step> = i.loaded.recipe.hooks.steps(hook).iter().chain(inv.hooks.steps(hook)).collect();
     if all.is_empty() {
         return None;
     }
@@ -241,25 +193,12 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
             host: &target.name,
             release,
             revision: &i.commit,
-            vars: target
-                .vars
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
+            vars: target.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
         };
         if let Some(script) = steps::script(&target.deploy_path, &mine, &env) {
-            let timeout = mine
-                .iter()
-                .map(|s| Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout)))
-                .sum();
+            let timeout = mine.iter().map(|s| Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout))).sum();
             let names = mine.iter().map(|s| s.name.clone()).collect();
-            hosts.insert(
-                target.name.clone(),
-                HostScript {
-                    steps: names,
-                    ..HostScript::new(script, timeout)
-                },
-            );
+            hosts.insert(target.name.clone(), HostScript { steps: names, ..HostScript::new(script, timeout) });
         }
     }
     let phase = match hook {
@@ -268,11 +207,7 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
         Hook::AfterFlip => Phase::AfterFlip,
         Hook::AfterRollback => Phase::AfterRollback,
     };
-    Some(Node::Phase(PhaseNode {
-        phase,
-        steps,
-        hosts,
-    }))
+    Some(Node::Phase(PhaseNode { phase, steps, hosts }))
 }
 
 fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, HostScript> {
@@ -281,27 +216,18 @@ fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>) -> IndexMap<Strin
         .iter()
         .map(|t| {
             let previous = snapshots.get(&t.name).and_then(Snapshot::current);
-            (
-                t.name.clone(),
-                HostScript::new(switch::undo(&t.deploy_path, previous), QUICK),
-            )
+            (t.name.clone(), HostScript::new(switch::undo(&t.deploy_path, previous), QUICK))
         })
         .collect()
 }
 
 fn before(snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, Option<ReleaseId>> {
-    snapshots
-        .iter()
-        .map(|(name, s)| (name.clone(), s.current()))
-        .collect()
+    snapshots.iter().map(|(name, s)| (name.clone(), s.current())).collect()
 }
 
 /// One line of revisions.log: time, what, release, commit, who.
 fn log_line(what: &str, release: ReleaseId, commit: &str, owner: &LockOwner) -> String {
     let commit = if commit.is_empty() { "-" } else { commit };
     let at = owner.since.strftime("%Y-%m-%dT%H:%M:%SZ");
-    format!(
-        "{at}\t{what}\t{release}\t{commit}\t{}@{}",
-        owner.user, owner.machine
-    )
+    format!("{at}\t{what}\t{release}\t{commit}\t{}@{}", owner.user, owner.machine)
 }

@@ -47,12 +47,7 @@ pub struct HostScript {
 
 impl HostScript {
     pub fn new(script: Script, timeout: Duration) -> Self {
-        Self {
-            script,
-            timeout,
-            steps: Vec::new(),
-            upload: false,
-        }
+        Self { script, timeout, steps: Vec::new(), upload: false }
     }
 }
 

@@ -9,11 +9,8 @@ use super::{HostScript, Node, Plan, Scope};
 
 pub(super) fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:?} of {}: release {}, commit {}",
-        plan.command, plan.application, plan.release, plan.commit
-    );
+    let _ =
+        writeln!(out, "{:?} of {}: release {}, commit {}", plan.command, plan.application, plan.release, plan.commit);
     let mut n = 0;
     for node in &plan.nodes {
         match node {

@@ -26,16 +26,10 @@ pub struct LockOwner {
 impl LockOwner {
     /// The owner for this process, now.
     pub fn current(application: &str, command: &str, release: Option<String>) -> Self {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("USERNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+        let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
         let machine = std::env::var("HOSTNAME")
             .ok()
-            .or_else(|| {
-                std::fs::read_to_string("/etc/hostname")
-                    .ok()
-                    .map(|s| s.trim().to_owned())
-            })
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "unknown".into());
         Self {
@@ -65,10 +59,7 @@ impl LockOwner {
             Some(release) => format!("{} of {release}", owner.command),
             None => owner.command.clone(),
         };
-        format!(
-            "{}@{} (pid {}), {what}, held for {age}",
-            owner.user, owner.machine, owner.pid
-        )
+        format!("{}@{} (pid {}), {what}, held for {age}", owner.user, owner.machine, owner.pid)
     }
 }
 
@@ -122,9 +113,6 @@ mod tests {
         let owner = LockOwner::current("shop", "deploy", Some("20261123143012".into()));
         let text = LockOwner::describe(&serde_json::to_value(&owner).expect("json"));
         assert!(text.contains("deploy of 20261123143012"), "{text}");
-        assert!(
-            text.contains(&format!("pid {}", std::process::id())),
-            "{text}"
-        );
+        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
     }
 }

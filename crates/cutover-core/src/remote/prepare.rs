@@ -36,9 +36,7 @@ pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
     s.push(Sh::assign("commit", p.commit));
     s.line(r#"rel="$d/releases/$r""#);
     s.line(r#"mkdir -p "$d/releases" "$d/shared""#);
-    s.line(
-        r#"if [ -e "$rel" ]; then echo "release $r already exists on this host" >&2; exit 1; fi"#,
-    );
+    s.line(r#"if [ -e "$rel" ]; then echo "release $r already exists on this host" >&2; exit 1; fi"#);
     s.line(r#"mkdir "$rel""#);
     match p.delivery {
         Delivery::Git { repository } => {
@@ -79,9 +77,7 @@ mod tests {
 
     #[test]
     fn git_delivery_script_is_exact() {
-        let delivery = Delivery::Git {
-            repository: "git@example.com:shop/app.git".into(),
-        };
+        let delivery = Delivery::Git { repository: "git@example.com:shop/app.git".into() };
         let p = Prepare {
             release: "20261123143012".parse().expect("id"),
             commit: "0123456789abcdef0123456789abcdef01234567",

@@ -69,10 +69,7 @@ impl Snapshot {
                 "revision" => snap.revision = Some(value.to_owned()),
                 "release" => snap.releases.extend(value.parse::<ReleaseId>().ok()),
                 "lock" => {
-                    snap.lock = Some(
-                        serde_json::from_str(value)
-                            .unwrap_or(serde_json::Value::String(value.into())),
-                    )
+                    snap.lock = Some(serde_json::from_str(value).unwrap_or(serde_json::Value::String(value.into())))
                 }
                 "missing-tool" => snap.missing_tools.push(value.to_owned()),
                 "missing-shared" => snap.missing_shared.push(value.to_owned()),
@@ -108,14 +105,8 @@ mod tests {
         let snap = Snapshot::parse(out);
         assert!(snap.deploy_path_exists);
         assert_eq!(snap.free_kb, Some(1024));
-        assert_eq!(
-            snap.current().map(|r| r.to_string()).as_deref(),
-            Some("20261123143012")
-        );
-        assert_eq!(
-            snap.previous().map(|r| r.to_string()).as_deref(),
-            Some("20261123120433")
-        );
+        assert_eq!(snap.current().map(|r| r.to_string()).as_deref(), Some("20261123143012"));
+        assert_eq!(snap.previous().map(|r| r.to_string()).as_deref(), Some("20261123120433"));
         assert_eq!(snap.releases.len(), 2);
         assert_eq!(snap.lock, None);
     }

@@ -56,11 +56,7 @@ pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<S
 
 /// The index of the step that was running when the script stopped.
 pub fn last_step(stdout: &str) -> Option<usize> {
-    stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(STEP_MARKER))
-        .and_then(|i| i.trim().parse().ok())
+    stdout.lines().rev().find_map(|l| l.strip_prefix(STEP_MARKER)).and_then(|i| i.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -73,9 +69,7 @@ mod tests {
 
     #[test]
     fn renders_steps_with_env_and_conditions() {
-        let composer = step(
-            "name: composer\nrun: composer install --no-dev\nwhen: { exists: composer.json }\n",
-        );
+        let composer = step("name: composer\nrun: composer install --no-dev\nwhen: { exists: composer.json }\n");
         let optimize = step("name: optimize\nrun: php artisan optimize\n");
         let env = StepEnv {
             host: "web 1",
@@ -89,10 +83,7 @@ mod tests {
 
     #[test]
     fn finds_the_failing_step() {
-        assert_eq!(
-            last_step("@@cutover-step 0\nok\n@@cutover-step 1\nboom\n"),
-            Some(1)
-        );
+        assert_eq!(last_step("@@cutover-step 0\nok\n@@cutover-step 1\nboom\n"), Some(1));
         assert_eq!(last_step("nothing"), None);
     }
 }

@@ -34,9 +34,7 @@ impl Bars {
                 (host.clone(), span)
             })
             .collect();
-        Self {
-            spans: Mutex::new(spans),
-        }
+        Self { spans: Mutex::new(spans) }
     }
 }
 
@@ -44,13 +42,7 @@ impl EventSink for Bars {
     fn emit(&self, event: Event) {
         let Ok(spans) = self.spans.lock() else { return };
         match &event {
-            Event::Host {
-                host,
-                phase,
-                state,
-                step,
-                ..
-            } => {
+            Event::Host { host, phase, state, step, .. } => {
                 if let Some(span) = spans.get(host) {
                     let word = match state {
                         HostState::Started => "running",
@@ -71,9 +63,7 @@ impl EventSink for Bars {
                 }
             }
             other => {
-                if let Some(text) = super::plain::line(other)
-                    .filter(|_| !matches!(other, Event::PhaseStarted { .. }))
-                {
+                if let Some(text) = super::plain::line(other).filter(|_| !matches!(other, Event::PhaseStarted { .. })) {
                     tracing_indicatif::suspend_tracing_indicatif(|| {
                         use std::io::Write;
                         let _ = writeln!(std::io::stderr(), "{text}");

@@ -27,9 +27,5 @@ pub fn sink(json: bool, progress: Progress, hosts: &[String]) -> Box<dyn EventSi
         Progress::Plain => false,
         Progress::Auto => std::io::stderr().is_terminal(),
     };
-    if fancy {
-        Box::new(Bars::new(hosts))
-    } else {
-        Box::new(PlainLines)
-    }
+    if fancy { Box::new(Bars::new(hosts)) } else { Box::new(PlainLines) }
 }

@@ -20,35 +20,14 @@ impl EventSink for PlainLines {
 /// The line for an event, or `None` for events not worth a line.
 pub(crate) fn line(event: &Event) -> Option<String> {
     Some(match event {
-        Event::RunStarted {
-            command,
-            application,
-            hosts,
-        } => format!(
-            "{command:?} of {application} to {} host(s): {}",
-            hosts.len(),
-            hosts.join(", ")
-        )
-        .to_lowercase(),
+        Event::RunStarted { command, application, hosts } => {
+            format!("{command:?} of {application} to {} host(s): {}", hosts.len(), hosts.join(", ")).to_lowercase()
+        }
         Event::ReleaseChosen { release, commit } => format!("release {release}, commit {commit}"),
         Event::PhaseStarted { phase, hosts } => format!("{phase} on {} host(s)", hosts.len()),
-        Event::Host {
-            host,
-            phase,
-            state: HostState::Failed,
-            step,
-            error,
-            output_tail,
-            ..
-        } => {
-            let step = step
-                .as_ref()
-                .map(|s| format!(" (step `{s}`)"))
-                .unwrap_or_default();
-            let mut text = format!(
-                "{host}: {phase}{step} failed: {}",
-                error.as_deref().unwrap_or("unknown error")
-            );
+        Event::Host { host, phase, state: HostState::Failed, step, error, output_tail, .. } => {
+            let step = step.as_ref().map(|s| format!(" (step `{s}`)")).unwrap_or_default();
+            let mut text = format!("{host}: {phase}{step} failed: {}", error.as_deref().unwrap_or("unknown error"));
             if let Some(tail) = output_tail {
                 for l in tail.lines() {
                     text.push_str(&format!("\n    | {l}"));
@@ -56,27 +35,16 @@ pub(crate) fn line(event: &Event) -> Option<String> {
             }
             text
         }
-        Event::Host {
-            host,
-            phase,
-            state: HostState::Done,
-            duration_ms,
-            ..
-        } => {
+        Event::Host { host, phase, state: HostState::Done, duration_ms, .. } => {
             format!("{host}: {phase} done in {} ms", duration_ms.unwrap_or(0))
         }
         Event::Host { .. } => return None,
-        Event::Gate {
-            name, passed: true, ..
-        } => format!("gate passed: {name}"),
+        Event::Gate { name, passed: true, .. } => format!("gate passed: {name}"),
         Event::Gate { name, failed, .. } => {
             format!("gate failed: {name} (failed: {})", failed.join(", "))
         }
         Event::Switched { host, from, to } => {
-            format!(
-                "{host}: current {} -> {to}",
-                from.as_deref().unwrap_or("(none)")
-            )
+            format!("{host}: current {} -> {to}", from.as_deref().unwrap_or("(none)"))
         }
         Event::Warning { host, message } => match host {
             Some(host) => format!("warning: {host}: {message}"),

@@ -10,10 +10,7 @@ use cutover_core::event::{CommandKind, Outcome};
 pub fn text(report: &Report) -> String {
     let s = &report.summary;
     let mut out = String::new();
-    let release = s
-        .release
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "-".into());
+    let release = s.release.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
     let headline = match (s.command, s.outcome) {
         (CommandKind::Deploy, Outcome::Done) => {
             format!("deployed release {release} to {} host(s)", s.hosts.len())
@@ -25,18 +22,12 @@ pub fn text(report: &Report) -> String {
         (CommandKind::Status, Outcome::Done) => {
             format!("all {} host(s) on release {release}", s.hosts.len())
         }
-        (CommandKind::Status, Outcome::Inconsistent) => {
-            "the hosts are on different releases".to_owned()
-        }
-        (_, Outcome::Failed) => {
-            "failed before any host switched: the fleet is unchanged".to_owned()
-        }
-        (_, Outcome::RolledBack) => {
-            "failed after switching began: every switched host was put back".to_owned()
-        }
-        (_, Outcome::Inconsistent) => {
-            "the fleet is left on different releases: see below".to_owned()
-        }
+        (CommandKind::Status, Outcome::Inconsistent) => "the hosts are on different releases".to_owned(),
+        (CommandKind::Status, _) => "could not read every host".to_owned(),
+        (CommandKind::Unlock, _) => "could not unlock every host".to_owned(),
+        (_, Outcome::Failed) => "failed before any host switched: the fleet is unchanged".to_owned(),
+        (_, Outcome::RolledBack) => "failed after switching began: every switched host was put back".to_owned(),
+        (_, Outcome::Inconsistent) => "the fleet is left on different releases: see below".to_owned(),
         (_, Outcome::Locked) => "another run holds the lock: nothing was changed".to_owned(),
         (_, Outcome::Done) => "done".to_owned(),
     };
@@ -52,11 +43,7 @@ pub fn text(report: &Report) -> String {
             let _ = write!(out, "  releases: {}", releases.len());
         }
         if let Some(lock) = host.lock.as_ref().filter(|l| !l.is_null()) {
-            let _ = write!(
-                out,
-                "  LOCKED by {}",
-                cutover_core::remote::lock::LockOwner::describe(lock)
-            );
+            let _ = write!(out, "  LOCKED by {}", cutover_core::remote::lock::LockOwner::describe(lock));
         }
         out.push('\n');
     }

@@ -1,0 +1,145 @@
+//! Opening one master connection per host: the inventory's settings over
+//! `~/.ssh/config`, strict host-key checking unless the inventory says
+//! `accept-new`, a server-alive interval, a bounded persist time, and a
+//! semaphore on concurrent connection starts.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cutover_core::config::{Connection, HostKeyChecking};
+use cutover_core::fleet::Target;
+use cutover_core::transport::{Connector, Transport, TransportError};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use openssh::{ControlPersist, KnownHosts, SessionBuilder};
+use tokio::sync::Semaphore;
+
+use crate::classify;
+use crate::platform;
+use crate::transport::SshTransport;
+
+/// Limits that protect the hosts and the network.
+#[derive(Clone, Debug)]
+pub struct SshOptions {
+    /// Connections being set up at once, across all hosts: below sshd's
+    /// `MaxStartups` (10 by default) and a firewall's rate limits.
+    pub concurrent_starts: usize,
+    /// Commands at once on one host: below sshd's `MaxSessions` (10).
+    pub commands_per_host: usize,
+    /// Seconds to wait for a connection when the inventory does not say.
+    pub connect_timeout: Duration,
+    /// How often ssh checks the server is alive; three missed answers end
+    /// the connection, so a host that stops answering fails in seconds.
+    pub server_alive_interval: Duration,
+    /// How long a master left behind by a crash lives on, idle.
+    pub master_idle_persist: NonZeroUsize,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        Self {
+            concurrent_starts: 8,
+            commands_per_host: 8,
+            connect_timeout: Duration::from_secs(10),
+            server_alive_interval: Duration::from_secs(5),
+            master_idle_persist: NonZeroUsize::new(60).unwrap_or(NonZeroUsize::MIN),
+        }
+    }
+}
+
+/// Connects `connection: ssh` hosts.
+#[derive(Debug)]
+pub struct SshConnector {
+    options: SshOptions,
+    starts: Arc<Semaphore>,
+    /// cutover's own short control directory, removed when dropped.
+    control_dir: tempfile::TempDir,
+}
+
+impl SshConnector {
+    /// A connector with its own control directory; raises the open-files
+    /// limit once.
+    pub fn new(options: SshOptions) -> std::io::Result<Self> {
+        platform::raise_open_files_limit();
+        let control_dir = tempfile::Builder::new().prefix("cutover-").tempdir_in(platform::control_dir_parent())?;
+        Ok(Self { starts: Arc::new(Semaphore::new(options.concurrent_starts.max(1))), options, control_dir })
+    }
+
+    /// Where the control sockets live.
+    pub fn control_dir(&self) -> &Path {
+        self.control_dir.path()
+    }
+
+    fn builder(&self, target: &Target) -> SessionBuilder {
+        let s = &target.settings;
+        let mut b = SessionBuilder::default();
+        b.control_directory(self.control_dir.path())
+            .control_persist(ControlPersist::IdleFor(self.options.master_idle_persist))
+            .server_alive_interval(self.options.server_alive_interval)
+            .connect_timeout(s.connect_timeout.map(Duration::from_secs).unwrap_or(self.options.connect_timeout))
+            // openssh's default accepts new keys; cutover is strict unless told.
+            .known_hosts_check(match s.host_key_checking.unwrap_or_default() {
+                HostKeyChecking::Strict => KnownHosts::Strict,
+                HostKeyChecking::AcceptNew => KnownHosts::Add,
+            });
+        if let Some(user) = &s.user {
+            b.user(user.clone());
+        }
+        if let Some(port) = s.port {
+            b.port(port);
+        }
+        if let Some(key) = &s.identity_file {
+            b.keyfile(expand_home(key));
+        }
+        if let Some(file) = &s.known_hosts {
+            b.user_known_hosts_file(expand_home(file));
+        }
+        if let Some(jump) = &s.proxy_jump {
+            b.jump_hosts(jump.split(',').map(str::trim));
+        }
+        b
+    }
+}
+
+impl Connector for SshConnector {
+    fn connect<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>> {
+        async move {
+            if target.connection != Connection::Ssh {
+                return Err(TransportError::Unsupported { connection: "local".into() });
+            }
+            let builder = self.builder(target);
+            let timeout =
+                target.settings.connect_timeout.map(Duration::from_secs).unwrap_or(self.options.connect_timeout);
+            let session = {
+                let _permit =
+                    self.starts.acquire().await.map_err(|e| TransportError::Spawn { detail: e.to_string() })?;
+                builder.connect_mux(&target.address).await.map_err(|e| classify::connect_error(e, timeout))?
+            };
+            let transport = SshTransport::new(session, self.options.commands_per_host);
+            Ok(Box::new(transport) as Box<dyn Transport>)
+        }
+        .boxed()
+    }
+}
+
+/// `~/x` to `$HOME/x`; other paths unchanged.
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_home_only_at_the_start() {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        assert_eq!(expand_home(Path::new("~/.ssh/id")), home.join(".ssh/id"));
+        assert_eq!(expand_home(Path::new("/etc/ssh/id")), PathBuf::from("/etc/ssh/id"));
+    }
+}
