@@ -74,8 +74,11 @@ impl Session {
         interruptible: bool,
     ) -> PhaseOutcome {
         // Hosts that never connected already have their failure.
-        let connected: IndexMap<String, HostScript> =
-            jobs.iter().filter(|(h, _)| self.transports.contains_key(*h)).map(|(h, s)| (h.clone(), s.clone())).collect();
+        let connected: IndexMap<String, HostScript> = jobs
+            .iter()
+            .filter(|(h, _)| self.transports.contains_key(*h))
+            .map(|(h, s)| (h.clone(), s.clone()))
+            .collect();
         let jobs = &connected;
         ctx.emit(Event::PhaseStarted { phase, hosts: jobs.keys().cloned().collect() });
         let limit = ctx.loaded.inventory.concurrency;

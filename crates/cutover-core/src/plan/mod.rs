@@ -92,3 +92,6 @@ impl Plan {
         render::text(self)
     }
 }
+
+#[cfg(test)]
+mod tests;

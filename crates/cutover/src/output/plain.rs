@@ -21,7 +21,8 @@ impl EventSink for PlainLines {
 pub(crate) fn line(event: &Event) -> Option<String> {
     Some(match event {
         Event::RunStarted { command, application, hosts } => {
-            format!("{command:?} of {application} to {} host(s): {}", hosts.len(), hosts.join(", ")).to_lowercase()
+            let command = format!("{command:?}").to_lowercase();
+            format!("{command} of {application} on {} host(s): {}", hosts.len(), hosts.join(", "))
         }
         Event::ReleaseChosen { release, commit } => format!("release {release}, commit {commit}"),
         Event::PhaseStarted { phase, hosts } => format!("{phase} on {} host(s)", hosts.len()),
