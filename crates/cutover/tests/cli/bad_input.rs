@@ -16,10 +16,7 @@ fn refused(inventory: &str, expected: &[&str]) {
     for text in expected {
         assert!(err.contains(text), "expected `{text}` in:\n{err}");
     }
-    assert!(
-        !project.path().join("hosts").exists(),
-        "no host was touched"
-    );
+    assert!(!project.path().join("hosts").exists(), "no host was touched");
 }
 
 #[test]
@@ -31,78 +28,45 @@ fn the_good_inventory_is_accepted() {
 
 #[test]
 fn a_yaml_syntax_error_names_line_and_column() {
-    refused(
-        &GOOD.replace("recipe: php", "recipe: [php"),
-        &["cutover.yaml:4:"],
-    );
+    refused(&GOOD.replace("recipe: php", "recipe: [php"), &["cutover.yaml:4:"]);
 }
 
 #[test]
 fn an_unknown_key_suggests_the_closest_one() {
     refused(
         &GOOD.replace("deploy_path:", "deploy_pth:"),
-        &[
-            "cutover.yaml:2:1",
-            "unknown key `deploy_pth`",
-            "did you mean `deploy_path`?",
-        ],
+        &["cutover.yaml:2:1", "unknown key `deploy_pth`", "did you mean `deploy_path`?"],
     );
-    refused(
-        &GOOD.replace("    address:", "    adress:"),
-        &["cutover.yaml:10:5", "did you mean `address`?"],
-    );
+    refused(&GOOD.replace("    address:", "    adress:"), &["cutover.yaml:10:5", "did you mean `address`?"]);
 }
 
 #[test]
 fn a_wrong_type_is_refused() {
-    refused(
-        &format!("{GOOD}keep_releases: many\n"),
-        &["cutover.yaml:11:16"],
-    );
+    refused(&format!("{GOOD}keep_releases: many\n"), &["cutover.yaml:11:16"]);
 }
 
 #[test]
 fn duplicate_host_names_are_refused() {
     let twice = format!("{GOOD}  - name: web1\n    address: hosts/other\n");
-    refused(
-        &twice,
-        &[
-            "cutover.yaml:11:11",
-            "hosts[1].name",
-            "duplicate host name `web1` (first defined on line 9)",
-        ],
-    );
+    refused(&twice, &["cutover.yaml:11:11", "hosts[1].name", "duplicate host name `web1` (first defined on line 9)"]);
 }
 
 #[test]
 fn a_relative_or_root_deploy_path_is_refused() {
-    refused(
-        &GOOD.replace("/srv/shop", "srv/shop"),
-        &["cutover.yaml:2:14", "deploy_path: must be an absolute path"],
-    );
-    refused(
-        &GOOD.replace("/srv/shop", "/"),
-        &["deploy_path: must not be the root directory"],
-    );
+    refused(&GOOD.replace("/srv/shop", "srv/shop"), &["cutover.yaml:2:14", "deploy_path: must be an absolute path"]);
+    refused(&GOOD.replace("/srv/shop", "/"), &["deploy_path: must not be the root directory"]);
 }
 
 #[test]
 fn keep_releases_below_two_is_refused() {
-    refused(
-        &format!("{GOOD}keep_releases: 1\n"),
-        &["cutover.yaml:11:16", "keep_releases: must be at least 2"],
-    );
+    refused(&format!("{GOOD}keep_releases: 1\n"), &["cutover.yaml:11:16", "keep_releases: must be at least 2"]);
 }
 
 #[test]
 fn a_missing_source_directory_is_refused() {
     refused(
         &GOOD.replace("source: app", "source: nowhere"),
-        &[
-            "cutover.yaml:3:9",
-            "source: source directory",
-            "does not exist",
-        ],
+        &["cutover.yaml:3:9", "source: source directory", "does not exist"],
     );
 }
 
@@ -110,43 +74,24 @@ fn a_missing_source_directory_is_refused() {
 fn an_unknown_recipe_is_refused_with_a_suggestion() {
     refused(
         &GOOD.replace("recipe: php", "recipe: laravle"),
-        &[
-            "cutover.yaml:4:9",
-            "unknown recipe `laravle`",
-            "did you mean `laravel`?",
-        ],
+        &["cutover.yaml:4:9", "unknown recipe `laravle`", "did you mean `laravel`?"],
     );
 }
 
 #[test]
 fn the_rolling_strategy_is_refused_until_it_exists() {
-    refused(
-        &format!("{GOOD}strategy: rolling\n"),
-        &[
-            "cutover.yaml:11:11",
-            "rolling strategy is not available yet",
-        ],
-    );
+    refused(&format!("{GOOD}strategy: rolling\n"), &["cutover.yaml:11:11", "rolling strategy is not available yet"]);
 }
 
 #[test]
 fn a_broken_recipe_file_names_the_recipe_file() {
     let project = Project::new("");
-    project.write(
-        "cutover.yaml",
-        &GOOD.replace("recipe: php", "recipe: deploy/recipe.yaml"),
-    );
-    project.write(
-        "deploy/recipe.yaml",
-        "hooks:\n  build:\n    - name: x\n      rn: true\n",
-    );
+    project.write("cutover.yaml", &GOOD.replace("recipe: php", "recipe: deploy/recipe.yaml"));
+    project.write("deploy/recipe.yaml", "hooks:\n  build:\n    - name: x\n      rn: true\n");
     let out = project.cutover(&["deploy"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("recipe.yaml:4:7") && err.contains("did you mean `run`?"),
-        "{err}"
-    );
+    assert!(err.contains("recipe.yaml:4:7") && err.contains("did you mean `run`?"), "{err}");
 }
 
 #[test]
@@ -156,10 +101,5 @@ fn json_mode_reports_bad_input_as_an_event() {
     let (code, events) = project.cutover_json(&["deploy"]);
     assert_eq!(code, Some(2));
     assert_eq!(events[0]["event"], "error");
-    assert!(
-        events[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("cutover.yaml:2:1")
-    );
+    assert!(events[0]["message"].as_str().unwrap_or("").contains("cutover.yaml:2:1"));
 }

@@ -5,41 +5,26 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{HOSTS, Project, stderr, summary};
 
-const FAIL_ON_WEB2: &str =
-    "hooks:\n  build:\n    - name: fussy check\n      run: test \"$CUTOVER_HOST\" != web2\n";
+const FAIL_ON_WEB2: &str = "hooks:\n  build:\n    - name: fussy check\n      run: test \"$CUTOVER_HOST\" != web2\n";
 
 #[test]
 fn a_build_step_failing_on_one_host_switches_no_host_and_leaves_nothing() {
     let project = Project::new("");
     let (code, events) = project.cutover_json(&["deploy"]);
     assert_eq!(code, Some(0));
-    let v1 = summary(&events)["release"]
-        .as_str()
-        .expect("release")
-        .to_owned();
+    let v1 = summary(&events)["release"].as_str().expect("release").to_owned();
 
     project.write_inventory(FAIL_ON_WEB2);
     project.write("app/public/index.php", "<?php echo 'v2';\n");
     let out = project.cutover(&["deploy"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(
-        err.contains("web2: build (step `fussy check`) failed"),
-        "{err}"
-    );
+    assert!(err.contains("web2: build (step `fussy check`) failed"), "{err}");
     assert!(err.contains("gate failed: every host built"), "{err}");
     for host in HOSTS {
-        assert_eq!(
-            project.current(host).as_deref(),
-            Some(v1.as_str()),
-            "{host} not switched"
-        );
+        assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host} not switched");
         assert_eq!(project.served(host), "<?php echo 'v1';\n");
-        assert_eq!(
-            project.releases(host),
-            vec![v1.clone()],
-            "{host}: the new release was removed"
-        );
+        assert_eq!(project.releases(host), vec![v1.clone()], "{host}: the new release was removed");
         assert!(!project.locked(host), "{host}: lock released");
         assert!(!project.deploy_path(host).join("current-tmp").exists());
     }
@@ -56,10 +41,7 @@ fn a_held_lock_refuses_with_its_owner_and_unlock_clears_it() {
     let out = project.cutover(&["deploy"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let text = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
-    assert!(
-        text.contains("ana@ci-7 (pid 4242), deploy of 20260101000000"),
-        "{text}"
-    );
+    assert!(text.contains("ana@ci-7 (pid 4242), deploy of 20260101000000"), "{text}");
     for host in HOSTS {
         assert_eq!(project.current(host), None, "{host}: nothing deployed");
         assert!(project.releases(host).is_empty());
@@ -83,20 +65,13 @@ fn a_reload_failing_on_one_host_after_the_switch_puts_every_host_back() {
     let project = Project::new("");
     project.write_inventory("");
     let (_, events) = project.cutover_json(&["deploy"]);
-    let v1 = summary(&events)["release"]
-        .as_str()
-        .expect("release")
-        .to_owned();
+    let v1 = summary(&events)["release"].as_str().expect("release").to_owned();
 
     // The reload runs in the host's directory; web2's refuses.
     let extra = "";
     project.write_inventory(extra);
-    let inventory =
-        std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
-    project.write(
-        "cutover.yaml",
-        &inventory.replace("reload: none", "reload: test ! -e fail-reload"),
-    );
+    let inventory = std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
+    project.write("cutover.yaml", &inventory.replace("reload: none", "reload: test ! -e fail-reload"));
     project.write("hosts/web2/fail-reload", "");
     project.write("app/public/index.php", "<?php echo 'v2';\n");
 
@@ -107,11 +82,7 @@ fn a_reload_failing_on_one_host_after_the_switch_puts_every_host_back() {
     let switched = events.iter().filter(|e| e["event"] == "switched").count();
     assert_eq!(switched, 6, "three switched forward, three back");
     for host in HOSTS {
-        assert_eq!(
-            project.current(host).as_deref(),
-            Some(v1.as_str()),
-            "{host} back on v1"
-        );
+        assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host} back on v1");
         assert_eq!(end["hosts"][host]["current"], v1.as_str());
         assert_eq!(project.served(host), "<?php echo 'v1';\n");
         assert!(!project.locked(host));
@@ -135,31 +106,17 @@ fn ctrl_c_during_the_build_removes_the_release_and_every_lock() {
         .spawn()
         .expect("spawn");
     let started = Instant::now();
-    let all_building = || {
-        HOSTS
-            .iter()
-            .all(|h| project.path().join(format!("building-{h}")).exists())
-    };
+    let all_building = || HOSTS.iter().all(|h| project.path().join(format!("building-{h}")).exists());
     while !all_building() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "build never started"
-        );
+        assert!(started.elapsed() < Duration::from_secs(20), "build never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(kill.success());
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(1));
     for host in HOSTS {
-        assert!(
-            project.releases(host).is_empty(),
-            "{host}: {:?}",
-            project.releases(host)
-        );
+        assert!(project.releases(host).is_empty(), "{host}: {:?}", project.releases(host));
         assert!(!project.locked(host), "{host}: lock released");
         assert_eq!(project.current(host), None);
     }
@@ -168,19 +125,12 @@ fn ctrl_c_during_the_build_removes_the_release_and_every_lock() {
 #[test]
 fn a_missing_shared_file_fails_preflight_before_anything_is_created() {
     let project = Project::new("");
-    let inventory =
-        std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
-    project.write(
-        "cutover.yaml",
-        &inventory.replace("  dirs: [storage]", "  dirs: [storage]\n  files: [.env]"),
-    );
+    let inventory = std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
+    project.write("cutover.yaml", &inventory.replace("  dirs: [storage]", "  dirs: [storage]\n  files: [.env]"));
     let out = project.cutover(&["deploy"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("shared file `shared/.env` is missing"));
     for host in HOSTS {
-        assert!(
-            !project.deploy_path(host).exists(),
-            "{host}: nothing created"
-        );
+        assert!(!project.deploy_path(host).exists(), "{host}: nothing created");
     }
 }

@@ -28,10 +28,7 @@ impl Project {
     }
 
     pub fn write_inventory(&self, extra: &str) {
-        let hosts: String = HOSTS
-            .iter()
-            .map(|h| format!("  - name: {h}\n    address: hosts/{h}\n"))
-            .collect();
+        let hosts: String = HOSTS.iter().map(|h| format!("  - name: {h}\n    address: hosts/{h}\n")).collect();
         let text = format!(
             "application: shop\ndeploy_path: /srv/shop\nkeep_releases: 3\nsource: app\n\
              shared:\n  dirs: [storage]\nrecipe: php\nphp_fpm:\n  reload: none\n  config_test: none\n\
@@ -91,9 +88,8 @@ impl Project {
         let Ok(entries) = std::fs::read_dir(self.deploy_path(host).join("releases")) else {
             return Vec::new();
         };
-        let mut names: Vec<String> = entries
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> =
+            entries.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         names
     }
@@ -104,18 +100,14 @@ impl Project {
 
     /// What the host would serve: its current release's index.php.
     pub fn served(&self, host: &str) -> String {
-        std::fs::read_to_string(self.deploy_path(host).join("current/public/index.php"))
-            .unwrap_or_default()
+        std::fs::read_to_string(self.deploy_path(host).join("current/public/index.php")).unwrap_or_default()
     }
 }
 
 /// The summary event (the last line of `--json`).
 pub fn summary(events: &[Value]) -> &Value {
     let last = events.last().expect("at least one event");
-    assert_eq!(
-        last["event"], "summary",
-        "last event is the summary: {last}"
-    );
+    assert_eq!(last["event"], "summary", "last event is the summary: {last}");
     last
 }
 

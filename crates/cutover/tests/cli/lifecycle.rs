@@ -8,17 +8,10 @@ fn deploy_twice_then_roll_back_and_every_host_agrees() {
 
     let (code, events) = project.cutover_json(&["deploy"]);
     assert_eq!(code, Some(0), "{events:?}");
-    let first = summary(&events)["release"]
-        .as_str()
-        .expect("release")
-        .to_owned();
+    let first = summary(&events)["release"].as_str().expect("release").to_owned();
     assert_eq!(summary(&events)["outcome"], "done");
     for host in HOSTS {
-        assert_eq!(
-            project.current(host).as_deref(),
-            Some(first.as_str()),
-            "{host}"
-        );
+        assert_eq!(project.current(host).as_deref(), Some(first.as_str()), "{host}");
         assert_eq!(project.served(host), "<?php echo 'v1';\n");
         assert!(!project.locked(host), "{host} still locked");
     }
@@ -26,10 +19,7 @@ fn deploy_twice_then_roll_back_and_every_host_agrees() {
     project.write("app/public/index.php", "<?php echo 'v2';\n");
     let (code, events) = project.cutover_json(&["deploy"]);
     assert_eq!(code, Some(0), "{events:?}");
-    let second = summary(&events)["release"]
-        .as_str()
-        .expect("release")
-        .to_owned();
+    let second = summary(&events)["release"].as_str().expect("release").to_owned();
     assert!(second > first, "{second} after {first}");
     for host in HOSTS {
         assert_eq!(project.current(host).as_deref(), Some(second.as_str()));
@@ -41,11 +31,7 @@ fn deploy_twice_then_roll_back_and_every_host_agrees() {
     assert_eq!(code, Some(0), "{events:?}");
     assert_eq!(summary(&events)["release"], first.as_str());
     for host in HOSTS {
-        assert_eq!(
-            project.served(host),
-            "<?php echo 'v1';\n",
-            "{host} serves v1 again"
-        );
+        assert_eq!(project.served(host), "<?php echo 'v1';\n", "{host} serves v1 again");
     }
 
     let (code, events) = project.cutover_json(&["status"]);
@@ -58,12 +44,8 @@ fn deploy_twice_then_roll_back_and_every_host_agrees() {
         assert_eq!(h["releases"].as_array().map(Vec::len), Some(2));
         assert!(h["lock"].is_null());
     }
-    let log =
-        std::fs::read_to_string(project.deploy_path("web1").join("revisions.log")).expect("log");
-    let kinds: Vec<&str> = log
-        .lines()
-        .map(|l| l.split('\t').nth(1).unwrap_or(""))
-        .collect();
+    let log = std::fs::read_to_string(project.deploy_path("web1").join("revisions.log")).expect("log");
+    let kinds: Vec<&str> = log.lines().map(|l| l.split('\t').nth(1).unwrap_or("")).collect();
     assert_eq!(kinds, ["deploy", "deploy", "rollback"]);
 }
 
@@ -74,30 +56,15 @@ fn every_host_gets_the_same_release_revision_and_shared_links() {
     assert_eq!(code, Some(0));
     let revisions: Vec<String> = HOSTS
         .iter()
-        .map(|h| {
-            std::fs::read_to_string(project.deploy_path(h).join("current/REVISION"))
-                .expect("REVISION")
-        })
+        .map(|h| std::fs::read_to_string(project.deploy_path(h).join("current/REVISION")).expect("REVISION"))
         .collect();
-    assert!(
-        revisions
-            .iter()
-            .all(|r| r == &revisions[0] && !r.trim().is_empty()),
-        "{revisions:?}"
-    );
+    assert!(revisions.iter().all(|r| r == &revisions[0] && !r.trim().is_empty()), "{revisions:?}");
     for host in HOSTS {
         let storage = project.deploy_path(host).join("current/storage");
         let meta = std::fs::symlink_metadata(&storage).expect("storage link");
-        assert!(
-            meta.file_type().is_symlink(),
-            "{host}: storage is a link into shared/"
-        );
-        let current =
-            std::fs::symlink_metadata(project.deploy_path(host).join("current")).expect("current");
-        assert!(
-            current.file_type().is_symlink(),
-            "{host}: current is a symlink"
-        );
+        assert!(meta.file_type().is_symlink(), "{host}: storage is a link into shared/");
+        let current = std::fs::symlink_metadata(project.deploy_path(host).join("current")).expect("current");
+        assert!(current.file_type().is_symlink(), "{host}: current is a symlink");
         assert!(!project.deploy_path(host).join("current-tmp").exists());
     }
 }
@@ -109,12 +76,7 @@ fn runs_within_one_second_get_distinct_ids_and_old_releases_are_pruned() {
     for _ in 0..5 {
         let (code, events) = project.cutover_json(&["deploy"]);
         assert_eq!(code, Some(0), "{events:?}");
-        ids.push(
-            summary(&events)["release"]
-                .as_str()
-                .expect("release")
-                .to_owned(),
-        );
+        ids.push(summary(&events)["release"].as_str().expect("release").to_owned());
     }
     let mut unique = ids.clone();
     unique.dedup();
@@ -131,12 +93,7 @@ fn rollback_to_a_named_release_and_refusal_when_it_is_missing() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         let (_, events) = project.cutover_json(&["deploy"]);
-        ids.push(
-            summary(&events)["release"]
-                .as_str()
-                .expect("release")
-                .to_owned(),
-        );
+        ids.push(summary(&events)["release"].as_str().expect("release").to_owned());
     }
     let (code, _) = project.cutover_json(&["rollback", "--to", &ids[0]]);
     assert_eq!(code, Some(0));
@@ -145,18 +102,9 @@ fn rollback_to_a_named_release_and_refusal_when_it_is_missing() {
     }
     let (code, events) = project.cutover_json(&["rollback", "--to", "20000101000000"]);
     assert_eq!(code, Some(1), "{events:?}");
-    assert!(
-        summary(&events)["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("is not on this host")
-    );
+    assert!(summary(&events)["message"].as_str().unwrap_or("").contains("is not on this host"));
     for host in HOSTS {
-        assert_eq!(
-            project.current(host).as_deref(),
-            Some(ids[0].as_str()),
-            "unchanged"
-        );
+        assert_eq!(project.current(host).as_deref(), Some(ids[0].as_str()), "unchanged");
     }
 }
 
@@ -164,15 +112,9 @@ fn rollback_to_a_named_release_and_refusal_when_it_is_missing() {
 fn rollback_refuses_when_hosts_disagree_unless_told_where_to() {
     let project = Project::new("");
     let (_, first) = project.cutover_json(&["deploy"]);
-    let first = summary(&first)["release"]
-        .as_str()
-        .expect("release")
-        .to_owned();
+    let first = summary(&first)["release"].as_str().expect("release").to_owned();
     let (_, second) = project.cutover_json(&["deploy", "--hosts", "web1,web2"]);
-    let second = summary(&second)["release"]
-        .as_str()
-        .expect("release")
-        .to_owned();
+    let second = summary(&second)["release"].as_str().expect("release").to_owned();
     assert_eq!(project.current("web3").as_deref(), Some(first.as_str()));
 
     let (code, events) = project.cutover_json(&["status"]);
@@ -181,19 +123,9 @@ fn rollback_refuses_when_hosts_disagree_unless_told_where_to() {
 
     let (code, events) = project.cutover_json(&["rollback"]);
     assert_eq!(code, Some(1), "{events:?}");
-    let message = summary(&events)["message"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
-    assert!(
-        message.contains("disagree") && message.contains(&second),
-        "{message}"
-    );
-    assert_eq!(
-        project.current("web1").as_deref(),
-        Some(second.as_str()),
-        "nothing changed"
-    );
+    let message = summary(&events)["message"].as_str().unwrap_or("").to_owned();
+    assert!(message.contains("disagree") && message.contains(&second), "{message}");
+    assert_eq!(project.current("web1").as_deref(), Some(second.as_str()), "nothing changed");
 
     let (code, _) = project.cutover_json(&["rollback", "--to", &first, "--hosts", "web1,web2"]);
     assert_eq!(code, Some(0));

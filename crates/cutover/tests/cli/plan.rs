@@ -11,10 +11,7 @@ fn plan_prints_every_phase_and_touches_nothing() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     for host in HOSTS {
-        assert!(
-            !project.deploy_path(host).exists(),
-            "{host}: plan touched nothing"
-        );
+        assert!(!project.deploy_path(host).exists(), "{host}: plan touched nothing");
     }
     let root = project.path().display().to_string();
     let mut settings = insta::Settings::clone_current();
@@ -28,12 +25,6 @@ fn plan_prints_every_phase_and_touches_nothing() {
 
 fn regex_escape(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '/' || c == '_' || c == '-' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
+        .map(|c| if c.is_alphanumeric() || c == '/' || c == '_' || c == '-' { c.to_string() } else { format!("\\{c}") })
         .collect()
 }

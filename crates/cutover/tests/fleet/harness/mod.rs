@@ -1,0 +1,15 @@
+//! The fleet fixture: the host image, a key pair, containers with their
+//! ports on 127.0.0.1, a known_hosts file, a git repository the hosts can
+//! fetch, and ways to run `cutover` and look at what each host serves.
+
+mod fleet;
+mod git;
+mod probe;
+mod run;
+mod setup;
+mod story;
+
+pub use fleet::{Fleet, GIT_DELIVERY};
+pub use git::write_app;
+pub use run::{spawn_cutover, summary, text, wait_limited};
+pub use setup::docker_available;

@@ -1,0 +1,68 @@
+//! Steps and checks the stories share: run `cutover` in the fleet's
+//! project, deploy and expect success, and compare what every host has.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use super::fleet::Fleet;
+use super::run::{cutover, cutover_json, summary};
+
+/// What one host has on disk: where `current` points and its releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostState {
+    pub current: Option<String>,
+    pub releases: Vec<String>,
+}
+
+impl Fleet {
+    /// `cutover <command> -i cutover.yaml <args>` in the project, plain.
+    pub fn run(&self, command: &str, args: &[&str]) -> Output {
+        let mut all = vec![command, "-i", "cutover.yaml"];
+        all.extend_from_slice(args);
+        cutover(&self.project(), &all)
+    }
+
+    /// The same with `--json`: exit code, events, all the text printed.
+    pub fn run_json(&self, command: &str, args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
+        let mut all = vec![command, "-i", "cutover.yaml"];
+        all.extend_from_slice(args);
+        cutover_json(&self.project(), &all)
+    }
+
+    /// `cutover deploy`, which must succeed on every host; the release id.
+    pub fn deploy_ok(&self) -> String {
+        let (code, events, text) = self.run_json("deploy", &[]);
+        assert_eq!(code, Some(0), "deploy failed:\n{text}");
+        let summary = summary(&events);
+        assert_eq!(summary["outcome"], "done", "{summary}");
+        let release = summary["release"].as_str().expect("release id").to_owned();
+        for host in &self.hosts {
+            assert_eq!(summary["hosts"][&host.name]["current"], release, "{}: {summary}", host.name);
+        }
+        release
+    }
+
+    /// Every host's state, in host order.
+    pub fn states(&self) -> Vec<HostState> {
+        (0..self.hosts.len()).map(|i| HostState { current: self.current(i), releases: self.releases(i) }).collect()
+    }
+
+    /// Every host serves `version` from `release`, through PHP-FPM with
+    /// OPcache, and `current` is a symbolic link to that release.
+    pub fn assert_serving(&self, version: &str, release: &str) {
+        for (i, host) in self.hosts.iter().enumerate() {
+            assert_eq!(self.served(i), format!("{version} {release} opcache"), "{}", host.name);
+            assert!(self.current_is_symlink(i), "{}: current is a link", host.name);
+            assert_eq!(self.current(i).as_deref(), Some(release), "{}", host.name);
+        }
+    }
+
+    /// No host holds a lock or has a staged switch left.
+    pub fn assert_clean(&self) {
+        for (i, host) in self.hosts.iter().enumerate() {
+            assert!(!self.locked(i), "{}: lock released", host.name);
+            assert!(!self.staged(i), "{}: no current-tmp left", host.name);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Deploys that work: git and upload delivery to three real hosts, the
+//! switch seen over HTTP, rollback, and pruning old releases.
+
+use std::time::Instant;
+
+use crate::harness::{Fleet, GIT_DELIVERY, docker_available, summary, write_app};
+
+/// Deploys v1 then v2 from the git fixture; returns both release ids.
+fn deploy_v1_then_v2(fleet: &Fleet) -> (String, String) {
+    fleet.write_inventory(GIT_DELIVERY);
+    let v1 = fleet.deploy_ok();
+    fleet.assert_serving("v1", &v1);
+    fleet.git().commit_version("v2");
+    let v2 = fleet.deploy_ok();
+    assert_ne!(v1, v2, "a new release id");
+    (v1, v2)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_deploys_switch_every_host_to_one_release_and_reload_fpm() {
+    let name = "git_deploys_switch_every_host_to_one_release_and_reload_fpm";
+    if !docker_available(name) {
+        return;
+    }
+    let started = Instant::now();
+    let fleet = Fleet::start(3).await;
+    fleet.write_inventory(GIT_DELIVERY);
+    let v1 = fleet.deploy_ok();
+    fleet.assert_serving("v1", &v1);
+    let reloads: Vec<usize> = (0..3).map(|i| fleet.reload_count(i)).collect();
+
+    let commit = fleet.git().commit_version("v2");
+    let v2 = fleet.deploy_ok();
+    assert_ne!(v1, v2, "a new release id");
+    fleet.assert_serving("v2", &v2);
+    for (i, host) in fleet.hosts.iter().enumerate() {
+        assert_eq!(fleet.revision(i), commit, "{}: REVISION", host.name);
+        assert!(fleet.reload_count(i) > reloads[i], "{}: PHP-FPM was reloaded", host.name);
+        assert!(fleet.releases(i).contains(&v1), "{}: v1 kept", host.name);
+    }
+    fleet.assert_clean();
+    eprintln!("{name}: {:.1?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_puts_every_host_back_on_the_previous_release() {
+    let name = "rollback_puts_every_host_back_on_the_previous_release";
+    if !docker_available(name) {
+        return;
+    }
+    let started = Instant::now();
+    let fleet = Fleet::start(3).await;
+    let (v1, v2) = deploy_v1_then_v2(&fleet);
+    fleet.assert_serving("v2", &v2);
+
+    let (code, events, text) = fleet.run_json("rollback", &["--yes"]);
+    assert_eq!(code, Some(0), "rollback failed:\n{text}");
+    assert_eq!(summary(&events)["outcome"], "done", "{text}");
+    fleet.assert_serving("v1", &v1);
+
+    let (code, events, text) = fleet.run_json("status", &[]);
+    assert_eq!(code, Some(0), "status: every host on one release:\n{text}");
+    let summary = summary(&events);
+    for host in &fleet.hosts {
+        assert_eq!(summary["hosts"][&host.name]["current"], v1, "{}: {summary}", host.name);
+    }
+    fleet.assert_clean();
+    eprintln!("{name}: {:.1?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_delivery_serves_the_local_directory_on_every_host() {
+    let name = "upload_delivery_serves_the_local_directory_on_every_host";
+    if !docker_available(name) {
+        return;
+    }
+    let started = Instant::now();
+    let fleet = Fleet::start(3).await;
+    write_app(&fleet.project().join("upload"), "uploaded");
+    fleet.write_inventory("source: upload\n");
+    let release = fleet.deploy_ok();
+    fleet.assert_serving("uploaded", &release);
+    for i in 0..fleet.hosts.len() {
+        fleet.exec_ok(i, "test -f /var/www/app/current/vendor/autoload.php");
+    }
+    fleet.assert_clean();
+    eprintln!("{name}: {:.1?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keep_releases_prunes_all_but_the_newest_five() {
+    let name = "keep_releases_prunes_all_but_the_newest_five";
+    if !docker_available(name) {
+        return;
+    }
+    let started = Instant::now();
+    let fleet = Fleet::start(3).await;
+    write_app(&fleet.project().join("upload"), "kept");
+    fleet.write_inventory("source: upload\nkeep_releases: 5\n");
+    let ids: Vec<String> = (0..7).map(|_| fleet.deploy_ok()).collect();
+    let mut newest: Vec<String> = ids[2..].to_vec();
+    newest.sort();
+    for (i, host) in fleet.hosts.iter().enumerate() {
+        let releases = fleet.releases(i);
+        assert_eq!(releases, newest, "{}: the newest five remain", host.name);
+        assert!(releases.contains(&ids[6]), "{}: current kept", host.name);
+        assert!(releases.contains(&ids[5]), "{}: previous kept", host.name);
+        assert_eq!(fleet.current(i).as_ref(), Some(&ids[6]), "{}", host.name);
+    }
+    fleet.assert_serving("kept", &ids[6]);
+    fleet.assert_clean();
+    eprintln!("{name}: {:.1?}", started.elapsed());
+}

@@ -1,0 +1,10 @@
+//! The `cutover` binary against real hosts: containers running sshd, nginx
+//! and PHP-FPM, built locally from `tests/image`. Every test starts its own
+//! fleet, so the tests run in parallel. Without a Docker engine each test
+//! skips loudly (or fails, with `CUTOVER_REQUIRE_DOCKER=1`).
+#![allow(clippy::print_stderr)]
+
+mod failures;
+mod harness;
+mod lifecycle;
+mod smoke;
