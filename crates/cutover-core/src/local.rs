@@ -74,3 +74,38 @@ impl Transport for LocalTransport {
         async {}.boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn host(dir: &std::path::Path) -> LocalTransport {
+        LocalTransport { root: dir.to_path_buf() }
+    }
+
+    fn command(script: &str, timeout: Duration) -> RemoteCommand {
+        RemoteCommand { script: script.to_owned(), stdin: None, timeout }
+    }
+
+    #[tokio::test]
+    async fn runs_in_the_host_directory_and_feeds_stdin() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = command("pwd; cat", Duration::from_secs(5));
+        cmd.stdin = Some(std::sync::Arc::from(b"payload".to_vec()));
+        let out = host(dir.path()).run(cmd).await.expect("runs");
+        assert!(out.success());
+        let root = dir.path().canonicalize().expect("canonical");
+        assert_eq!(out.stdout, format!("{}\npayload", root.display()));
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_timeout_is_stopped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = Instant::now();
+        let result = host(dir.path()).run(command("sleep 5", Duration::from_millis(200))).await;
+        assert_eq!(result, Err(TransportError::TimedOut { after: Duration::from_millis(200) }));
+        assert!(started.elapsed() < Duration::from_secs(4), "it did not wait for the command");
+    }
+}

@@ -9,8 +9,8 @@ use indexmap::IndexMap;
 
 use crate::event::{Event, HostState, Phase};
 use crate::plan::HostScript;
-use crate::remote::steps::{STEP_MARKER, last_step};
-use crate::transport::{Output, RemoteCommand, Transport};
+use crate::remote::steps::{STEP_MARKER, STEP_TIMED_OUT, last_step};
+use crate::transport::{Output, RemoteCommand, Transport, TransportError};
 
 use super::Context;
 use super::failure::{FailureKind, HostFailure};
@@ -133,18 +133,21 @@ impl Session {
         let result = transport.run(command).await;
         let elapsed = Some(started.elapsed().as_millis() as u64);
         let step = |stdout: &str| last_step(stdout).and_then(|i| job.steps.get(i)).cloned();
+        // A step stopped by its own limit exits 124, like `timeout(1)`.
         match result {
             Ok(output) if output.success() => {
                 emit_host(ctx, host, phase, HostState::Done, elapsed, None);
                 Ok(output)
             }
             Ok(output) => {
-                let failure = HostFailure {
-                    host: host.to_owned(),
-                    phase,
-                    step: step(&output.stdout),
-                    kind: FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) },
+                let step = step(&output.stdout);
+                let kind = match &step {
+                    Some(step) if output.exit_code == Some(STEP_TIMED_OUT) => {
+                        FailureKind::Transport(TransportError::TimedOut { after: step.timeout })
+                    }
+                    _ => FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) },
                 };
+                let failure = HostFailure { host: host.to_owned(), phase, step: step.map(|s| s.name), kind };
                 emit_host(ctx, host, phase, HostState::Failed, elapsed, Some(&failure));
                 Err(failure)
             }

@@ -17,7 +17,7 @@ use crate::remote::probe::Snapshot;
 use crate::remote::steps::{self, StepEnv};
 use crate::remote::{switch, wrapup};
 
-use super::{HostScript, Node, PhaseNode, Plan, Scope, StepInfo};
+use super::{HostScript, Node, PhaseNode, Plan, Scope, StepInfo, StepLabel};
 
 /// The time limit of phases that only move links and files.
 const QUICK: Duration = Duration::from_secs(60);
@@ -194,10 +194,17 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
             release,
             revision: &i.commit,
             vars: target.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+            default_timeout: inv.step_timeout,
         };
         if let Some(script) = steps::script(&target.deploy_path, &mine, &env) {
             let timeout = mine.iter().map(|s| Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout))).sum();
-            let names = mine.iter().map(|s| s.name.clone()).collect();
+            let names = mine
+                .iter()
+                .map(|s| StepLabel {
+                    name: s.name.clone(),
+                    timeout: Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout)),
+                })
+                .collect();
             hosts.insert(target.name.clone(), HostScript { steps: names, ..HostScript::new(script, timeout) });
         }
     }

@@ -34,13 +34,20 @@ pub struct StepInfo {
     pub scope: Scope,
 }
 
+/// A step inside a host's script: its name and time limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepLabel {
+    pub name: String,
+    pub timeout: Duration,
+}
+
 /// One host's part of a phase: one script, one round trip.
 #[derive(Clone, Debug)]
 pub struct HostScript {
     pub script: Script,
     pub timeout: Duration,
-    /// The names of the steps in the script, in order (for failures).
-    pub steps: Vec<String>,
+    /// The steps in the script, in order (for failures).
+    pub steps: Vec<StepLabel>,
     /// Whether the upload payload is fed to the script's stdin.
     pub upload: bool,
 }

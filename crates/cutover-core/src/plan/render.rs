@@ -41,16 +41,17 @@ pub(super) fn text(plan: &Plan) -> String {
 
 /// Each distinct script once, under the hosts that run it.
 fn scripts(out: &mut String, hosts: &IndexMap<String, HostScript>) {
-    let mut groups: Vec<(Vec<&str>, String)> = Vec::new();
+    let mut groups: Vec<(Vec<&str>, String, u64)> = Vec::new();
     for (host, script) in hosts {
         let text = script.script.render_masked();
-        match groups.iter_mut().find(|(_, t)| *t == text) {
-            Some((names, _)) => names.push(host),
-            None => groups.push((vec![host], text)),
+        let limit = script.timeout.as_secs();
+        match groups.iter_mut().find(|(_, t, l)| *t == text && *l == limit) {
+            Some((names, _, _)) => names.push(host),
+            None => groups.push((vec![host], text, limit)),
         }
     }
-    for (names, text) in groups {
-        let _ = writeln!(out, "  on {}:", names.join(", "));
+    for (names, text, limit) in groups {
+        let _ = writeln!(out, "  on {} (time limit {limit}s):", names.join(", "));
         for line in text.lines() {
             let _ = writeln!(out, "    {line}");
         }

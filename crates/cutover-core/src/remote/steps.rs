@@ -1,7 +1,9 @@
 //! A hook's steps for one host, as one script: each step in a subshell in
 //! the release directory, with the run's variables exported, skipped when its
-//! `when` does not hold. Before each step the script prints
-//! `@@cutover-step <index>`, so a failure names its step.
+//! `when` does not hold, and stopped after its own time limit (with
+//! `timeout(1)` where the host has it; the phase's limit backs it up).
+//! Before each step the script prints `@@cutover-step <index>`, so a failure
+//! names its step.
 
 use crate::config::Step;
 use crate::release::ReleaseId;
@@ -12,6 +14,13 @@ use super::script_in;
 /// The marker printed before each step.
 pub const STEP_MARKER: &str = "@@cutover-step ";
 
+/// The exit code of `timeout(1)` when it stopped a step.
+pub const STEP_TIMED_OUT: i32 = 124;
+
+/// Runs a command under a time limit where `timeout(1)` exists (GNU
+/// coreutils, BusyBox), as is elsewhere.
+const STEP_LIMIT: &str = r#"step_limit() { s=$1; shift; if command -v timeout >/dev/null 2>&1; then timeout -k 10 "$s" "$@"; else "$@"; fi; }"#;
+
 /// The variables every step sees.
 #[derive(Clone, Debug)]
 pub struct StepEnv<'a> {
@@ -19,6 +28,8 @@ pub struct StepEnv<'a> {
     pub release: ReleaseId,
     pub revision: &'a str,
     pub vars: Vec<(&'a str, &'a str)>,
+    /// Seconds a step may take when it does not say.
+    pub default_timeout: u64,
 }
 
 /// The script for `steps` (already filtered for this host), or `None` when
@@ -38,14 +49,16 @@ pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<S
             s.push(Sh::new("export").then(Sh::assign(*name, value)));
         }
     }
+    s.line(STEP_LIMIT);
     for (index, step) in steps.iter().enumerate() {
         s.push(Sh::new("echo").arg(format!("{STEP_MARKER}{index}")));
         if let Some(when) = &step.when {
             s.push(Sh::assign("w", &when.exists));
             s.line(r#"if [ -e "$rel/$w" ]; then"#);
         }
+        let limit = step.timeout.unwrap_or(env.default_timeout).to_string();
         s.line(r#"( cd "$rel""#);
-        s.push(Sh::user_shell(step.run.value.trim()));
+        s.push(Sh::new("step_limit").arg(limit).lit("sh -ec").arg(step.run.value.trim()));
         s.line(")");
         if step.when.is_some() {
             s.line("fi");
@@ -76,6 +89,7 @@ mod tests {
             release: "20261123143012".parse().expect("id"),
             revision: "abc",
             vars: vec![("APP_ENV", "prod uction"), ("bad name", "x")],
+            default_timeout: 600,
         };
         let script = script("/var/www/shop", &[&composer, &optimize], &env).expect("steps");
         insta::assert_snapshot!(script.render());

@@ -134,3 +134,17 @@ fn a_missing_shared_file_fails_preflight_before_anything_is_created() {
         assert!(!project.deploy_path(host).exists(), "{host}: nothing created");
     }
 }
+
+#[test]
+fn a_step_past_its_own_timeout_fails_the_build_and_names_the_step() {
+    let project = Project::new("hooks:\n  build:\n    - name: hang\n      run: sleep 30\n      timeout: 1\n");
+    let started = Instant::now();
+    let out = project.cutover(&["deploy"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("build (step `hang`): timed out after 1s"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(25), "the step was stopped, not waited for");
+    for host in HOSTS {
+        assert!(project.releases(host).is_empty() && !project.locked(host), "{host}");
+    }
+}

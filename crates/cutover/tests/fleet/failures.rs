@@ -131,3 +131,28 @@ async fn an_unknown_host_key_is_refused_under_strict_checking() {
     fleet.assert_clean();
     eprintln!("{name}: {:.1?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_that_outlives_its_timeout_fails_the_deploy_as_timed_out() {
+    let name = "a_step_that_outlives_its_timeout_fails_the_deploy_as_timed_out";
+    if !docker_available(name) {
+        return;
+    }
+    let started = Instant::now();
+    let (fleet, v1) = fleet_on_v1().await;
+    let before = fleet.states();
+    let hang = "hooks:\n  build:\n    - name: hang\n      run: sleep 60\n      timeout: 2\n";
+    fleet.write_inventory(&format!("{GIT_DELIVERY}{hang}"));
+
+    let (code, events, text) = fleet.run_json("deploy", &[]);
+    assert_eq!(code, Some(1), "failed before the switch:\n{text}");
+    let summary = summary(&events);
+    for host in &fleet.hosts {
+        let error = summary["hosts"][&host.name]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("timed out after 2s"), "{}: {summary}", host.name);
+    }
+    assert_eq!(fleet.states(), before, "no host switched, no release left");
+    fleet.assert_serving("v1", &v1);
+    fleet.assert_clean();
+    eprintln!("{name}: {:.1?}", started.elapsed());
+}
