@@ -27,10 +27,18 @@ pub enum Phase {
     BeforeFlip,
     /// `current-tmp` staged, PHP-FPM config tested.
     Stage,
+    /// A batch taken out of the load balancer before it switches.
+    Drain,
     /// `current-tmp` renamed over `current`.
     Flip,
     /// PHP-FPM reloaded.
     Reload,
+    /// The health check of switched hosts.
+    Health,
+    /// A batch put back into the load balancer.
+    Undrain,
+    /// The wait between two batches.
+    Pause,
     /// Steps after the switch (queue restart).
     AfterFlip,
     /// Steps after a rollback's switch.
@@ -89,6 +97,8 @@ pub enum Outcome {
     Inconsistent,
     /// Another run holds the lock.
     Locked,
+    /// Stopped where it failed (`on_failure: halt`); hosts may differ.
+    Halted,
 }
 
 /// One host in the final summary.
@@ -106,6 +116,15 @@ pub struct HostSummary {
     pub lock: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The batch the host switched in (1, 2, ...; all-at-once is batch 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+    /// When the host switched in this run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switched_at: Option<jiff::Timestamp>,
+    /// The health check's verdict, when one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 /// The last event of every run.
@@ -145,8 +164,19 @@ pub enum Event {
     },
     /// A gate: every host must have passed before the run goes on.
     Gate { name: String, passed: bool, failed: Vec<String> },
+    /// A batch of a rolling switch began.
+    BatchStarted { batch: usize, hosts: Vec<String> },
     /// A host's `current` now points at another release.
-    Switched { host: String, from: Option<String>, to: String },
+    Switched {
+        host: String,
+        from: Option<String>,
+        to: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        batch: Option<usize>,
+        at: jiff::Timestamp,
+    },
+    /// A host's health check passed or failed.
+    Health { host: String, passed: bool, detail: String },
     /// Worth knowing, not fatal.
     Warning {
         #[serde(skip_serializing_if = "Option::is_none")]

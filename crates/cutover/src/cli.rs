@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use cutover_core::config::BatchSpec;
+use cutover_core::config::inventory::Strategy;
 
 /// Agentless, atomic, fleet-wide deploys of PHP applications over SSH.
 #[derive(Debug, Parser)]
@@ -34,6 +36,36 @@ pub struct Cli {
     /// Do not ask for confirmation
     #[arg(long, short = 'y', global = true)]
     pub yes: bool,
+
+    /// How the fleet switches, over the inventory's `strategy`
+    #[arg(long, global = true, value_enum, value_name = "MODE")]
+    pub mode: Option<Mode>,
+
+    /// Rolling batch sizes, over the inventory's: `2`, `25%` or `1,25%,100%`
+    #[arg(long, global = true, value_name = "SIZES", value_parser = parse_batch)]
+    pub batch: Option<BatchSpec>,
+}
+
+/// `--mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Every host switches at the same moment
+    AllAtOnce,
+    /// Batches, each drained, switched, checked and undrained
+    Rolling,
+}
+
+impl From<Mode> for Strategy {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::AllAtOnce => Strategy::AllAtOnce,
+            Mode::Rolling => Strategy::Rolling,
+        }
+    }
+}
+
+fn parse_batch(value: &str) -> Result<BatchSpec, String> {
+    value.parse()
 }
 
 #[derive(Debug, Subcommand)]

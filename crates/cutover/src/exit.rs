@@ -10,10 +10,13 @@ pub const FAILED: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
 /// Failed after switching began; every switched host was rolled back.
 pub const ROLLED_BACK: u8 = 3;
-/// The fleet is left on different releases; the summary says who is where.
+/// The fleet is left on different releases, or halted where it failed
+/// (`on_failure: halt`); the summary says who is where.
 pub const INCONSISTENT: u8 = 4;
 /// Another run holds the lock.
 pub const LOCKED: u8 = 5;
+/// Interrupted a second time while cleaning up: stopped at once.
+pub const INTERRUPTED_TWICE: u8 = 130;
 
 /// The exit code of a run that ended with `outcome`.
 pub fn code(outcome: Outcome) -> u8 {
@@ -21,7 +24,7 @@ pub fn code(outcome: Outcome) -> u8 {
         Outcome::Done => DONE,
         Outcome::Failed => FAILED,
         Outcome::RolledBack => ROLLED_BACK,
-        Outcome::Inconsistent => INCONSISTENT,
+        Outcome::Inconsistent | Outcome::Halted => INCONSISTENT,
         Outcome::Locked => LOCKED,
     }
 }

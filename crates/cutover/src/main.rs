@@ -85,6 +85,10 @@ async fn run(cli: Cli) -> u8 {
     tokio::spawn(async move {
         signals::interrupted().await;
         let _ = raise.send(true);
+        // A second interrupt while cleaning up stops at once; a lock may stay.
+        signals::interrupted().await;
+        eprintln!("interrupted again: stopping now; `cutover status` shows any lock left, `cutover unlock` clears it");
+        std::process::exit(i32::from(exit::INTERRUPTED_TWICE));
     });
     let connector = match connector::Fleet::new(&fleet.hosts) {
         Ok(connector) => connector,
@@ -101,15 +105,15 @@ async fn run(cli: Cli) -> u8 {
         interrupt: &interrupt,
     };
     let report = match &cli.command {
-        Command::Deploy { revision } => engine::deploy(&ctx, &DeployRequest { revision: revision.clone() }).await,
-        Command::Rollback { .. } => engine::rollback(&ctx, &RollbackRequest { to: rollback_to }).await,
+        Command::Deploy { revision } => engine::deploy(&ctx, &deploy_request(&cli, revision)).await,
+        Command::Rollback { .. } => engine::rollback(&ctx, &rollback_request(&cli, rollback_to)).await,
         Command::Status => engine::status(&ctx).await,
         Command::Unlock => engine::unlock(&ctx).await,
         Command::Plan { rollback, revision } => {
             let plan = if *rollback {
-                engine::plan_rollback(&ctx, &RollbackRequest::default()).await
+                engine::plan_rollback(&ctx, &rollback_request(&cli, None)).await
             } else {
-                engine::plan_deploy(&ctx, &DeployRequest { revision: revision.clone() }).await
+                engine::plan_deploy(&ctx, &deploy_request(&cli, revision)).await
             };
             match plan {
                 Ok(plan) => {
@@ -125,6 +129,14 @@ async fn run(cli: Cli) -> u8 {
         }
     };
     finish(&cli, &report)
+}
+
+fn deploy_request(cli: &Cli, revision: &Option<String>) -> DeployRequest {
+    DeployRequest { revision: revision.clone(), mode: cli.mode.map(Into::into), batch: cli.batch.clone() }
+}
+
+fn rollback_request(cli: &Cli, to: Option<ReleaseId>) -> RollbackRequest {
+    RollbackRequest { to, mode: cli.mode.map(Into::into), batch: cli.batch.clone() }
 }
 
 /// Asks before commands that change a live fleet without building anything

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use super::recipe::Hooks;
+use super::rollout::{HealthCheck, OnFailure, Rolling};
 
 /// The whole inventory file, as written.
 #[derive(Debug, Deserialize)]
@@ -48,9 +49,18 @@ pub struct Inventory {
     /// Extra steps, run after the recipe's steps of the same hook.
     #[serde(default)]
     pub hooks: Hooks,
-    /// How the fleet switches: `all-at-once` (or `rolling`, not yet available).
+    /// How the fleet switches: `all-at-once` or `rolling`.
     #[serde(default = "default_strategy")]
     pub strategy: Spanned<Strategy>,
+    /// Batches, pause and load-balancer hooks of the rolling strategy.
+    #[serde(default)]
+    pub rolling: Rolling,
+    /// Checked on every host after it switched (and after a rollback).
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    /// After a failure once switching began: `rollback` (default) or `halt`.
+    #[serde(default)]
+    pub on_failure: OnFailure,
     /// The PHP-FPM reload after every switch.
     #[serde(default)]
     pub php_fpm: PhpFpm,
@@ -135,11 +145,15 @@ pub struct PhpFpm {
     pub reload: String,
     #[serde(default = "default_config_test")]
     pub config_test: String,
+    /// The FPM main config, checked in preflight for a non-zero
+    /// `process_control_timeout`; by default `/etc/php/*/fpm/php-fpm.conf`.
+    #[serde(default)]
+    pub config_file: Option<String>,
 }
 
 impl Default for PhpFpm {
     fn default() -> Self {
-        Self { reload: default_reload(), config_test: default_config_test() }
+        Self { reload: default_reload(), config_test: default_config_test(), config_file: None }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod error;
 pub mod inventory;
 pub mod load;
 pub mod recipe;
+pub mod rollout;
 mod suggest;
 mod validate;
 
@@ -12,3 +13,4 @@ pub use error::ConfigError;
 pub use inventory::{Connection, HostKeyChecking, Inventory, Strategy};
 pub use load::{LoadedInventory, load_inventory, load_recipe};
 pub use recipe::{Hook, Recipe, Step};
+pub use rollout::{BatchSpec, HealthCheck, OnFailure, Rolling};

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::ConfigError;
-use super::inventory::{Connection, Inventory, Strategy};
+use super::inventory::{Connection, Inventory};
 use super::recipe::{Hooks, Recipe, Step};
 
 fn error(message: impl Into<String>) -> ConfigError {
@@ -22,11 +22,10 @@ pub(super) fn inventory(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> 
             .field("keep_releases"));
     }
     code_source(inv, dir)?;
-    if inv.strategy.value == Strategy::Rolling {
-        return Err(error("the rolling strategy is not available yet")
-            .at(&inv.strategy.referenced)
-            .field("strategy")
-            .hint("use `strategy: all-at-once`"));
+    if let Some(check) = &inv.health_check
+        && check.url.is_some() == check.command.is_some()
+    {
+        return Err(error("give either `url` or `command`").field("health_check"));
     }
     if inv.concurrency == 0 {
         return Err(error("must be at least 1").field("concurrency"));

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use jiff::Timestamp;
 
-use crate::config::inventory::Resolve;
+use crate::config::BatchSpec;
+use crate::config::inventory::{Resolve, Strategy};
 use crate::event::{CommandKind, Event, HostSummary, Outcome, Phase, Summary};
-use crate::plan::{self, DeployInputs, HostScript, Plan};
+use crate::plan::{self, DeployInputs, HostScript, Plan, Rollout};
 use crate::release::ReleaseId;
 use crate::remote::lock::LockOwner;
 use crate::remote::prepare::Delivery;
@@ -21,13 +22,17 @@ use super::session::Session;
 use super::{Context, Report, execute};
 
 /// The name failures of this machine's own work are reported under.
-pub(crate) const LOCAL: &str = "(local)";
+pub const LOCAL: &str = "(local)";
 
 /// What the user asked a deploy for.
 #[derive(Clone, Debug, Default)]
 pub struct DeployRequest {
     /// A branch, tag or commit overriding the inventory's.
     pub revision: Option<String>,
+    /// `--mode`: the strategy, over the inventory's.
+    pub mode: Option<Strategy>,
+    /// `--batch`: rolling batch sizes, over the inventory's.
+    pub batch: Option<BatchSpec>,
 }
 
 /// Runs a deploy.
@@ -65,11 +70,7 @@ async fn build(
         Some(repository) => Delivery::Git { repository: repository.value.clone() },
         None => Delivery::Upload,
     };
-    let tools = match delivery {
-        Delivery::Git { .. } => vec!["tar", "git"],
-        Delivery::Upload => vec!["tar"],
-    };
-    let request_probe = ProbeRequest { tools, shared_files: &inv.shared.files };
+    let request_probe = probe_request(ctx, &delivery);
     let found = preflight::probe(ctx, session, &request_probe, true).await;
     failures.extend(found.failures.iter().cloned());
     if !failures.is_empty() {
@@ -92,7 +93,23 @@ async fn build(
         delivery,
         payload,
         owner: LockOwner::current(&inv.application, "deploy", Some(release.to_string())),
+        rollout: Rollout::new(ctx.loaded, request.mode, request.batch.clone()),
     }))
+}
+
+/// What preflight checks before a deploy: the tools the plan runs, the
+/// shared files, and PHP-FPM's reload safety when there is a reload.
+fn probe_request<'a>(ctx: &Context<'a>, delivery: &Delivery) -> ProbeRequest<'a> {
+    let inv = &ctx.loaded.inventory;
+    let mut tools = vec!["tar"];
+    if matches!(delivery, Delivery::Git { .. }) {
+        tools.push("git");
+    }
+    if inv.health_check.as_ref().is_some_and(|c| c.url.is_some()) {
+        tools.push("curl");
+    }
+    let fpm_config = inv.php_fpm.reload_command().map(|_| inv.php_fpm.config_file.as_deref().unwrap_or(""));
+    ProbeRequest { tools, shared_files: &inv.shared.files, fpm_config }
 }
 
 /// The commit to deploy, and for an upload the tar stream.

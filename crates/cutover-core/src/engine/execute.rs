@@ -1,73 +1,165 @@
-//! Executing a plan: phases in order, gates between them, and on failure the
-//! plan's compensations: before the switch, remove this run's work and
-//! unlock; after switching began, put every switched host back.
+//! Executing a plan: nodes in order (phases, gates, batch hooks, pauses),
+//! recording who is locked, switched, drained and healthy. A failure hands
+//! over to [`super::recover`].
 
 use indexmap::IndexMap;
+use jiff::Timestamp;
 
-use crate::event::{Event, HostSummary, Outcome, Phase, Summary};
+use crate::config::inventory::Strategy;
+use crate::event::{Event, Outcome, Phase};
 use crate::plan::{Node, Plan};
 use crate::remote::lock::{LOCK_HELD, LockOwner, held_by};
-use crate::remote::probe::{ProbeRequest, Snapshot};
 
 use super::failure::{FailureKind, HostFailure};
 use super::session::Session;
-use super::{Context, Report, preflight};
+use super::{Context, Report, local_hook, recover};
 
 /// Where a run stands, for deciding what a failure means.
 #[derive(Debug, Default)]
-struct Progress {
-    locked: Vec<String>,
-    switched: Vec<String>,
-    failures: Vec<HostFailure>,
-    warnings: Vec<String>,
+pub(crate) struct Progress {
+    pub locked: Vec<String>,
+    pub switched: Vec<String>,
+    pub switched_at: IndexMap<String, Timestamp>,
+    pub health: IndexMap<String, String>,
+    /// The batch whose drain hook ran and whose undrain hook has not.
+    pub drained: Option<usize>,
+    pub failures: Vec<HostFailure>,
+    pub warnings: Vec<String>,
 }
 
 /// Runs `plan` on an open session and reports how it ended.
 pub(crate) async fn execute(ctx: &Context<'_>, session: &Session, plan: &Plan) -> Report {
     let mut progress = Progress::default();
-    let mut gate_pending: Option<&str> = None;
+    let mut batch_seen = None;
     for (index, node) in plan.nodes.iter().enumerate() {
-        let p = match node {
+        let started_switching = !progress.switched.is_empty();
+        let batch = match node {
+            Node::Phase(p) => p.batch,
+            Node::Local(hook) => Some(hook.batch),
+            _ => None,
+        };
+        if batch.is_some() && batch != batch_seen {
+            batch_seen = batch;
+            let hosts = plan.batches.iter().filter(|(_, b)| Some(**b) == batch).map(|(h, _)| h.clone()).collect();
+            ctx.emit(Event::BatchStarted { batch: batch.unwrap_or_default(), hosts });
+        }
+        if let Some(stop) = interrupted(ctx, plan, node, started_switching) {
+            progress.failures.push(stop);
+            return match started_switching {
+                false => recover::abort(ctx, session, plan, progress, recover::next_gate(plan, index)).await,
+                true => recover::after_switch(ctx, session, plan, progress).await,
+            };
+        }
+        let failures = match node {
             Node::Gate(name) => {
                 ctx.emit(Event::Gate { name: (*name).to_owned(), passed: true, failed: Vec::new() });
                 continue;
             }
-            Node::Phase(p) => p,
-        };
-        let before_switch = progress.switched.is_empty() && p.phase != Phase::Flip;
-        if before_switch && ctx.interrupt.is_raised() {
-            let failure = HostFailure::new(&ctx.fleet.primary().name, p.phase, FailureKind::Interrupted);
-            progress.failures.push(failure);
-            return abort(ctx, session, plan, progress, next_gate(plan, index)).await;
-        }
-        let outcome = session.run_phase(ctx, p.phase, &p.hosts, plan.payload.as_ref(), before_switch).await;
-        match p.phase {
-            Phase::Lock => progress.locked.extend(outcome.outputs.keys().cloned()),
-            Phase::Flip => {
-                for host in outcome.outputs.keys() {
-                    let from = plan.before.get(host).copied().flatten().map(|r| r.to_string());
-                    ctx.emit(Event::Switched { host: host.clone(), from, to: plan.release.to_string() });
-                    progress.switched.push(host.clone());
+            Node::Pause(duration) => {
+                ctx.emit(Event::PhaseStarted { phase: Phase::Pause, hosts: Vec::new() });
+                tokio::select! {
+                    () = tokio::time::sleep(*duration) => {}
+                    () = ctx.interrupt.raised() => {}
                 }
+                continue;
             }
-            _ => {}
-        }
-        if outcome.ok() {
+            Node::Local(hook) => {
+                if hook.phase == Phase::Drain {
+                    progress.drained = Some(hook.batch);
+                }
+                let result = local_hook::run(ctx, hook).await;
+                if result.is_ok() && hook.phase == Phase::Undrain {
+                    progress.drained = None;
+                }
+                result.err().into_iter().collect::<Vec<_>>()
+            }
+            Node::Phase(p) => {
+                let interruptible = !started_switching && p.phase != Phase::Flip;
+                let outcome = session.run_phase(ctx, p.phase, &p.hosts, plan.payload.as_ref(), interruptible).await;
+                record(ctx, plan, p.phase, p.batch, &outcome.outputs, &mut progress);
+                outcome.failures.into_iter().map(locked_failure).collect()
+            }
+        };
+        if failures.is_empty() {
             continue;
         }
-        let failures = outcome.failures.into_iter().map(locked_failure);
+        let phase = failures[0].phase;
+        if phase == Phase::Health {
+            for failure in &failures {
+                let detail = failure.output_tail().unwrap_or("failed").lines().last().unwrap_or("failed").to_owned();
+                ctx.emit(Event::Health { host: failure.host.clone(), passed: false, detail: detail.clone() });
+                progress.health.insert(failure.host.clone(), format!("failed: {detail}"));
+            }
+        }
         progress.failures.extend(failures);
-        gate_pending = gate_pending.or(next_gate(plan, index));
-        return match p.phase {
+        return match phase {
             Phase::Finalize => {
                 progress.warnings.push("the run succeeded, but finishing up (log, prune, unlock) failed".into());
-                finish(ctx, session, plan, progress, Outcome::Done).await
+                recover::finish(ctx, session, plan, progress, Outcome::Done).await
             }
-            _ if before_switch => abort(ctx, session, plan, progress, gate_pending).await,
-            _ => undo(ctx, session, plan, progress).await,
+            _ if progress.switched.is_empty() && phase != Phase::Flip => {
+                recover::abort(ctx, session, plan, progress, recover::next_gate(plan, index)).await
+            }
+            _ => recover::after_switch(ctx, session, plan, progress).await,
         };
     }
-    finish(ctx, session, plan, progress, Outcome::Done).await
+    recover::finish(ctx, session, plan, progress, Outcome::Done).await
+}
+
+/// Records what a phase did: locks taken, hosts switched, health verdicts,
+/// a batch drained or undrained.
+fn record(
+    ctx: &Context<'_>,
+    plan: &Plan,
+    phase: Phase,
+    batch: Option<usize>,
+    outputs: &IndexMap<String, crate::transport::Output>,
+    progress: &mut Progress,
+) {
+    match phase {
+        Phase::Lock => progress.locked.extend(outputs.keys().cloned()),
+        Phase::Drain => progress.drained = batch,
+        Phase::Undrain => progress.drained = None,
+        Phase::Flip => {
+            for host in outputs.keys() {
+                let at = Timestamp::now();
+                let from = plan.before.get(host).copied().flatten().map(|r| r.to_string());
+                let to = plan.release.to_string();
+                ctx.emit(Event::Switched { host: host.clone(), from, to, batch, at });
+                progress.switched.push(host.clone());
+                progress.switched_at.insert(host.clone(), at);
+            }
+        }
+        Phase::Health => {
+            for (host, output) in outputs {
+                let detail = output.stdout.lines().last().unwrap_or("ok").to_owned();
+                ctx.emit(Event::Health { host: host.clone(), passed: true, detail: detail.clone() });
+                progress.health.insert(host.clone(), detail);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether an interrupt stops the run before `node`: always before any host
+/// switched; between batches of a rolling switch; never in the middle of an
+/// all-at-once switch, which is finished instead.
+fn interrupted(ctx: &Context<'_>, plan: &Plan, node: &Node, started_switching: bool) -> Option<HostFailure> {
+    if !ctx.interrupt.is_raised() {
+        return None;
+    }
+    let at_batch_start = match node {
+        Node::Local(hook) => hook.phase == Phase::Drain,
+        Node::Phase(p) => p.phase == Phase::Drain || (p.phase == Phase::Flip && p.batch.is_some()),
+        Node::Pause(_) | Node::Gate(_) => false,
+    };
+    let stop = !started_switching || (plan.rollout.strategy == Strategy::Rolling && at_batch_start);
+    let phase = match node {
+        Node::Phase(p) => p.phase,
+        Node::Local(hook) => hook.phase,
+        _ => Phase::Pause,
+    };
+    stop.then(|| HostFailure::new(super::deploy::LOCAL, phase, FailureKind::Interrupted))
 }
 
 /// A lock phase failure that is a held lock becomes a `Locked` failure.
@@ -79,113 +171,4 @@ fn locked_failure(failure: HostFailure) -> HostFailure {
         }
         _ => failure,
     }
-}
-
-fn next_gate(plan: &Plan, index: usize) -> Option<&str> {
-    plan.nodes[index..].iter().find_map(|n| match n {
-        Node::Gate(name) => Some(*name),
-        Node::Phase(_) => None,
-    })
-}
-
-/// Before any switch: remove this run's work where we hold the lock.
-async fn abort(ctx: &Context<'_>, session: &Session, plan: &Plan, progress: Progress, gate: Option<&str>) -> Report {
-    if let Some(name) = gate {
-        let mut failed: Vec<String> = progress.failures.iter().map(|f| f.host.clone()).collect();
-        failed.dedup();
-        ctx.emit(Event::Gate { name: name.to_owned(), passed: false, failed });
-    }
-    let jobs =
-        plan.abort.iter().filter(|(h, _)| progress.locked.contains(h)).map(|(h, s)| (h.clone(), s.clone())).collect();
-    let outcome = session.run_phase(ctx, Phase::Abort, &jobs, None, false).await;
-    let mut progress = progress;
-    for failure in outcome.failures {
-        progress.warnings.push(format!("{failure}: clean up by hand or run `cutover unlock`"));
-    }
-    let locked = progress.failures.iter().any(|f| matches!(f.kind, FailureKind::Locked { .. }));
-    finish(ctx, session, plan, progress, if locked { Outcome::Locked } else { Outcome::Failed }).await
-}
-
-/// After switching began: put every switched host back, then clean up.
-async fn undo(ctx: &Context<'_>, session: &Session, plan: &Plan, progress: Progress) -> Report {
-    let jobs =
-        plan.undo.iter().filter(|(h, _)| progress.switched.contains(h)).map(|(h, s)| (h.clone(), s.clone())).collect();
-    let outcome = session.run_phase(ctx, Phase::Undo, &jobs, None, false).await;
-    for host in outcome.outputs.keys() {
-        let to = plan.before.get(host).copied().flatten().map(|r| r.to_string()).unwrap_or_else(|| "(none)".into());
-        ctx.emit(Event::Switched { host: host.clone(), from: Some(plan.release.to_string()), to });
-    }
-    let mut progress = progress;
-    progress.failures.extend(outcome.failures);
-    let reload = plan.nodes.iter().find_map(|n| match n {
-        Node::Phase(p) if p.phase == Phase::Reload => Some(p),
-        _ => None,
-    });
-    if let Some(reload) = reload {
-        let jobs = reload
-            .hosts
-            .iter()
-            .filter(|(h, _)| outcome.outputs.contains_key(*h))
-            .map(|(h, s)| (h.clone(), s.clone()))
-            .collect();
-        let reloaded = session.run_phase(ctx, Phase::Reload, &jobs, None, false).await;
-        for failure in reloaded.failures {
-            progress.warnings.push(format!("{failure}: the host is back on its release but PHP-FPM was not reloaded"));
-        }
-    }
-    let jobs =
-        plan.abort.iter().filter(|(h, _)| progress.locked.contains(h)).map(|(h, s)| (h.clone(), s.clone())).collect();
-    let cleanup = session.run_phase(ctx, Phase::Abort, &jobs, None, false).await;
-    for failure in cleanup.failures {
-        progress.warnings.push(format!("{failure}: clean up by hand or run `cutover unlock`"));
-    }
-    // Whether every host is back is read from the hosts, in `finish`.
-    finish(ctx, session, plan, progress, Outcome::RolledBack).await
-}
-
-/// Builds, emits and returns the summary. After a failure that reached the
-/// switch, each host's `current` is read again rather than assumed, and the
-/// outcome is `RolledBack` only if every host is back where it was.
-async fn finish(ctx: &Context<'_>, session: &Session, plan: &Plan, progress: Progress, outcome: Outcome) -> Report {
-    for message in &progress.warnings {
-        ctx.emit(Event::Warning { host: None, message: message.clone() });
-    }
-    let fresh: IndexMap<String, Snapshot> = if matches!(outcome, Outcome::RolledBack | Outcome::Inconsistent) {
-        preflight::probe(ctx, session, &ProbeRequest::default(), false).await.snapshots
-    } else {
-        IndexMap::new()
-    };
-    let mut hosts = IndexMap::new();
-    for target in &ctx.fleet.hosts {
-        let name = &target.name;
-        let before = plan.before.get(name).copied().flatten();
-        let failure = progress.failures.iter().find(|f| &f.host == name);
-        let (current, state) = match (outcome, fresh.get(name)) {
-            (Outcome::Done, _) => (Some(plan.release), "switched"),
-            (Outcome::RolledBack | Outcome::Inconsistent, Some(snap)) => {
-                let state = if snap.current() == before { "unchanged" } else { "switched" };
-                (snap.current(), state)
-            }
-            (Outcome::RolledBack | Outcome::Inconsistent, None) => (None, "unknown"),
-            _ => (before, if failure.is_some() { "failed" } else { "unchanged" }),
-        };
-        hosts.insert(
-            name.clone(),
-            HostSummary {
-                current: current.map(|r| r.to_string()),
-                state: state.to_owned(),
-                error: failure.map(|f| f.to_string()),
-                ..HostSummary::default()
-            },
-        );
-    }
-    let summary = Summary {
-        command: plan.command,
-        outcome,
-        release: Some(plan.release),
-        message: progress.failures.first().map(ToString::to_string),
-        hosts,
-    };
-    ctx.emit(Event::Summary(summary.clone()));
-    Report { summary, failures: progress.failures }
 }

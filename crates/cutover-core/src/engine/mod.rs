@@ -5,7 +5,9 @@
 mod deploy;
 mod execute;
 mod failure;
+mod local_hook;
 mod preflight;
+mod recover;
 mod rollback;
 mod session;
 mod status;
@@ -17,7 +19,7 @@ use crate::event::{Event, EventSink, Summary};
 use crate::fleet::Fleet;
 use crate::transport::Connector;
 
-pub use deploy::{DeployRequest, deploy, plan_deploy};
+pub use deploy::{DeployRequest, LOCAL, deploy, plan_deploy};
 pub use failure::{FailureKind, HostFailure};
 pub use rollback::{RollbackRequest, plan_rollback, rollback};
 pub use status::{status, unlock};

@@ -4,7 +4,7 @@
 
 use indexmap::IndexMap;
 
-use crate::event::Phase;
+use crate::event::{Event, Phase};
 use crate::plan::HostScript;
 use crate::remote::lock::LockOwner;
 use crate::remote::probe::{self, ProbeRequest, Snapshot};
@@ -48,9 +48,13 @@ pub(crate) async fn probe(ctx: &Context<'_>, session: &Session, request: &ProbeR
     for (host, output) in outcome.outputs {
         let snapshot = Snapshot::parse(&output.stdout);
         if checks {
-            found
-                .failures
-                .extend(problems(&snapshot).into_iter().map(|kind| HostFailure::new(&host, Phase::Preflight, kind)));
+            let problems = problems(&snapshot).into_iter().map(|kind| HostFailure::new(&host, Phase::Preflight, kind));
+            found.failures.extend(problems);
+            if snapshot.fpm_reload_kills_requests() {
+                let message = "PHP-FPM's process_control_timeout is 0: a reload kills requests in flight; \
+                               set it in php-fpm.conf's [global] section (see docs/nginx-php-fpm.md)";
+                ctx.emit(Event::Warning { host: Some(host.clone()), message: message.to_owned() });
+            }
         }
         found.snapshots.insert(host, snapshot);
     }

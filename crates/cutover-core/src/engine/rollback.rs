@@ -1,8 +1,10 @@
 //! `cutover rollback`: switch the fleet back to the previous release (the
 //! one before the fleet's common `current`) or to `--to <release>`.
 
+use crate::config::BatchSpec;
+use crate::config::inventory::Strategy;
 use crate::event::{CommandKind, Event, Phase};
-use crate::plan::{self, Plan, RollbackInputs};
+use crate::plan::{self, Plan, RollbackInputs, Rollout};
 use crate::release::ReleaseId;
 use crate::remote::lock::LockOwner;
 use crate::remote::probe::{ProbeRequest, Snapshot};
@@ -18,6 +20,10 @@ use super::{Context, Report, execute};
 pub struct RollbackRequest {
     /// The release to go to; the previous one when `None`.
     pub to: Option<ReleaseId>,
+    /// `--mode`: the strategy, over the inventory's.
+    pub mode: Option<Strategy>,
+    /// `--batch`: rolling batch sizes, over the inventory's.
+    pub batch: Option<BatchSpec>,
 }
 
 /// Runs a rollback.
@@ -62,6 +68,7 @@ async fn build(
                     snapshots: &found.snapshots,
                     target,
                     owner,
+                    rollout: Rollout::new(ctx.loaded, request.mode, request.batch.clone()),
                 }));
             }
             Err(failure) => failures.push(failure),

@@ -31,12 +31,6 @@ pub(crate) struct PhaseOutcome {
     pub failures: Vec<HostFailure>,
 }
 
-impl PhaseOutcome {
-    pub fn ok(&self) -> bool {
-        self.failures.is_empty()
-    }
-}
-
 impl Session {
     /// Connects to every host of the fleet, concurrently.
     pub async fn open(ctx: &Context<'_>) -> (Self, Vec<HostFailure>) {

@@ -65,7 +65,7 @@ fn describe(snap: &Snapshot) -> HostSummary {
         commit: snap.revision.clone(),
         releases: Some(snap.releases.iter().map(ToString::to_string).collect()),
         lock: Some(snap.lock.clone().unwrap_or(serde_json::Value::Null)),
-        error: None,
+        ..HostSummary::default()
     }
 }
 

@@ -17,6 +17,7 @@ use crate::remote::probe::Snapshot;
 use crate::remote::steps::{self, StepEnv};
 use crate::remote::{switch, wrapup};
 
+use super::switch::{self as switching, Rollout};
 use super::{HostScript, Node, PhaseNode, Plan, Scope, StepInfo, StepLabel};
 
 /// The time limit of phases that only move links and files.
@@ -33,6 +34,7 @@ pub struct DeployInputs<'a> {
     pub delivery: Delivery,
     pub payload: Option<Arc<[u8]>>,
     pub owner: LockOwner,
+    pub rollout: Rollout,
 }
 
 /// What a rollback plan is built from.
@@ -43,6 +45,7 @@ pub struct RollbackInputs<'a> {
     pub snapshots: &'a IndexMap<String, Snapshot>,
     pub target: ReleaseId,
     pub owner: LockOwner,
+    pub rollout: Rollout,
 }
 
 /// The plan of a deploy.
@@ -76,7 +79,8 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.release, config_test), QUICK)),
     ));
     nodes.push(Node::Gate("every host staged"));
-    nodes.extend(switch_nodes(i.loaded, i.fleet));
+    let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout);
+    nodes.extend(switch_nodes);
     nodes.extend(hook(&i, Hook::AfterFlip, i.release));
     let log_line = log_line("deploy", i.release, &i.commit, &i.owner);
     nodes.push(phase(
@@ -99,6 +103,8 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         undo: undo(i.fleet, i.snapshots),
         before: before(i.snapshots),
         payload: i.payload.clone(),
+        rollout: i.rollout.clone(),
+        batches,
     }
 }
 
@@ -115,7 +121,8 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         phase(Phase::Stage, every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.target, config_test), QUICK))),
         Node::Gate("every host staged"),
     ];
-    nodes.extend(switch_nodes(i.loaded, i.fleet));
+    let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout);
+    nodes.extend(switch_nodes);
     let deploy_like = DeployInputs {
         loaded: i.loaded,
         fleet: i.fleet,
@@ -125,6 +132,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         delivery: Delivery::Upload,
         payload: None,
         owner: i.owner.clone(),
+        rollout: i.rollout.clone(),
     };
     nodes.extend(hook(&deploy_like, Hook::AfterRollback, i.target));
     let log_line = log_line("rollback", i.target, "", &i.owner);
@@ -142,22 +150,13 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         undo: undo(i.fleet, i.snapshots),
         before: before(i.snapshots),
         payload: None,
+        rollout: i.rollout.clone(),
+        batches,
     }
 }
 
 fn phase(phase: Phase, hosts: IndexMap<String, HostScript>) -> Node {
-    Node::Phase(PhaseNode { phase, steps: Vec::new(), hosts })
-}
-
-/// Flip on every host, then reload where a reload is configured.
-fn switch_nodes(loaded: &LoadedInventory, fleet: &Fleet) -> Vec<Node> {
-    let flip = fleet.hosts.iter().map(|t| (t.name.clone(), HostScript::new(switch::flip(&t.deploy_path), QUICK)));
-    let mut nodes = vec![phase(Phase::Flip, flip.collect())];
-    if let Some(reload) = loaded.inventory.php_fpm.reload_command() {
-        let hosts = fleet.hosts.iter().map(|t| (t.name.clone(), HostScript::new(switch::reload(reload), QUICK)));
-        nodes.push(phase(Phase::Reload, hosts.collect()));
-    }
-    nodes
+    Node::Phase(PhaseNode { phase, batch: None, steps: Vec::new(), hosts })
 }
 
 /// The steps of `hook` (recipe first, then the inventory's own), per host.
@@ -214,7 +213,7 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
         Hook::AfterFlip => Phase::AfterFlip,
         Hook::AfterRollback => Phase::AfterRollback,
     };
-    Some(Node::Phase(PhaseNode { phase, steps, hosts }))
+    Some(Node::Phase(PhaseNode { phase, batch: None, steps, hosts }))
 }
 
 fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, HostScript> {

@@ -4,6 +4,7 @@
 
 mod build;
 mod render;
+mod switch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::release::ReleaseId;
 use crate::shell::Script;
 
 pub use build::{DeployInputs, RollbackInputs, deploy, rollback};
+pub use switch::Rollout;
 
 /// Which hosts a step runs on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +64,8 @@ impl HostScript {
 #[derive(Clone, Debug)]
 pub struct PhaseNode {
     pub phase: Phase,
+    /// The rolling batch it belongs to (1, 2, ...), if any.
+    pub batch: Option<usize>,
     pub steps: Vec<StepInfo>,
     pub hosts: IndexMap<String, HostScript>,
 }
@@ -72,6 +76,22 @@ pub enum Node {
     Phase(PhaseNode),
     /// Every host must have passed every phase before it.
     Gate(&'static str),
+    /// A command run where cutover runs, for a batch (a load-balancer hook).
+    Local(LocalHook),
+    /// A wait between batches.
+    Pause(Duration),
+}
+
+/// A batch hook run on this machine.
+#[derive(Clone, Debug)]
+pub struct LocalHook {
+    pub phase: Phase,
+    pub batch: usize,
+    pub hosts: Vec<String>,
+    pub command: String,
+    /// CUTOVER_BATCH, CUTOVER_BATCH_HOSTS, CUTOVER_BATCH_ADDRESSES.
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
 }
 
 /// A whole run, ready to execute.
@@ -91,6 +111,10 @@ pub struct Plan {
     pub before: IndexMap<String, Option<ReleaseId>>,
     /// The tar stream of an upload delivery.
     pub payload: Option<Arc<[u8]>>,
+    /// How the fleet switches and what a failure after switching does.
+    pub rollout: Rollout,
+    /// Per host, the batch it switches in.
+    pub batches: IndexMap<String, usize>,
 }
 
 impl Plan {

@@ -17,9 +17,22 @@ pub(super) fn text(plan: &Plan) -> String {
             Node::Gate(name) => {
                 let _ = writeln!(out, "\n== gate: {name} ==");
             }
+            Node::Pause(duration) => {
+                let _ = writeln!(out, "\n== pause {}s ==", duration.as_secs());
+            }
+            Node::Local(hook) => {
+                n += 1;
+                let _ =
+                    writeln!(out, "\n[{n}] {} batch {} (here, for {})", hook.phase, hook.batch, hook.hosts.join(", "));
+                for (name, value) in &hook.env {
+                    let _ = writeln!(out, "    {name}={}", crate::shell::quote(value));
+                }
+                let _ = writeln!(out, "    {}", hook.command);
+            }
             Node::Phase(p) => {
                 n += 1;
-                let _ = writeln!(out, "\n[{n}] {}", p.phase);
+                let batch = p.batch.map(|b| format!(" batch {b}")).unwrap_or_default();
+                let _ = writeln!(out, "\n[{n}] {}{batch}", p.phase);
                 for step in &p.steps {
                     let scope = match &step.scope {
                         Scope::Every => "every host".to_owned(),
@@ -34,7 +47,7 @@ pub(super) fn text(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "\n[on failure before the switch]");
     scripts(&mut out, &plan.abort);
-    let _ = writeln!(out, "\n[on failure after switching began]");
+    let _ = writeln!(out, "\n[on failure after switching began: {:?}]", plan.rollout.on_failure);
     scripts(&mut out, &plan.undo);
     out
 }

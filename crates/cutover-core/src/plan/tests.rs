@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
-use super::{DeployInputs, Node, Plan, RollbackInputs, Scope, deploy, rollback};
+use super::{DeployInputs, Node, Plan, RollbackInputs, Rollout, Scope, deploy, rollback};
 use crate::config::{LoadedInventory, load_inventory};
 use crate::event::Phase;
 use crate::fleet::{Fleet, Selection};
@@ -15,12 +15,17 @@ use crate::remote::prepare::Delivery;
 use crate::remote::probe::Snapshot;
 
 fn loaded(recipe: &str) -> (tempfile::TempDir, LoadedInventory) {
+    loaded_with(recipe, "")
+}
+
+fn loaded_with(recipe: &str, extra: &str) -> (tempfile::TempDir, LoadedInventory) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("app")).expect("app");
     let text = format!(
         "application: shop\ndeploy_path: /srv/shop\nsource: app\nrecipe: {recipe}\n\
          defaults:\n  connection: local\nhosts:\n  - name: web1\n    address: h/web1\n\
-         \x20 - name: web2\n    address: h/web2\n    roles: [primary]\n"
+         \x20 - name: web2\n    address: h/web2\n    roles: [primary]\n\
+         \x20 - name: web3\n    address: h/web3\n{extra}"
     );
     std::fs::write(dir.path().join("cutover.yaml"), text).expect("write");
     let loaded = load_inventory(&dir.path().join("cutover.yaml")).expect("loads");
@@ -31,14 +36,23 @@ fn phases(plan: &Plan) -> Vec<String> {
     plan.nodes
         .iter()
         .map(|n| match n {
-            Node::Phase(p) => p.phase.to_string(),
+            Node::Phase(p) => match p.batch {
+                Some(b) => format!("{}@{b}", p.phase),
+                None => p.phase.to_string(),
+            },
+            Node::Local(hook) => format!("local {}@{}", hook.phase, hook.batch),
+            Node::Pause(d) => format!("pause {}s", d.as_secs()),
             Node::Gate(_) => "GATE".to_owned(),
         })
         .collect()
 }
 
 fn plan_for(recipe: &str) -> Plan {
-    let (_dir, loaded) = loaded(recipe);
+    plan_with(recipe, "")
+}
+
+fn plan_with(recipe: &str, extra: &str) -> Plan {
+    let (_dir, loaded) = loaded_with(recipe, extra);
     let fleet = Fleet::select(&loaded, &Selection::default()).expect("fleet");
     let snapshots: IndexMap<String, Snapshot> = IndexMap::new();
     deploy(DeployInputs {
@@ -50,6 +64,7 @@ fn plan_for(recipe: &str) -> Plan {
         delivery: Delivery::Upload,
         payload: Some(Arc::from(Vec::new())),
         owner: LockOwner::current("shop", "deploy", None),
+        rollout: Rollout::new(&loaded, None, None),
     })
 }
 
@@ -109,9 +124,53 @@ fn rollback_plan_never_builds_and_never_removes_its_target() {
         snapshots: &IndexMap::new(),
         target,
         owner: LockOwner::current("shop", "rollback", None),
+        rollout: Rollout::new(&loaded, None, None),
     });
     assert_eq!(phases(&plan), ["lock", "stage", "GATE", "flip", "reload", "after-rollback", "finalize"]);
     for script in plan.abort.values() {
         assert!(!script.script.render().contains("rm -rf \"$d/releases/$r\""), "abort must not remove the target");
     }
+}
+
+#[test]
+fn a_rolling_plan_drains_switches_checks_and_undrains_each_batch() {
+    let extra = "strategy: rolling\nrolling:\n  batch: [1, 100%]\n  pause: 2\n  drain: { run: lb out }\n  \
+                 undrain: { run: lb in, on: hosts }\nhealth_check: { url: 'http://127.0.0.1/' }\n";
+    let plan = plan_with("php", extra);
+    let names = phases(&plan);
+    let switch: Vec<&str> = names.iter().map(String::as_str).skip_while(|p| *p != "stage").collect();
+    assert_eq!(
+        switch,
+        [
+            "stage",
+            "GATE",
+            "local drain@1",
+            "flip@1",
+            "reload@1",
+            "health@1",
+            "undrain@1",
+            "pause 2s",
+            "local drain@2",
+            "flip@2",
+            "reload@2",
+            "health@2",
+            "undrain@2",
+            "finalize"
+        ]
+    );
+    assert_eq!(plan.batches.values().copied().collect::<Vec<_>>(), [1, 2, 2]);
+    let local = plan.nodes.iter().find_map(|n| match n {
+        Node::Local(hook) => Some(hook),
+        _ => None,
+    });
+    let env = &local.expect("a local drain").env;
+    assert!(env.contains(&("CUTOVER_BATCH_HOSTS".to_owned(), "web1".to_owned())), "{env:?}");
+}
+
+#[test]
+fn all_at_once_checks_health_after_the_reload_on_every_host() {
+    let plan = plan_with("php", "health_check: { command: 'true' }\n");
+    let names = phases(&plan);
+    let flip = names.iter().position(|p| p == "flip").expect("flip");
+    assert_eq!(&names[flip..flip + 3], ["flip", "reload", "health"]);
 }

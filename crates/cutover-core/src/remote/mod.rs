@@ -2,6 +2,7 @@
 //! through [`crate::shell`]. Every script starts by assigning its runtime
 //! values to shell variables (quoted once); the rest is literal text.
 
+pub mod health;
 pub mod lock;
 pub mod prepare;
 pub mod probe;

@@ -13,7 +13,13 @@ pub struct ProbeRequest<'a> {
     pub tools: Vec<&'static str>,
     /// Shared files that must exist before a deploy links them.
     pub shared_files: &'a [String],
+    /// Read PHP-FPM's `process_control_timeout`: from this file, or from
+    /// `/etc/php/*/fpm/php-fpm.conf` when `Some("")`.
+    pub fpm_config: Option<&'a str>,
 }
+
+/// Prints `fpm-pct <value>` for each readable FPM config in `$f` (a glob).
+const FPM_TIMEOUT: &str = r#"for c in $f; do if [ -r "$c" ]; then v=$(sed -n 's/^[[:space:]]*process_control_timeout[[:space:]]*=[[:space:]]*//p' "$c" | tail -n 1); echo "fpm-pct ${v:-0}"; fi; done"#;
 
 /// The probe script.
 pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
@@ -29,6 +35,17 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     for tool in &request.tools {
         s.push(Sh::assign("t", tool));
         s.line(r#"command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t""#);
+    }
+    match request.fpm_config {
+        Some("") => {
+            s.line("f='/etc/php/*/fpm/php-fpm.conf'");
+            s.line(FPM_TIMEOUT);
+        }
+        Some(file) => {
+            s.push(Sh::assign("f", file));
+            s.line(FPM_TIMEOUT);
+        }
+        None => {}
     }
     for file in request.shared_files {
         s.push(Sh::assign("f", file));
@@ -53,6 +70,16 @@ pub struct Snapshot {
     pub lock: Option<serde_json::Value>,
     pub missing_tools: Vec<String>,
     pub missing_shared: Vec<String>,
+    /// `process_control_timeout` of each PHP-FPM config found.
+    pub fpm_control_timeouts: Vec<String>,
+}
+
+impl Snapshot {
+    /// Whether a PHP-FPM config on the host lets a reload kill requests in
+    /// flight (`process_control_timeout` unset or zero).
+    pub fn fpm_reload_kills_requests(&self) -> bool {
+        self.fpm_control_timeouts.iter().any(|v| v.trim().trim_end_matches(['s', 'm', 'h', 'd']).trim() == "0")
+    }
 }
 
 impl Snapshot {
@@ -73,6 +100,7 @@ impl Snapshot {
                 }
                 "missing-tool" => snap.missing_tools.push(value.to_owned()),
                 "missing-shared" => snap.missing_shared.push(value.to_owned()),
+                "fpm-pct" => snap.fpm_control_timeouts.push(value.to_owned()),
                 _ => {}
             }
         }
@@ -109,6 +137,29 @@ mod tests {
         assert_eq!(snap.previous().map(|r| r.to_string()).as_deref(), Some("20261123120433"));
         assert_eq!(snap.releases.len(), 2);
         assert_eq!(snap.lock, None);
+    }
+
+    #[test]
+    fn flags_an_fpm_that_kills_requests_on_reload() {
+        assert!(Snapshot::parse("fpm-pct 0\n").fpm_reload_kills_requests());
+        assert!(Snapshot::parse("fpm-pct 0s\n").fpm_reload_kills_requests());
+        assert!(!Snapshot::parse("fpm-pct 10s\n").fpm_reload_kills_requests());
+        assert!(!Snapshot::parse("exists 1\n").fpm_reload_kills_requests());
+    }
+
+    #[test]
+    fn reads_process_control_timeout_from_the_fpm_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("php-fpm.conf");
+        std::fs::write(&conf, "[global]\npid = /run/x.pid\nprocess_control_timeout = 10s\n").expect("write");
+        let request = ProbeRequest { fpm_config: Some(conf.to_str().expect("utf-8")), ..ProbeRequest::default() };
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(&dir.path().display().to_string(), &request).render())
+            .output()
+            .expect("sh");
+        let snap = Snapshot::parse(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(snap.fpm_control_timeouts, ["10s"]);
     }
 
     #[test]

@@ -44,9 +44,12 @@ pub(crate) fn line(event: &Event) -> Option<String> {
         Event::Gate { name, failed, .. } => {
             format!("gate failed: {name} (failed: {})", failed.join(", "))
         }
-        Event::Switched { host, from, to } => {
+        Event::Switched { host, from, to, .. } => {
             format!("{host}: current {} -> {to}", from.as_deref().unwrap_or("(none)"))
         }
+        Event::BatchStarted { batch, hosts } => format!("batch {batch}: {}", hosts.join(", ")),
+        Event::Health { host, passed: true, detail } => format!("{host}: healthy ({detail})"),
+        Event::Health { host, detail, .. } => format!("{host}: UNHEALTHY: {detail}"),
         Event::Warning { host, message } => match host {
             Some(host) => format!("warning: {host}: {message}"),
             None => format!("warning: {message}"),

@@ -29,6 +29,7 @@ pub fn text(report: &Report) -> String {
         (_, Outcome::RolledBack) => "failed after switching began: every switched host was put back".to_owned(),
         (_, Outcome::Inconsistent) => "the fleet is left on different releases: see below".to_owned(),
         (_, Outcome::Locked) => "another run holds the lock: nothing was changed".to_owned(),
+        (_, Outcome::Halted) => "halted where it failed (on_failure: halt): see where each host is below".to_owned(),
         (_, Outcome::Done) => "done".to_owned(),
     };
     let _ = writeln!(out, "{headline}");
@@ -38,6 +39,12 @@ pub fn text(report: &Report) -> String {
         let _ = write!(out, "  {name:width$}  {current:14}  {}", host.state);
         if let Some(commit) = &host.commit {
             let _ = write!(out, "  {}", commit.chars().take(12).collect::<String>());
+        }
+        if let Some(batch) = host.batch {
+            let _ = write!(out, "  batch {batch}");
+        }
+        if let Some(health) = &host.health {
+            let _ = write!(out, "  health: {health}");
         }
         if let Some(releases) = &host.releases {
             let _ = write!(out, "  releases: {}", releases.len());

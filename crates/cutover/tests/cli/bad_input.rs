@@ -79,8 +79,20 @@ fn an_unknown_recipe_is_refused_with_a_suggestion() {
 }
 
 #[test]
-fn the_rolling_strategy_is_refused_until_it_exists() {
-    refused(&format!("{GOOD}strategy: rolling\n"), &["cutover.yaml:11:11", "rolling strategy is not available yet"]);
+fn a_bad_batch_size_is_refused_where_it_is_written() {
+    refused(
+        &format!("{GOOD}strategy: rolling\nrolling:\n  batch: [1, 0%]\n"),
+        &["cutover.yaml:13:", "not a percentage"],
+    );
+}
+
+#[test]
+fn a_bad_batch_flag_is_refused() {
+    let project = Project::new("");
+    let out = project.cutover(&["deploy", "--mode", "rolling", "--batch", "two"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a batch size"), "{}", stderr(&out));
+    assert!(!project.path().join("hosts").exists());
 }
 
 #[test]

@@ -1,0 +1,60 @@
+//! Batch hooks that run where cutover runs (a load balancer's CLI, an API
+//! call): `sh -c` in the inventory's directory, with the batch's hosts in
+//! the environment.
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use tokio::process::Command;
+
+use crate::event::{Event, HostState};
+use crate::plan::LocalHook;
+
+use super::Context;
+use super::deploy::LOCAL;
+use super::failure::{FailureKind, HostFailure};
+use crate::transport::TransportError;
+
+/// Runs a batch hook here. Its failure is reported under the host `(local)`.
+pub(crate) async fn run(ctx: &Context<'_>, hook: &LocalHook) -> Result<(), HostFailure> {
+    ctx.emit(Event::PhaseStarted { phase: hook.phase, hosts: vec![LOCAL.to_owned()] });
+    let host_event = |state, duration_ms, failure: Option<&HostFailure>| Event::Host {
+        host: LOCAL.to_owned(),
+        phase: hook.phase,
+        state,
+        step: None,
+        duration_ms,
+        error: failure.map(|f| f.kind.to_string()),
+        output_tail: failure.and_then(|f| f.output_tail().map(str::to_owned)),
+    };
+    ctx.emit(host_event(HostState::Started, None, None));
+    let started = Instant::now();
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(&hook.command)
+        .current_dir(&ctx.loaded.dir)
+        .envs(hook.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let result = tokio::time::timeout(hook.timeout, command.output()).await;
+    let elapsed = Some(started.elapsed().as_millis() as u64);
+    let kind = match result {
+        Ok(Ok(output)) if output.status.success() => {
+            ctx.emit(host_event(HostState::Done, elapsed, None));
+            return Ok(());
+        }
+        Ok(Ok(output)) => {
+            let text = if output.stderr.is_empty() { output.stdout } else { output.stderr };
+            let text = String::from_utf8_lossy(&text);
+            let lines: Vec<&str> = text.lines().collect();
+            let output_tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            FailureKind::CommandFailed { exit_code: output.status.code(), output_tail }
+        }
+        Ok(Err(e)) => FailureKind::Transport(TransportError::Spawn { detail: e.to_string() }),
+        Err(_) => FailureKind::Transport(TransportError::TimedOut { after: hook.timeout }),
+    };
+    let failure = HostFailure::new(LOCAL, hook.phase, kind);
+    ctx.emit(host_event(HostState::Failed, elapsed, Some(&failure)));
+    Err(failure)
+}
