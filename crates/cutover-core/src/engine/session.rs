@@ -102,6 +102,10 @@ impl Session {
                 Err(failure) => outcome.failures.push(failure),
             }
         }
+        // Results in the plan's host order, whatever order they finished in.
+        let position = |host: &str| jobs.get_index_of(host).unwrap_or(usize::MAX);
+        outcome.outputs.sort_by(|a, _, b, _| position(a).cmp(&position(b)));
+        outcome.failures.sort_by_key(|f| position(&f.host));
         outcome
     }
 

@@ -24,6 +24,8 @@ pub fn script(deploy_path: &str, check: &HealthCheck) -> Script {
             s.line(r#"why() { echo "got status ${code:-none}, expected $want${text:+ with \"$text\" in the body}"; }"#);
         }
         (None, command) => {
+            // A command check runs in the live release, like `php artisan ...`.
+            s.line(r#"cd "$d/current""#);
             s.push(Sh::assign("check", command.as_deref().unwrap_or("true")));
             s.line(r#"attempt() { if command -v timeout >/dev/null 2>&1; then timeout "$limit" sh -c "$check" >"$body_file" 2>&1; else sh -c "$check" >"$body_file" 2>&1; fi; }"#);
             s.line(r#"why() { echo "the check command failed: $(tail -n 3 "$body_file" | tr '\n' ' ')"; }"#);
@@ -47,7 +49,8 @@ mod tests {
     fn a_passing_command_check_says_ok() {
         let dir = tempfile::tempdir().expect("tempdir");
         let deploy = dir.path().to_string_lossy().into_owned();
-        let script = script(&deploy, &check("command: test -d /\nretries: 2\ninterval: 0\n")).render();
+        std::fs::create_dir_all(dir.path().join("current/public")).expect("release");
+        let script = script(&deploy, &check("command: test -d public\nretries: 2\ninterval: 0\n")).render();
         let out = std::process::Command::new("sh").arg("-c").arg(&script).output().expect("sh");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stdout).contains("health ok after 1 attempt(s)"));
@@ -57,6 +60,7 @@ mod tests {
     fn a_failing_check_retries_then_says_why() {
         let dir = tempfile::tempdir().expect("tempdir");
         let deploy = dir.path().to_string_lossy().into_owned();
+        std::fs::create_dir_all(dir.path().join("current")).expect("release");
         let yaml = "command: echo 'db down'; exit 3\nretries: 3\ninterval: 0\n";
         let out = std::process::Command::new("sh")
             .arg("-c")

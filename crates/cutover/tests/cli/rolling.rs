@@ -8,8 +8,9 @@ const HOOKS: &str = "strategy: rolling\nrolling:\n  batch: [1, 100%]\n  \
     drain: { run: 'echo \"out $CUTOVER_BATCH $CUTOVER_BATCH_HOSTS\" >> lb.log' }\n  \
     undrain: { run: 'echo \"in $CUTOVER_BATCH $CUTOVER_BATCH_HOSTS\" >> lb.log' }\n";
 
-/// A health check that fails on a host whose directory holds `unhealthy`.
-const HEALTH: &str = "health_check: { command: 'test ! -e unhealthy', retries: 2, interval: 0 }\n";
+/// A health check (run in the live release) that fails on a host whose
+/// directory holds `unhealthy`.
+const HEALTH: &str = "health_check: { command: 'test ! -e ../../../../unhealthy', retries: 2, interval: 0 }\n";
 
 fn deployed(project: &Project) -> String {
     let (code, events) = project.cutover_json(&["deploy"]);
