@@ -28,7 +28,7 @@ pub fn is_commit_id(reference: &str) -> bool {
 /// The script that resolves `reference` on a host (`git ls-remote`).
 pub fn ls_remote_script(repository: &str, reference: &str) -> Script {
     let mut s = Script::new();
-    s.push(Sh::new("git").lit("ls-remote").arg(repository).arg(reference).arg(format!("{reference}^{{}}")));
+    s.push(Sh::new("git").lit("ls-remote").lit("--").arg(repository).arg(reference).arg(format!("{reference}^{{}}")));
     s
 }
 
@@ -75,7 +75,9 @@ pub struct Package {
     pub revision: String,
 }
 
-/// Packs `dir`, leaving out `.git` and paths matching `exclude`.
+/// Packs `dir`, leaving out `.git` and what matches `exclude`: a pattern is
+/// matched against each path relative to `dir` and against each file or
+/// directory name, so `node_modules` leaves out every `node_modules`.
 pub fn pack(dir: &Path, exclude: &[String]) -> Result<Package, SourceError> {
     let set = exclusions(exclude)?;
     let pack_err = |e: std::io::Error| SourceError::Pack { dir: dir.display().to_string(), detail: e.to_string() };
@@ -95,7 +97,7 @@ pub fn pack(dir: &Path, exclude: &[String]) -> Result<Package, SourceError> {
 
 fn exclusions(patterns: &[String]) -> Result<GlobSet, SourceError> {
     let mut builder = GlobSetBuilder::new();
-    for pattern in patterns.iter().map(String::as_str).chain([".git", ".cutover-demo"]) {
+    for pattern in patterns.iter().map(String::as_str).chain([".git"]) {
         let glob = Glob::new(pattern.trim_end_matches('/'))
             .map_err(|e| SourceError::Exclude { pattern: pattern.to_owned(), detail: e.to_string() })?;
         builder.add(glob);
@@ -108,7 +110,7 @@ fn collect(root: &Path, dir: &Path, set: &GlobSet, out: &mut Vec<std::path::Path
         let entry = entry?;
         let path = entry.path();
         let rel = path.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| path.clone());
-        if set.is_match(&rel) {
+        if set.is_match(&rel) || set.is_match(entry.file_name()) {
             continue;
         }
         out.push(rel);
@@ -136,6 +138,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("public")).expect("mkdir");
         std::fs::create_dir_all(dir.path().join("node_modules/x")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("vendor/pkg/.git")).expect("mkdir");
+        std::fs::write(dir.path().join("vendor/pkg/.git/HEAD"), "ref").expect("write");
+        std::fs::write(dir.path().join("vendor/pkg/a.php"), "<?php").expect("write");
         std::fs::write(dir.path().join("public/index.php"), "<?php echo 1;").expect("write");
         std::fs::write(dir.path().join("node_modules/x/a.js"), "x").expect("write");
         let package = pack(dir.path(), &["node_modules".into()]).expect("pack");
@@ -147,6 +152,8 @@ mod tests {
             .collect();
         assert!(names.iter().any(|n| n == "public/index.php"), "{names:?}");
         assert!(!names.iter().any(|n| n.starts_with("node_modules")), "{names:?}");
+        assert!(names.iter().any(|n| n == "vendor/pkg/a.php"), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains(".git")), "nested .git left out: {names:?}");
         assert!(package.revision.starts_with("upload-"));
     }
 }

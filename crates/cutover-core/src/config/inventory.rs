@@ -37,9 +37,10 @@ pub struct Inventory {
     /// A local directory to upload instead of a repository (`upload` delivery).
     #[serde(default)]
     pub source: Option<Spanned<PathBuf>>,
-    /// Glob patterns, relative to `source`, left out of the upload.
+    /// Glob patterns left out of the upload, matched against each path
+    /// relative to `source` and against each file or directory name.
     #[serde(default)]
-    pub exclude: Vec<String>,
+    pub exclude: Vec<Spanned<String>>,
     /// Files and directories kept in `shared/` and linked into every release.
     #[serde(default)]
     pub shared: Shared,
@@ -69,7 +70,7 @@ pub struct Inventory {
     pub concurrency: usize,
     /// Default time limit of one step, in seconds.
     #[serde(default = "default_step_timeout")]
-    pub step_timeout: u64,
+    pub step_timeout: Spanned<u64>,
     /// Settings every host inherits unless it sets its own.
     #[serde(default)]
     pub defaults: HostSettings,
@@ -101,8 +102,8 @@ fn default_concurrency() -> usize {
     50
 }
 
-fn default_step_timeout() -> u64 {
-    600
+fn default_step_timeout() -> Spanned<u64> {
+    unspanned(600)
 }
 
 /// Where the commit of a branch is resolved.
@@ -121,9 +122,21 @@ pub enum Resolve {
 #[serde(deny_unknown_fields)]
 pub struct Shared {
     #[serde(default)]
-    pub files: Vec<String>,
+    pub files: Vec<Spanned<String>>,
     #[serde(default)]
-    pub dirs: Vec<String>,
+    pub dirs: Vec<Spanned<String>>,
+}
+
+impl Shared {
+    /// The shared files, as written.
+    pub fn files(&self) -> Vec<String> {
+        self.files.iter().map(|f| f.value.clone()).collect()
+    }
+
+    /// The shared directories, as written.
+    pub fn dirs(&self) -> Vec<String> {
+        self.dirs.iter().map(|d| d.value.clone()).collect()
+    }
 }
 
 /// How the fleet switches to the new release.

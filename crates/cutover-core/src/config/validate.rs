@@ -9,6 +9,7 @@ use std::path::Path;
 use super::error::ConfigError;
 use super::inventory::{Connection, Inventory};
 use super::recipe::{Hooks, Recipe, Step};
+use crate::shell::is_identifier;
 
 fn error(message: impl Into<String>) -> ConfigError {
     ConfigError::new(Path::new(""), message)
@@ -22,6 +23,11 @@ pub(super) fn inventory(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> 
             .field("keep_releases"));
     }
     code_source(inv, dir)?;
+    shared(inv)?;
+    vars(inv)?;
+    if inv.step_timeout.value == 0 {
+        return Err(error("must be at least 1 second").at(&inv.step_timeout.referenced).field("step_timeout"));
+    }
     if let Some(check) = &inv.health_check
         && check.url.is_some() == check.command.is_some()
     {
@@ -40,8 +46,10 @@ fn deploy_path(inv: &Inventory) -> Result<(), ConfigError> {
         Some("must be an absolute path")
     } else if path.is_empty() {
         Some("must not be the root directory")
-    } else if path.split('/').any(|part| part == "..") {
-        Some("must not contain `..`")
+    } else if path.split('/').any(|part| part == ".." || part == ".") {
+        Some("must not contain `.` or `..`")
+    } else if path.contains('\0') {
+        Some("must not contain a NUL byte")
     } else {
         None
     };
@@ -78,6 +86,69 @@ fn code_source(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> {
         }
         (Some(_), None) => Ok(()),
     }
+}
+
+/// Shared paths are linked into every release with `rm -rf` first: each
+/// must stay inside the release.
+fn shared(inv: &Inventory) -> Result<(), ConfigError> {
+    let all = inv.shared.dirs.iter().enumerate().map(|(i, p)| (format!("shared.dirs[{i}]"), p));
+    let all = all.chain(inv.shared.files.iter().enumerate().map(|(i, p)| (format!("shared.files[{i}]"), p)));
+    for (field, path) in all {
+        if let Some(problem) = relative_problem(&path.value) {
+            return Err(error(format!("`{}` {problem}", path.value))
+                .at(&path.referenced)
+                .field(field)
+                .hint("a path inside the release, like `storage` or `config/app.ini`"));
+        }
+    }
+    for (i, pattern) in inv.exclude.iter().enumerate() {
+        if let Err(e) = globset::Glob::new(pattern.value.trim_end_matches('/')) {
+            return Err(error(format!("not a glob pattern: {e}"))
+                .at(&pattern.referenced)
+                .field(format!("exclude[{i}]")));
+        }
+    }
+    Ok(())
+}
+
+/// Why `path` is not a plain relative path inside a directory, if it is not.
+fn relative_problem(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        Some("is empty")
+    } else if path.starts_with('/') {
+        Some("must be relative")
+    } else if path.ends_with('/') {
+        Some("must not end with `/`")
+    } else if path.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        Some("must not contain `.`, `..` or `//`")
+    } else if path.contains('\0') {
+        Some("must not contain a NUL byte")
+    } else {
+        None
+    }
+}
+
+/// Names the step scripts use for themselves.
+const RESERVED_VARS: &[&str] = &["d", "r", "rel", "w", "s", "t", "PATH", "HOME", "IFS"];
+
+/// Variables become shell variables on the hosts: identifiers only, and not
+/// cutover's own.
+fn vars(inv: &Inventory) -> Result<(), ConfigError> {
+    let host_vars =
+        inv.hosts.iter().enumerate().flat_map(|(i, h)| h.vars.keys().map(move |k| (format!("hosts[{i}].vars"), k)));
+    for (field, name) in inv.vars.keys().map(|k| ("vars".to_owned(), k)).chain(host_vars) {
+        let problem = if !is_identifier(name) {
+            Some("is not a shell variable name (letters, digits and `_`, not starting with a digit)")
+        } else if RESERVED_VARS.contains(&name.as_str()) || name.starts_with("CUTOVER_") {
+            Some("is reserved for cutover")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(error(format!("`{name}` {problem}")).field(format!("{field}.{name}")));
+        }
+    }
+    Ok(())
 }
 
 fn hosts(inv: &Inventory) -> Result<(), ConfigError> {
@@ -137,6 +208,9 @@ fn hooks(hooks: &Hooks) -> Result<(), ConfigError> {
 fn check_step(step: &Step) -> Result<(), ConfigError> {
     if step.run.value.trim().is_empty() {
         return Err(error(format!("step `{}` has an empty command", step.name)).at(&step.run.referenced));
+    }
+    if step.timeout == Some(0) {
+        return Err(error("must be at least 1 second").at(&step.run.referenced).field("timeout"));
     }
     if let Some(when) = &step.when
         && (when.exists.starts_with('/') || when.exists.split('/').any(|p| p == ".."))

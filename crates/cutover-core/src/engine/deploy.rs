@@ -13,11 +13,11 @@ use crate::plan::{self, DeployInputs, HostScript, Plan, Rollout};
 use crate::release::ReleaseId;
 use crate::remote::lock::LockOwner;
 use crate::remote::prepare::Delivery;
-use crate::remote::probe::{ProbeRequest, Snapshot};
+use crate::remote::probe::Snapshot;
 use crate::source;
 
 use super::failure::{FailureKind, HostFailure};
-use super::preflight::{self, Preflight};
+use super::preflight::{self, Checks, Preflight};
 use super::session::Session;
 use super::{Context, Report, execute};
 
@@ -70,8 +70,8 @@ async fn build(
         Some(repository) => Delivery::Git { repository: repository.value.clone() },
         None => Delivery::Upload,
     };
-    let request_probe = probe_request(ctx, &delivery);
-    let found = preflight::probe(ctx, session, &request_probe, true).await;
+    let request_probe = preflight::request(ctx, Some(&delivery));
+    let found = preflight::probe(ctx, session, &request_probe, Checks::Deploy).await;
     failures.extend(found.failures.iter().cloned());
     if !failures.is_empty() {
         return Err(early_report(ctx, CommandKind::Deploy, &found, failures));
@@ -82,7 +82,8 @@ async fn build(
             return Err(early_report(ctx, CommandKind::Deploy, &found, vec![failure]));
         }
     };
-    let release = ReleaseId::choose(Timestamp::now(), found.snapshots.values().flat_map(|s| s.releases.iter()));
+    let on_disk = found.snapshots.values().flat_map(|s| s.releases.iter().chain(&s.partial));
+    let release = ReleaseId::choose(Timestamp::now(), on_disk);
     ctx.emit(Event::ReleaseChosen { release, commit: commit.clone() });
     Ok(plan::deploy(DeployInputs {
         loaded: ctx.loaded,
@@ -97,21 +98,6 @@ async fn build(
     }))
 }
 
-/// What preflight checks before a deploy: the tools the plan runs, the
-/// shared files, and PHP-FPM's reload safety when there is a reload.
-fn probe_request<'a>(ctx: &Context<'a>, delivery: &Delivery) -> ProbeRequest<'a> {
-    let inv = &ctx.loaded.inventory;
-    let mut tools = vec!["tar"];
-    if matches!(delivery, Delivery::Git { .. }) {
-        tools.push("git");
-    }
-    if inv.health_check.as_ref().is_some_and(|c| c.url.is_some()) {
-        tools.push("curl");
-    }
-    let fpm_config = inv.php_fpm.reload_command().map(|_| inv.php_fpm.config_file.as_deref().unwrap_or(""));
-    ProbeRequest { tools, shared_files: &inv.shared.files, fpm_config }
-}
-
 /// The commit to deploy, and for an upload the tar stream.
 async fn code(
     ctx: &Context<'_>,
@@ -123,7 +109,8 @@ async fn code(
     let fail = |host: &str, message: String| HostFailure::new(host, Phase::Resolve, FailureKind::Precondition(message));
     let Delivery::Git { repository } = delivery else {
         let dir = ctx.loaded.dir.join(inv.source.as_ref().map(|s| s.value.clone()).unwrap_or_default());
-        let package = source::pack(&dir, &inv.exclude).map_err(|e| fail(LOCAL, e.to_string()))?;
+        let exclude: Vec<String> = inv.exclude.iter().map(|e| e.value.clone()).collect();
+        let package = source::pack(&dir, &exclude).map_err(|e| fail(LOCAL, e.to_string()))?;
         return Ok((package.revision, Some(Arc::from(package.bytes))));
     };
     let reference = request
@@ -171,7 +158,7 @@ pub(crate) fn early_report(
         .iter()
         .map(|t| {
             let failure = failures.iter().find(|f| f.host == t.name);
-            let current = found.snapshots.get(&t.name).and_then(Snapshot::current).map(|r| r.to_string());
+            let current = found.snapshots.get(&t.name).and_then(Snapshot::current_name);
             let summary = HostSummary {
                 current,
                 state: if failure.is_some() { "failed" } else { "unchanged" }.to_owned(),

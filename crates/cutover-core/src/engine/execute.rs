@@ -9,6 +9,7 @@ use crate::config::inventory::Strategy;
 use crate::event::{Event, Outcome, Phase};
 use crate::plan::{Node, Plan};
 use crate::remote::lock::{LOCK_HELD, LockOwner, held_by};
+use crate::remote::wrapup;
 
 use super::failure::{FailureKind, HostFailure};
 use super::session::Session;
@@ -92,7 +93,20 @@ pub(crate) async fn execute(ctx: &Context<'_>, session: &Session, plan: &Plan) -
             }
         }
         progress.failures.extend(failures);
+        if phase == Phase::Flip {
+            // A flip that lost its connection may have renamed `current`:
+            // undo it too (putting a host back is idempotent).
+            let maybe = progress.failures.iter().filter(|f| matches!(f.kind, FailureKind::Transport(_)));
+            let maybe: Vec<String> = maybe.map(|f| f.host.clone()).filter(|h| !progress.switched.contains(h)).collect();
+            progress.switched.extend(maybe);
+        }
         return match phase {
+            Phase::AfterRollback => {
+                // The fleet is where the operator asked; undoing that would
+                // put it back on the release they are leaving.
+                progress.warnings.push("the rollback stands, but an after_rollback step failed".into());
+                recover::finish(ctx, session, plan, progress, Outcome::Done).await
+            }
             Phase::Finalize => {
                 progress.warnings.push("the run succeeded, but finishing up (log, prune, unlock) failed".into());
                 recover::finish(ctx, session, plan, progress, Outcome::Done).await
@@ -118,12 +132,13 @@ fn record(
 ) {
     match phase {
         Phase::Lock => progress.locked.extend(outputs.keys().cloned()),
+        Phase::Finalize => wrapup_warnings(ctx, outputs),
         Phase::Drain => progress.drained = batch,
         Phase::Undrain => progress.drained = None,
         Phase::Flip => {
             for host in outputs.keys() {
                 let at = Timestamp::now();
-                let from = plan.before.get(host).copied().flatten().map(|r| r.to_string());
+                let from = plan.before_name(host);
                 let to = plan.release.to_string();
                 ctx.emit(Event::Switched { host: host.clone(), from, to, batch, at });
                 progress.switched.push(host.clone());
@@ -138,6 +153,15 @@ fn record(
             }
         }
         _ => {}
+    }
+}
+
+/// Reports what a wrap-up script could not do (it goes on, and unlocks).
+pub(crate) fn wrapup_warnings(ctx: &Context<'_>, outputs: &IndexMap<String, crate::transport::Output>) {
+    for (host, output) in outputs {
+        for message in wrapup::warnings(&output.stdout) {
+            ctx.emit(Event::Warning { host: Some(host.clone()), message: message.to_owned() });
+        }
     }
 }
 

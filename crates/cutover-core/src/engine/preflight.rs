@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use crate::event::{Event, Phase};
 use crate::plan::HostScript;
 use crate::remote::lock::LockOwner;
+use crate::remote::prepare::Delivery;
 use crate::remote::probe::{self, ProbeRequest, Snapshot};
 
 use super::Context;
@@ -30,8 +31,44 @@ impl Preflight {
     }
 }
 
-/// Probes the hosts; with `checks`, also reports what would stop a deploy.
-pub(crate) async fn probe(ctx: &Context<'_>, session: &Session, request: &ProbeRequest<'_>, checks: bool) -> Preflight {
+/// What preflight holds a host to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Checks {
+    /// Only read the host (status, the reading after a failure).
+    None,
+    /// A rollback: no disk space needed, everything else as a deploy.
+    Rollback,
+    /// A deploy: room for a release too.
+    Deploy,
+}
+
+/// What the probe looks for: the tools the plan runs, the shared files, and
+/// PHP-FPM's reload safety when there is a reload. `delivery` is `None` for
+/// a rollback.
+pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> ProbeRequest<'a> {
+    let inv = &ctx.loaded.inventory;
+    let mut tools = vec!["mkdir", "ln", "mv", "readlink", "rm"];
+    if delivery.is_some() {
+        tools.extend(["tar", "df"]);
+    }
+    if matches!(delivery, Some(Delivery::Git { .. })) {
+        tools.push("git");
+    }
+    if inv.health_check.as_ref().is_some_and(|c| c.url.is_some()) {
+        tools.push("curl");
+    }
+    let fpm_config = inv.php_fpm.reload_command().map(|_| inv.php_fpm.config_file.as_deref().unwrap_or(""));
+    let shared_files = if delivery.is_some() { inv.shared.files() } else { Vec::new() };
+    ProbeRequest { tools, shared_files, fpm_config }
+}
+
+/// Probes the hosts, and reports what would stop the run as `checks` says.
+pub(crate) async fn probe(
+    ctx: &Context<'_>,
+    session: &Session,
+    request: &ProbeRequest<'_>,
+    checks: Checks,
+) -> Preflight {
     let jobs: IndexMap<String, HostScript> = ctx
         .fleet
         .hosts
@@ -47,8 +84,9 @@ pub(crate) async fn probe(ctx: &Context<'_>, session: &Session, request: &ProbeR
     let mut found = Preflight { failures: outcome.failures, ..Preflight::default() };
     for (host, output) in outcome.outputs {
         let snapshot = Snapshot::parse(&output.stdout);
-        if checks {
-            let problems = problems(&snapshot).into_iter().map(|kind| HostFailure::new(&host, Phase::Preflight, kind));
+        if checks != Checks::None {
+            let problems =
+                problems(&snapshot, checks).into_iter().map(|kind| HostFailure::new(&host, Phase::Preflight, kind));
             found.failures.extend(problems);
             if snapshot.fpm_reload_kills_requests() {
                 let message = "PHP-FPM's process_control_timeout is 0: a reload kills requests in flight; \
@@ -61,7 +99,7 @@ pub(crate) async fn probe(ctx: &Context<'_>, session: &Session, request: &ProbeR
     found
 }
 
-fn problems(s: &Snapshot) -> Vec<FailureKind> {
+fn problems(s: &Snapshot, checks: Checks) -> Vec<FailureKind> {
     let mut out = Vec::new();
     if let Some(owner) = &s.lock {
         out.push(FailureKind::Locked { owner: LockOwner::describe(owner) });
@@ -71,7 +109,12 @@ fn problems(s: &Snapshot) -> Vec<FailureKind> {
             "the deploy path (or the directory that would hold it) is not writable".into(),
         ));
     }
-    if let Some(free) = s.free_kb.filter(|kb| *kb < MIN_FREE_KB) {
+    if s.current_not_link {
+        out.push(FailureKind::Precondition(
+            "`current` is a directory, not a symbolic link: move it into releases/ and link it".into(),
+        ));
+    }
+    if let Some(free) = s.free_kb.filter(|kb| *kb < MIN_FREE_KB && checks == Checks::Deploy) {
         out.push(FailureKind::Precondition(format!("only {} MiB of disk free", free / 1024)));
     }
     for tool in &s.missing_tools {

@@ -12,8 +12,9 @@ use crate::remote::probe::{ProbeRequest, Snapshot};
 
 use super::execute::Progress;
 use super::failure::FailureKind;
+use super::preflight::{self, Checks};
 use super::session::Session;
-use super::{Context, Report, local_hook, preflight};
+use super::{Context, Report, local_hook};
 
 /// The first gate at or after node `index`.
 pub(crate) fn next_gate(plan: &Plan, index: usize) -> Option<&str> {
@@ -57,13 +58,14 @@ pub(crate) async fn after_switch(ctx: &Context<'_>, session: &Session, plan: &Pl
     let jobs = only(&plan.undo, &progress.switched);
     let outcome = session.run_phase(ctx, Phase::Undo, &jobs, None, false).await;
     for host in outcome.outputs.keys() {
-        let to = plan.before.get(host).copied().flatten().map(|r| r.to_string()).unwrap_or_else(|| "(none)".into());
+        let to = plan.before_name(host).unwrap_or_else(|| "(none)".into());
         let at = jiff::Timestamp::now();
         ctx.emit(Event::Switched { host: host.clone(), from: Some(plan.release.to_string()), to, batch: None, at });
     }
     progress.failures.extend(outcome.failures);
-    if let Some(reload) = phase_node(plan, Phase::Reload) {
-        let jobs = only(reload, &outcome.outputs.keys().cloned().collect::<Vec<_>>());
+    let reload = reload_scripts(plan);
+    if !reload.is_empty() {
+        let jobs = only(&reload, &outcome.outputs.keys().cloned().collect::<Vec<_>>());
         let reloaded = session.run_phase(ctx, Phase::Reload, &jobs, None, false).await;
         for failure in reloaded.failures {
             progress.warnings.push(format!("{failure}: the host is back on its release but PHP-FPM was not reloaded"));
@@ -99,6 +101,7 @@ async fn undrain(ctx: &Context<'_>, session: &Session, plan: &Plan, progress: &m
 async fn clean_up(ctx: &Context<'_>, session: &Session, plan: &Plan, progress: &mut Progress) {
     let jobs = only(&plan.abort, &progress.locked);
     let outcome = session.run_phase(ctx, Phase::Abort, &jobs, None, false).await;
+    super::execute::wrapup_warnings(ctx, &outcome.outputs);
     for failure in outcome.failures {
         progress.warnings.push(format!("{failure}: clean up by hand or run `cutover unlock`"));
     }
@@ -108,12 +111,13 @@ fn only(scripts: &IndexMap<String, HostScript>, hosts: &[String]) -> IndexMap<St
     scripts.iter().filter(|(h, _)| hosts.contains(h)).map(|(h, s)| (h.clone(), s.clone())).collect()
 }
 
-/// The scripts of the first phase of a kind, from any batch, per host.
-fn phase_node(plan: &Plan, phase: Phase) -> Option<&IndexMap<String, HostScript>> {
-    plan.nodes.iter().find_map(|n| match n {
-        Node::Phase(p) if p.phase == phase => Some(&p.hosts),
+/// Every host's reload script, from whichever batch it is in.
+fn reload_scripts(plan: &Plan) -> IndexMap<String, HostScript> {
+    let reloads = plan.nodes.iter().filter_map(|n| match n {
+        Node::Phase(p) if p.phase == Phase::Reload => Some(&p.hosts),
         _ => None,
-    })
+    });
+    reloads.flat_map(|hosts| hosts.iter().map(|(h, s)| (h.clone(), s.clone()))).collect()
 }
 
 /// Builds, emits and returns the summary. After a failure that reached the
@@ -132,10 +136,10 @@ pub(crate) async fn finish(
     let mut outcome = outcome;
     let mut fresh: IndexMap<String, Snapshot> = IndexMap::new();
     if matches!(outcome, Outcome::RolledBack | Outcome::Halted) {
-        fresh = preflight::probe(ctx, session, &ProbeRequest::default(), false).await.snapshots;
+        fresh = preflight::probe(ctx, session, &ProbeRequest::default(), Checks::None).await.snapshots;
         let all_back = ctx.fleet.hosts.iter().all(|t| {
-            let before = plan.before.get(&t.name).copied().flatten();
-            fresh.get(&t.name).is_some_and(|snap| snap.current() == before)
+            let before = plan.before.get(&t.name).cloned().flatten();
+            fresh.get(&t.name).is_some_and(|snap| snap.current_target == before)
         });
         if outcome == Outcome::RolledBack && !all_back {
             outcome = Outcome::Inconsistent;
@@ -161,19 +165,19 @@ fn host_summary(
     outcome: Outcome,
     name: &str,
 ) -> HostSummary {
-    let before = plan.before.get(name).copied().flatten();
+    let before = plan.before.get(name).cloned().flatten();
     let failure = progress.failures.iter().find(|f| f.host == name);
     let (current, state) = match (outcome, fresh.get(name)) {
-        (Outcome::Done, _) => (Some(plan.release), "switched"),
+        (Outcome::Done, _) => (Some(plan.release.to_string()), "switched"),
         (Outcome::RolledBack | Outcome::Inconsistent | Outcome::Halted, Some(snap)) => {
-            let state = if snap.current() == before { "unchanged" } else { "switched" };
-            (snap.current(), state)
+            let state = if snap.current_target == before { "unchanged" } else { "switched" };
+            (snap.current_name(), state)
         }
         (Outcome::RolledBack | Outcome::Inconsistent | Outcome::Halted, None) => (None, "unknown"),
-        _ => (before, if failure.is_some() { "failed" } else { "unchanged" }),
+        _ => (plan.before_name(name), if failure.is_some() { "failed" } else { "unchanged" }),
     };
     HostSummary {
-        current: current.map(|r| r.to_string()),
+        current,
         state: state.to_owned(),
         error: failure.map(ToString::to_string),
         batch: plan.batches.get(name).copied(),

@@ -7,11 +7,11 @@ use crate::event::{CommandKind, Event, Phase};
 use crate::plan::{self, Plan, RollbackInputs, Rollout};
 use crate::release::ReleaseId;
 use crate::remote::lock::LockOwner;
-use crate::remote::probe::{ProbeRequest, Snapshot};
+use crate::remote::probe::Snapshot;
 
 use super::deploy::early_report;
 use super::failure::{FailureKind, HostFailure};
-use super::preflight;
+use super::preflight::{self, Checks};
 use super::session::Session;
 use super::{Context, Report, execute};
 
@@ -56,7 +56,7 @@ async fn build(
     mut failures: Vec<HostFailure>,
     request: &RollbackRequest,
 ) -> Result<Plan, Report> {
-    let found = preflight::probe(ctx, session, &ProbeRequest::default(), true).await;
+    let found = preflight::probe(ctx, session, &preflight::request(ctx, None), Checks::Rollback).await;
     failures.extend(found.failures.iter().cloned());
     if failures.is_empty() {
         match target(ctx, &found.snapshots, request) {
@@ -113,6 +113,9 @@ fn target(
         }
     };
     for (host, snapshot) in snapshots {
+        if snapshot.partial.contains(&target) {
+            return Err(refuse(host, format!("release {target} never finished building on this host")));
+        }
         if !snapshot.releases.contains(&target) {
             return Err(refuse(host, format!("release {target} is not on this host")));
         }

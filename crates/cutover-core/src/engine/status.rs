@@ -8,8 +8,9 @@ use crate::plan::HostScript;
 use crate::remote::lock;
 use crate::remote::probe::{ProbeRequest, Snapshot};
 
+use super::preflight::{self, Checks};
 use super::session::Session;
-use super::{Context, Report, preflight};
+use super::{Context, Report};
 
 /// Reports every host's state. The outcome is `Inconsistent` when hosts are
 /// on different releases, `Failed` when a host could not be read.
@@ -20,7 +21,7 @@ pub async fn status(ctx: &Context<'_>) -> Report {
         hosts: ctx.fleet.names(),
     });
     let (session, mut failures) = Session::open(ctx).await;
-    let found = preflight::probe(ctx, &session, &ProbeRequest::default(), false).await;
+    let found = preflight::probe(ctx, &session, &ProbeRequest::default(), Checks::None).await;
     session.close().await;
     failures.extend(found.failures);
     let mut hosts = IndexMap::new();
@@ -53,7 +54,7 @@ pub async fn status(ctx: &Context<'_>) -> Report {
 
 fn describe(snap: &Snapshot) -> HostSummary {
     HostSummary {
-        current: snap.current().map(|r| r.to_string()),
+        current: snap.current_name(),
         state: if snap.lock.is_some() {
             "locked"
         } else if snap.current().is_some() {

@@ -51,18 +51,19 @@ pub struct RollbackInputs<'a> {
 /// The plan of a deploy.
 pub fn deploy(i: DeployInputs<'_>) -> Plan {
     let inv = &i.loaded.inventory;
-    let step_timeout = Duration::from_secs(inv.step_timeout);
+    let step_timeout = Duration::from_secs(inv.step_timeout.value);
     let every = |f: &dyn Fn(&Target) -> HostScript| -> IndexMap<String, HostScript> {
         i.fleet.hosts.iter().map(|t| (t.name.clone(), f(t))).collect()
     };
-    let lock = every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner), QUICK));
+    let lock = every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner, current_of(i.snapshots, t)), QUICK));
+    let (shared_dirs, shared_files) = (inv.shared.dirs(), inv.shared.files());
     let prepare = every(&|t| {
         let p = Prepare {
             release: i.release,
             commit: &i.commit,
             delivery: &i.delivery,
-            shared_dirs: &inv.shared.dirs,
-            shared_files: &inv.shared.files,
+            shared_dirs: &shared_dirs,
+            shared_files: &shared_files,
         };
         HostScript {
             upload: i.delivery == Delivery::Upload,
@@ -73,10 +74,10 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     nodes.extend(hook(&i, Hook::Build, i.release));
     nodes.push(Node::Gate("every host built"));
     nodes.extend(hook(&i, Hook::BeforeFlip, i.release));
-    let config_test = inv.php_fpm.config_test_command().filter(|_| inv.php_fpm.reload_command().is_some());
+    let config_test = inv.php_fpm.config_test_command();
     nodes.push(phase(
         Phase::Stage,
-        every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.release, config_test), QUICK)),
+        every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.release, config_test, Some(&i.commit)), QUICK)),
     ));
     nodes.push(Node::Gate("every host staged"));
     let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout);
@@ -89,7 +90,9 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             let snap = i.snapshots.get(&t.name).cloned().unwrap_or_default();
             let mut on_disk = snap.releases.clone();
             on_disk.push(i.release);
-            let prune = cleanup::prune(&on_disk, inv.keep_releases.value as usize, i.release, snap.current());
+            let mut prune = cleanup::prune(&on_disk, inv.keep_releases.value as usize, i.release, snap.current());
+            // Releases that never finished building (a run that died).
+            prune.extend(snap.partial.iter().filter(|r| Some(**r) != snap.current()));
             HostScript::new(wrapup::finalize(&t.deploy_path, &log_line, &prune), QUICK)
         }),
     ));
@@ -115,10 +118,16 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         i.fleet.hosts.iter().map(|t| (t.name.clone(), f(t))).collect()
     };
     let commit = String::new();
-    let config_test = inv.php_fpm.config_test_command().filter(|_| inv.php_fpm.reload_command().is_some());
+    let config_test = inv.php_fpm.config_test_command();
     let mut nodes = vec![
-        phase(Phase::Lock, every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner), QUICK))),
-        phase(Phase::Stage, every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.target, config_test), QUICK))),
+        phase(
+            Phase::Lock,
+            every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner, current_of(i.snapshots, t)), QUICK)),
+        ),
+        phase(
+            Phase::Stage,
+            every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.target, config_test, None), QUICK)),
+        ),
         Node::Gate("every host staged"),
     ];
     let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout);
@@ -146,7 +155,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         release: i.target,
         commit,
         nodes,
-        abort: every(&|t| HostScript::new(lock::release(&t.deploy_path), QUICK)),
+        abort: every(&|t| HostScript::new(wrapup::unlock_only(&t.deploy_path), QUICK)),
         undo: undo(i.fleet, i.snapshots),
         before: before(i.snapshots),
         payload: None,
@@ -193,15 +202,15 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
             release,
             revision: &i.commit,
             vars: target.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-            default_timeout: inv.step_timeout,
+            default_timeout: inv.step_timeout.value,
         };
         if let Some(script) = steps::script(&target.deploy_path, &mine, &env) {
-            let timeout = mine.iter().map(|s| Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout))).sum();
+            let timeout = mine.iter().map(|s| Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout.value))).sum();
             let names = mine
                 .iter()
                 .map(|s| StepLabel {
                     name: s.name.clone(),
-                    timeout: Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout)),
+                    timeout: Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout.value)),
                 })
                 .collect();
             hosts.insert(target.name.clone(), HostScript { steps: names, ..HostScript::new(script, timeout) });
@@ -221,14 +230,19 @@ fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>) -> IndexMap<Strin
         .hosts
         .iter()
         .map(|t| {
-            let previous = snapshots.get(&t.name).and_then(Snapshot::current);
+            let previous = snapshots.get(&t.name).and_then(|s| s.current_target.as_deref());
             (t.name.clone(), HostScript::new(switch::undo(&t.deploy_path, previous), QUICK))
         })
         .collect()
 }
 
-fn before(snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, Option<ReleaseId>> {
-    snapshots.iter().map(|(name, s)| (name.clone(), s.current())).collect()
+/// Where preflight saw a host's `current` point.
+fn current_of<'a>(snapshots: &'a IndexMap<String, Snapshot>, target: &Target) -> Option<&'a str> {
+    snapshots.get(&target.name).and_then(|s| s.current_target.as_deref())
+}
+
+fn before(snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, Option<String>> {
+    snapshots.iter().map(|(name, s)| (name.clone(), s.current_target.clone())).collect()
 }
 
 /// One line of revisions.log: time, what, release, commit, who.

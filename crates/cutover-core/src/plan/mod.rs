@@ -107,8 +107,8 @@ pub struct Plan {
     pub abort: IndexMap<String, HostScript>,
     /// On a failure after switching began: per host, back to where it was.
     pub undo: IndexMap<String, HostScript>,
-    /// Per host, the release `current` pointed to before the run.
-    pub before: IndexMap<String, Option<ReleaseId>>,
+    /// Per host, where `current` pointed before the run, as read.
+    pub before: IndexMap<String, Option<String>>,
     /// The tar stream of an upload delivery.
     pub payload: Option<Arc<[u8]>>,
     /// How the fleet switches and what a failure after switching does.
@@ -118,6 +118,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The name of the release a host was on before the run, for people.
+    pub fn before_name(&self, host: &str) -> Option<String> {
+        let target = self.before.get(host)?.as_deref()?;
+        target.trim_end_matches('/').rsplit('/').next().map(str::to_owned)
+    }
+
     /// The plan as text for people, secrets masked.
     pub fn render(&self) -> String {
         render::text(self)

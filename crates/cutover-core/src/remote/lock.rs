@@ -63,14 +63,20 @@ impl LockOwner {
     }
 }
 
-/// Takes the lock, or exits [`LOCK_HELD`] printing `held <owner json>`.
-pub fn acquire(deploy_path: &str, owner: &LockOwner) -> Script {
+/// Takes the lock, or exits [`LOCK_HELD`] printing `held <owner json>`
+/// when another run holds it. Any other failure exits 1 and leaves no lock.
+/// `expected` is where preflight saw `current` point: if another run moved it
+/// in between, the lock is given back and the run stops.
+pub fn acquire(deploy_path: &str, owner: &LockOwner, expected: Option<&str>) -> Script {
     let json = serde_json::to_string(owner).unwrap_or_else(|_| "{}".to_owned());
     let mut s = script_in(deploy_path);
     s.push(Sh::assign("owner", json));
+    s.push(Sh::assign("expected", expected.unwrap_or("")));
     s.line(r#"mkdir -p "$d/.cutover""#);
-    s.line(r#"if ! mkdir "$d/.cutover/lock" 2>/dev/null; then echo "held $(cat "$d/.cutover/lock/owner" 2>/dev/null || echo '{}')"; exit 75; fi"#);
-    s.line(r#"printf '%s\n' "$owner" > "$d/.cutover/lock/owner""#);
+    s.line(r#"if ! mkdir "$d/.cutover/lock" 2>/dev/null; then if [ -d "$d/.cutover/lock" ]; then echo "held $(cat "$d/.cutover/lock/owner" 2>/dev/null || echo '{}')"; exit 75; fi; echo "could not create $d/.cutover/lock" >&2; exit 1; fi"#);
+    s.line(r#"if ! printf '%s\n' "$owner" > "$d/.cutover/lock/owner"; then rm -rf "$d/.cutover/lock"; exit 1; fi"#);
+    s.line(r#"now=$(readlink "$d/current" 2>/dev/null || true)"#);
+    s.line(r#"if [ "$now" != "$expected" ]; then rm -rf "$d/.cutover/lock"; echo "current changed since preflight (now ${now:-none}, was ${expected:-none}); run again" >&2; exit 1; fi"#);
     s
 }
 
@@ -105,7 +111,34 @@ mod tests {
             since: "2026-11-23T14:30:12Z".parse().expect("timestamp"),
             release: Some("20261123143012".into()),
         };
-        insta::assert_snapshot!(acquire("/srv/my app", &owner).render());
+        insta::assert_snapshot!(acquire("/srv/my app", &owner, Some("releases/20261123120000")).render());
+    }
+
+    fn run(d: &std::path::Path, expected: Option<&str>) -> std::process::Output {
+        let owner = LockOwner::current("shop", "deploy", None);
+        let script = acquire(&d.display().to_string(), &owner, expected).render();
+        std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh")
+    }
+
+    #[test]
+    fn a_second_acquire_is_held_and_names_the_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(run(dir.path(), None).status.success());
+        let second = run(dir.path(), None);
+        assert_eq!(second.status.code(), Some(LOCK_HELD));
+        let owner = held_by(&String::from_utf8_lossy(&second.stdout));
+        assert_eq!(owner["pid"], std::process::id());
+    }
+
+    #[test]
+    fn a_current_moved_since_preflight_gives_the_lock_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink("releases/20261123120000", dir.path().join("current")).expect("link");
+        let out = run(dir.path(), Some("releases/20260101000000"));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("current changed since preflight"));
+        assert!(!dir.path().join(".cutover/lock").exists());
+        assert!(run(dir.path(), Some("releases/20261123120000")).status.success());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The prepare phase: create the release directory, put the code in it
-//! (git archive from the host's mirror, or a tar stream from here), write
-//! REVISION, and link the shared files and directories into it.
+//! (git archive from the host's mirror, or a tar stream from here), and link
+//! the shared files and directories into it. REVISION is written when the
+//! release is staged, so a release without it never finished building.
 //!
 //! One command per line: under `set -e` a failure inside `a && b` does not
 //! stop the script, so chains are avoided.
@@ -45,7 +46,7 @@ pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
             s.line(r#"git -C "$d/repo" remote set-url origin "$url""#);
             s.line(r#"git -C "$d/repo" remote update --prune >/dev/null"#);
             s.line("else");
-            s.line(r#"git clone --mirror --quiet "$url" "$d/repo""#);
+            s.line(r#"git clone --mirror --quiet -- "$url" "$d/repo""#);
             s.line("fi");
             s.line(r#"git -C "$d/repo" archive --format=tar -o "$rel.tar" "$commit""#);
             s.line(r#"tar -x -f "$rel.tar" -C "$rel""#);
@@ -55,7 +56,6 @@ pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
             s.line(r#"tar -x -f - -C "$rel""#);
         }
     }
-    s.line(r#"printf '%s\n' "$commit" > "$rel/REVISION""#);
     for dir in p.shared_dirs {
         s.push(Sh::assign("p", dir));
         s.line(r#"mkdir -p "$d/shared/$p" "$(dirname "$rel/$p")""#);

@@ -12,7 +12,7 @@ pub struct ProbeRequest<'a> {
     /// Programs the deploy will run (`git`, `tar`).
     pub tools: Vec<&'static str>,
     /// Shared files that must exist before a deploy links them.
-    pub shared_files: &'a [String],
+    pub shared_files: Vec<String>,
     /// Read PHP-FPM's `process_control_timeout`: from this file, or from
     /// `/etc/php/*/fpm/php-fpm.conf` when `Some("")`.
     pub fpm_config: Option<&'a str>,
@@ -28,9 +28,9 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     s.line(r#"p="$d"; while [ ! -e "$p" ]; do p=$(dirname "$p"); done"#);
     s.line(r#"if [ -w "$p" ]; then echo "writable 1"; else echo "writable 0"; fi"#);
     s.line(r#"echo "free-kb $(df -Pk "$p" | awk 'NR==2 {print $4}')""#);
-    s.line(r#"if [ -L "$d/current" ]; then echo "current $(readlink "$d/current")"; fi"#);
+    s.line(r#"if [ -L "$d/current" ]; then echo "current $(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo "current-not-link"; fi"#);
     s.line(r#"if [ -f "$d/current/REVISION" ]; then echo "revision $(head -n 1 "$d/current/REVISION")"; fi"#);
-    s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -d "$r" ]; then echo "release ${r##*/}"; fi; done; fi"#);
+    s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then echo "release ${r##*/}"; elif [ -d "$r" ]; then echo "partial ${r##*/}"; fi; done; fi"#);
     s.line(r#"if [ -d "$d/.cutover/lock" ]; then echo "lock $(cat "$d/.cutover/lock/owner" 2>/dev/null || echo '{}')"; fi"#);
     for tool in &request.tools {
         s.push(Sh::assign("t", tool));
@@ -47,7 +47,7 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
         }
         None => {}
     }
-    for file in request.shared_files {
+    for file in &request.shared_files {
         s.push(Sh::assign("f", file));
         s.line(r#"[ -e "$d/shared/$f" ] || echo "missing-shared $f""#);
     }
@@ -64,12 +64,17 @@ pub struct Snapshot {
     pub current_target: Option<String>,
     /// The commit in the current release's REVISION.
     pub revision: Option<String>,
-    /// Release ids on disk, oldest first. Names that are not ids are left out.
+    /// Releases on disk that finished building (they have REVISION), oldest
+    /// first. Names that are not ids are left out.
     pub releases: Vec<ReleaseId>,
+    /// Releases without REVISION: a run died while building them.
+    pub partial: Vec<ReleaseId>,
     /// The lock owner, when the lock is held.
     pub lock: Option<serde_json::Value>,
     pub missing_tools: Vec<String>,
     pub missing_shared: Vec<String>,
+    /// `current` exists but is not a symbolic link.
+    pub current_not_link: bool,
     /// `process_control_timeout` of each PHP-FPM config found.
     pub fpm_control_timeouts: Vec<String>,
 }
@@ -95,16 +100,19 @@ impl Snapshot {
                 "current" => snap.current_target = Some(value.to_owned()),
                 "revision" => snap.revision = Some(value.to_owned()),
                 "release" => snap.releases.extend(value.parse::<ReleaseId>().ok()),
+                "partial" => snap.partial.extend(value.parse::<ReleaseId>().ok()),
                 "lock" => {
                     snap.lock = Some(serde_json::from_str(value).unwrap_or(serde_json::Value::String(value.into())))
                 }
                 "missing-tool" => snap.missing_tools.push(value.to_owned()),
                 "missing-shared" => snap.missing_shared.push(value.to_owned()),
+                "current-not-link" => snap.current_not_link = true,
                 "fpm-pct" => snap.fpm_control_timeouts.push(value.to_owned()),
                 _ => {}
             }
         }
         snap.releases.sort();
+        snap.partial.sort();
         snap
     }
 
@@ -113,6 +121,13 @@ impl Snapshot {
         let target = self.current_target.as_deref()?;
         let name = target.trim_end_matches('/').rsplit('/').next()?;
         name.parse().ok()
+    }
+
+    /// The name `current` points to (its last path component), whatever its
+    /// form: a release id, or another tool's name for a release.
+    pub fn current_name(&self) -> Option<String> {
+        let target = self.current_target.as_deref()?;
+        target.trim_end_matches('/').rsplit('/').next().map(str::to_owned)
     }
 
     /// The newest release older than `current` (the rollback target).

@@ -14,11 +14,16 @@ use super::script_in;
 const RENAME: &str = r#"if mv --version >/dev/null 2>&1; then mv -T "$d/current-tmp" "$d/current"; else mv -fh "$d/current-tmp" "$d/current"; fi"#;
 
 /// Points `current-tmp` at the release and runs the PHP-FPM config test, so
-/// a host whose FPM config is broken fails before any host switches.
-pub fn stage(deploy_path: &str, release: ReleaseId, config_test: Option<&str>) -> Script {
+/// a host whose FPM config is broken fails before any host switches. For a
+/// new release, first writes REVISION: the mark of a release that built.
+pub fn stage(deploy_path: &str, release: ReleaseId, config_test: Option<&str>, revision: Option<&str>) -> Script {
     let mut s = script_in(deploy_path);
     s.push(Sh::assign("r", release.to_string()));
     s.line(r#"if [ ! -d "$d/releases/$r" ]; then echo "release $r is not on this host" >&2; exit 1; fi"#);
+    if let Some(revision) = revision {
+        s.push(Sh::assign("commit", revision));
+        s.line(r#"printf '%s\n' "$commit" > "$d/releases/$r/REVISION""#);
+    }
     s.line(r#"ln -sfn "releases/$r" "$d/current-tmp""#);
     if let Some(test) = config_test {
         s.push(Sh::user_shell(test));
@@ -41,14 +46,16 @@ pub fn reload(reload: &str) -> Script {
     s
 }
 
-/// Puts a host back on `previous` (or removes `current` when the host had
-/// none before). The reload after it is the plan's reload phase.
-pub fn undo(deploy_path: &str, previous: Option<ReleaseId>) -> Script {
+/// Puts a host back where `current` pointed before the run, exactly as the
+/// probe read it (a Capistrano or Deployer host may use other names), or
+/// removes `current` when the host had none. The reload after it is the
+/// plan's reload phase.
+pub fn undo(deploy_path: &str, previous_target: Option<&str>) -> Script {
     let mut s = script_in(deploy_path);
-    match previous {
-        Some(previous) => {
-            s.push(Sh::assign("r", previous.to_string()));
-            s.line(r#"ln -sfn "releases/$r" "$d/current-tmp""#);
+    match previous_target {
+        Some(target) => {
+            s.push(Sh::assign("t", target));
+            s.line(r#"ln -sfn "$t" "$d/current-tmp""#);
             s.line(RENAME);
         }
         None => {
@@ -65,7 +72,7 @@ mod tests {
     #[test]
     fn stage_and_flip_never_link_onto_current() {
         let id = "20261123143012".parse().expect("id");
-        let stage = stage("/srv/app", id, Some("php-fpm8.3 -t")).render();
+        let stage = stage("/srv/app", id, Some("php-fpm8.3 -t"), Some("abc123")).render();
         let flip = flip("/srv/app").render();
         insta::assert_snapshot!(format!("{stage}---\n{flip}"));
         assert!(stage.contains(r#"ln -sfn "releases/$r" "$d/current-tmp""#));

@@ -1,6 +1,10 @@
 //! The end of a run on a host: after success, append to revisions.log, prune
-//! old releases and unlock; after a failure before the switch, remove this
-//! run's release and unlock.
+//! old releases and unlock; after a failure, remove this run's release where
+//! it is not live and unlock.
+//!
+//! The lock is always released last, whatever failed before it: a line that
+//! fails prints `warning <what>` (the engine reports it) instead of stopping
+//! the script.
 
 use crate::release::ReleaseId;
 use crate::shell::{Script, Sh};
@@ -12,21 +16,61 @@ use super::script_in;
 pub fn finalize(deploy_path: &str, log_line: &str, prune: &[ReleaseId]) -> Script {
     let mut s = script_in(deploy_path);
     s.push(Sh::assign("line", log_line));
-    s.line(r#"printf '%s\n' "$line" >> "$d/revisions.log""#);
+    s.line(r#"printf '%s\n' "$line" >> "$d/revisions.log" || echo "warning could not append to $d/revisions.log""#);
     for release in prune {
         s.push(Sh::assign("r", release.to_string()));
-        s.line(r#"if [ "$(readlink "$d/current")" != "releases/$r" ]; then rm -rf "$d/releases/$r"; fi"#);
+        s.line(r#"if [ "$(readlink "$d/current")" != "releases/$r" ]; then rm -rf "$d/releases/$r" 2>/dev/null || echo "warning could not remove old release $r completely; remove $d/releases/$r by hand"; fi"#);
     }
-    s.line(r#"rm -rf "$d/.cutover/lock""#);
+    s.line(UNLOCK);
     s
+}
+
+/// Releases the lock; its failure is the script's.
+const UNLOCK: &str = r#"rm -rf "$d/.cutover/lock""#;
+
+/// The `warning ...` lines a wrap-up script printed.
+pub fn warnings(stdout: &str) -> impl Iterator<Item = &str> {
+    stdout.lines().filter_map(|l| l.strip_prefix("warning "))
 }
 
 /// Removes this run's release and staged link, and releases the lock.
 pub fn abort(deploy_path: &str, release: ReleaseId) -> Script {
     let mut s = script_in(deploy_path);
     s.push(Sh::assign("r", release.to_string()));
-    s.line(r#"if [ "$(readlink "$d/current" 2>/dev/null)" != "releases/$r" ]; then rm -rf "$d/releases/$r" "$d/releases/$r.tar"; fi"#);
-    s.line(r#"rm -f "$d/current-tmp""#);
-    s.line(r#"rm -rf "$d/.cutover/lock""#);
+    s.line(r#"if [ "$(readlink "$d/current" 2>/dev/null)" != "releases/$r" ]; then rm -rf "$d/releases/$r" "$d/releases/$r.tar" 2>/dev/null || echo "warning could not remove $d/releases/$r completely"; fi"#);
+    s.line(r#"rm -f "$d/current-tmp" || echo "warning could not remove $d/current-tmp""#);
+    s.line(UNLOCK);
     s
+}
+
+/// Releases the lock and removes a staged link, for a rollback that failed
+/// before switching (the target release is kept).
+pub fn unlock_only(deploy_path: &str) -> Script {
+    let mut s = script_in(deploy_path);
+    s.line(r#"rm -f "$d/current-tmp" || echo "warning could not remove $d/current-tmp""#);
+    s.line(UNLOCK);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_log_append_still_unlocks_and_warns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join(".cutover/lock")).expect("lock");
+        // A directory where the log should be: appending fails, even as root.
+        std::fs::create_dir_all(d.join("revisions.log")).expect("log dir");
+        let script = finalize(&d.display().to_string(), "line", &[]).render();
+        let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!d.join(".cutover/lock").exists(), "the lock is released");
+        assert_eq!(
+            warnings(&stdout).collect::<Vec<_>>(),
+            [format!("could not append to {}/revisions.log", d.display())]
+        );
+    }
 }

@@ -4,7 +4,7 @@
 use crate::harness::{Project, stderr};
 
 const GOOD: &str = "application: shop\ndeploy_path: /srv/shop\nsource: app\nrecipe: php\n\
-                    php_fpm: {reload: none}\ndefaults:\n  connection: local\nhosts:\n  - name: web1\n    address: hosts/web1\n";
+                    php_fpm: {reload: none, config_test: none}\ndefaults:\n  connection: local\nhosts:\n  - name: web1\n    address: hosts/web1\n";
 
 /// Runs `cutover deploy` on `inventory` and checks the refusal.
 fn refused(inventory: &str, expected: &[&str]) {
@@ -114,4 +114,23 @@ fn json_mode_reports_bad_input_as_an_event() {
     assert_eq!(code, Some(2));
     assert_eq!(events[0]["event"], "error");
     assert!(events[0]["message"].as_str().unwrap_or("").contains("cutover.yaml:2:1"));
+}
+
+#[test]
+fn a_shared_path_leaving_the_release_is_refused() {
+    let text = GOOD.replace("recipe: php", "recipe: php\nshared:\n  dirs: [storage, ../20260101000000]");
+    refused(&text, &["cutover.yaml:6:19", "shared.dirs[1]", "must not contain `.`, `..` or `//`"]);
+    let text = GOOD.replace("recipe: php", "recipe: php\nshared:\n  files: [/etc/passwd]");
+    refused(&text, &["shared.files[0]", "must be relative"]);
+}
+
+#[test]
+fn a_var_that_would_clobber_cutover_s_own_is_refused() {
+    refused(&format!("{GOOD}vars:\n  rel: /tmp\n"), &["vars.rel", "is reserved for cutover"]);
+    refused(&format!("{GOOD}vars:\n  MY-VAR: x\n"), &["vars.MY-VAR", "is not a shell variable name"]);
+}
+
+#[test]
+fn a_zero_step_timeout_is_refused() {
+    refused(&format!("{GOOD}step_timeout: 0\n"), &["cutover.yaml:11:15", "step_timeout: must be at least 1 second"]);
 }

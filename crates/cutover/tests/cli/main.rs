@@ -7,4 +7,5 @@ mod failures;
 mod harness;
 mod lifecycle;
 mod plan;
+mod recovery;
 mod rolling;
