@@ -3,9 +3,10 @@
 //! `accept-new`, a server-alive interval, a bounded persist time, and a
 //! semaphore on concurrent connection starts.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cutover_core::config::{Connection, HostKeyChecking};
@@ -23,9 +24,12 @@ use crate::transport::SshTransport;
 /// Limits that protect the hosts and the network.
 #[derive(Clone, Debug)]
 pub struct SshOptions {
-    /// Connections being set up at once, across all hosts: below sshd's
-    /// `MaxStartups` (10 by default) and a firewall's rate limits.
+    /// Connections being set up at once across the fleet: bounds the burst
+    /// of handshakes a firewall, a NAT or this machine sees.
     pub concurrent_starts: usize,
+    /// Connections being set up at once through one bastion (`proxy_jump`):
+    /// below its sshd's `MaxStartups` (10 by default).
+    pub concurrent_starts_per_jump: usize,
     /// Commands at once on one host: below sshd's `MaxSessions` (10).
     pub commands_per_host: usize,
     /// Seconds to wait for a connection when the inventory does not say.
@@ -40,7 +44,8 @@ pub struct SshOptions {
 impl Default for SshOptions {
     fn default() -> Self {
         Self {
-            concurrent_starts: 8,
+            concurrent_starts: 256,
+            concurrent_starts_per_jump: 8,
             commands_per_host: 8,
             connect_timeout: Duration::from_secs(10),
             server_alive_interval: Duration::from_secs(5),
@@ -54,6 +59,8 @@ impl Default for SshOptions {
 pub struct SshConnector {
     options: SshOptions,
     starts: Arc<Semaphore>,
+    /// One bound per bastion.
+    jump_starts: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// cutover's own short control directory, removed when dropped.
     control_dir: tempfile::TempDir,
 }
@@ -64,12 +71,24 @@ impl SshConnector {
     pub fn new(options: SshOptions) -> std::io::Result<Self> {
         platform::raise_open_files_limit();
         let control_dir = tempfile::Builder::new().prefix("cutover-").tempdir_in(platform::control_dir_parent())?;
-        Ok(Self { starts: Arc::new(Semaphore::new(options.concurrent_starts.max(1))), options, control_dir })
+        Ok(Self {
+            starts: Arc::new(Semaphore::new(options.concurrent_starts.max(1))),
+            jump_starts: Mutex::default(),
+            options,
+            control_dir,
+        })
     }
 
     /// Where the control sockets live.
     pub fn control_dir(&self) -> &Path {
         self.control_dir.path()
+    }
+
+    /// The bound on connection starts through bastion `jump`.
+    fn jump_bound(&self, jump: &str) -> Arc<Semaphore> {
+        let mut bounds = self.jump_starts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let per_jump = self.options.concurrent_starts_per_jump.max(1);
+        bounds.entry(jump.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(per_jump))).clone()
     }
 
     fn builder(&self, target: &Target) -> SessionBuilder {
