@@ -131,9 +131,14 @@ impl Connector for SshConnector {
             let builder = self.builder(target);
             let timeout =
                 target.settings.connect_timeout.map(Duration::from_secs).unwrap_or(self.options.connect_timeout);
+            let refused = |e: tokio::sync::AcquireError| TransportError::Spawn { detail: e.to_string() };
             let session = {
-                let _permit =
-                    self.starts.acquire().await.map_err(|e| TransportError::Spawn { detail: e.to_string() })?;
+                let jump = target.settings.proxy_jump.as_deref().map(|j| self.jump_bound(j));
+                let _through_jump = match &jump {
+                    Some(bound) => Some(bound.acquire().await.map_err(refused)?),
+                    None => None,
+                };
+                let _permit = self.starts.acquire().await.map_err(refused)?;
                 builder.connect_mux(&target.address).await.map_err(|e| classify::connect_error(e, timeout))?
             };
             let transport = SshTransport::new(session, self.options.commands_per_host);
