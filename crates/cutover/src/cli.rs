@@ -75,6 +75,9 @@ pub enum Command {
         /// A branch, tag or commit to deploy instead of the inventory's
         #[arg(long)]
         revision: Option<String>,
+        /// Reuse nothing from the live release (vendor/): build everything
+        #[arg(long)]
+        full_build: bool,
     },
     /// Switch every host back to the previous release (or --to a release)
     Rollback {

@@ -105,7 +105,9 @@ async fn run(cli: Cli) -> u8 {
         interrupt: &interrupt,
     };
     let report = match &cli.command {
-        Command::Deploy { revision } => engine::deploy(&ctx, &deploy_request(&cli, revision)).await,
+        Command::Deploy { revision, full_build } => {
+            engine::deploy(&ctx, &DeployRequest { full_build: *full_build, ..deploy_request(&cli, revision) }).await
+        }
         Command::Rollback { .. } => engine::rollback(&ctx, &rollback_request(&cli, rollback_to)).await,
         Command::Status => engine::status(&ctx).await,
         Command::Unlock => engine::unlock(&ctx).await,
@@ -132,7 +134,12 @@ async fn run(cli: Cli) -> u8 {
 }
 
 fn deploy_request(cli: &Cli, revision: &Option<String>) -> DeployRequest {
-    DeployRequest { revision: revision.clone(), mode: cli.mode.map(Into::into), batch: cli.batch.clone() }
+    DeployRequest {
+        revision: revision.clone(),
+        mode: cli.mode.map(Into::into),
+        batch: cli.batch.clone(),
+        full_build: false,
+    }
 }
 
 fn rollback_request(cli: &Cli, to: Option<ReleaseId>) -> RollbackRequest {

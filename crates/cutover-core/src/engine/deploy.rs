@@ -33,6 +33,8 @@ pub struct DeployRequest {
     pub mode: Option<Strategy>,
     /// `--batch`: rolling batch sizes, over the inventory's.
     pub batch: Option<BatchSpec>,
+    /// `--full-build`: reuse nothing from the live release.
+    pub full_build: bool,
 }
 
 /// Runs a deploy.
@@ -95,6 +97,7 @@ async fn build(
         payload,
         owner: LockOwner::current(&inv.application, "deploy", Some(release.to_string())),
         rollout: Rollout::new(ctx.loaded, request.mode, request.batch.clone()),
+        full_build: request.full_build,
     }))
 }
 

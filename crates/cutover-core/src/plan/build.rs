@@ -35,6 +35,8 @@ pub struct DeployInputs<'a> {
     pub payload: Option<Arc<[u8]>>,
     pub owner: LockOwner,
     pub rollout: Rollout,
+    /// Reuse nothing from the live release (`--full-build`).
+    pub full_build: bool,
 }
 
 /// What a rollback plan is built from.
@@ -142,6 +144,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         payload: None,
         owner: i.owner.clone(),
         rollout: i.rollout.clone(),
+        full_build: false,
     };
     nodes.extend(hook(&deploy_like, Hook::AfterRollback, i.target));
     let log_line = log_line("rollback", i.target, "", &i.owner);
@@ -203,6 +206,7 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
             revision: &i.commit,
             vars: target.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
             default_timeout: inv.step_timeout.value,
+            full_build: i.full_build,
         };
         if let Some(script) = steps::script(&target.deploy_path, &mine, &env) {
             let timeout = mine.iter().map(|s| Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout.value))).sum();

@@ -65,6 +65,7 @@ fn plan_with(recipe: &str, extra: &str) -> Plan {
         payload: Some(Arc::from(Vec::new())),
         owner: LockOwner::current("shop", "deploy", None),
         rollout: Rollout::new(&loaded, None, None),
+        full_build: false,
     })
 }
 

@@ -30,6 +30,8 @@ pub struct StepEnv<'a> {
     pub vars: Vec<(&'a str, &'a str)>,
     /// Seconds a step may take when it does not say.
     pub default_timeout: u64,
+    /// `--full-build`: steps see CUTOVER_FULL_BUILD=1 and reuse nothing.
+    pub full_build: bool,
 }
 
 /// The script for `steps` (already filtered for this host), or `None` when
@@ -44,6 +46,9 @@ pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<S
     s.line(r#"export CUTOVER_RELEASE="$r" CUTOVER_RELEASE_PATH="$rel" CUTOVER_DEPLOY_PATH="$d" CUTOVER_SHARED_PATH="$d/shared""#);
     s.push(Sh::new("export").then(Sh::assign("CUTOVER_REVISION", env.revision)));
     s.push(Sh::new("export").then(Sh::assign("CUTOVER_HOST", env.host)));
+    if env.full_build {
+        s.line("export CUTOVER_FULL_BUILD=1");
+    }
     for (name, value) in &env.vars {
         if is_identifier(name) {
             s.push(Sh::new("export").then(Sh::assign(*name, value)));
@@ -90,6 +95,7 @@ mod tests {
             revision: "abc",
             vars: vec![("APP_ENV", "prod uction"), ("bad name", "x")],
             default_timeout: 600,
+            full_build: false,
         };
         let script = script("/var/www/shop", &[&composer, &optimize], &env).expect("steps");
         insta::assert_snapshot!(script.render());

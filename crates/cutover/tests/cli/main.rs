@@ -9,3 +9,4 @@ mod lifecycle;
 mod plan;
 mod recovery;
 mod rolling;
+mod vendor_reuse;
