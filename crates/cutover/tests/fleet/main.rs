@@ -5,6 +5,9 @@
 #![allow(clippy::print_stderr)]
 
 mod failures;
+mod faults;
 mod harness;
 mod lifecycle;
+mod migrations;
 mod smoke;
+mod zero_downtime;

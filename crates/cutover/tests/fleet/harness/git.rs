@@ -13,6 +13,28 @@ $opcache = function_exists('opcache_get_status') && opcache_get_status() ? 'opca
 echo "@VERSION@ {$release} {$opcache}\n";
 "#;
 
+/// A slow page: sleeps `ms` milliseconds (300 unless the query says), then
+/// prints the same line as the front controller. Its release is fixed when
+/// the request arrives (nginx resolves `$realpath_root` then), so a request
+/// in flight across a switch still names the release it started on.
+const SLOW_PHP: &str = r#"<?php
+usleep(max(0, (int) ($_GET['ms'] ?? 300)) * 1000);
+$release = basename(realpath(__DIR__ . '/..'));
+$opcache = function_exists('opcache_get_status') && opcache_get_status() ? 'opcache' : 'no';
+echo "@VERSION@ {$release} {$opcache}\n";
+"#;
+
+/// A health page for `health_check.url`: 503 `sick` while `/tmp/unhealthy`
+/// exists on the host, otherwise 200 `<version> ok`.
+const HEALTH_PHP: &str = r#"<?php
+if (file_exists('/tmp/unhealthy')) {
+    http_response_code(503);
+    echo "sick\n";
+} else {
+    echo "@VERSION@ ok\n";
+}
+"#;
+
 /// No packages and no Packagist, so `composer install` works offline.
 const COMPOSER_JSON: &str = r#"{"name":"acme/app","repositories":[{"packagist.org":false}],"require":{}}"#;
 
@@ -42,6 +64,8 @@ pub fn write_app(dir: &Path, version: &str) {
     std::fs::create_dir_all(dir.join("public")).expect("app dir");
     let index = INDEX_PHP.replace("@VERSION@", version);
     std::fs::write(dir.join("public/index.php"), index).expect("index.php");
+    std::fs::write(dir.join("public/slow.php"), SLOW_PHP.replace("@VERSION@", version)).expect("slow.php");
+    std::fs::write(dir.join("public/health.php"), HEALTH_PHP.replace("@VERSION@", version)).expect("health.php");
     std::fs::write(dir.join("composer.json"), COMPOSER_JSON).expect("composer.json");
     std::fs::write(dir.join("composer.lock"), COMPOSER_LOCK).expect("composer.lock");
 }

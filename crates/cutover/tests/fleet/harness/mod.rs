@@ -4,12 +4,16 @@
 
 mod fleet;
 mod git;
+mod load;
 mod probe;
 mod run;
 mod setup;
 mod story;
 
+pub use story::HostState;
+
 pub use fleet::{Fleet, GIT_DELIVERY};
 pub use git::write_app;
+pub use load::{Verdict, switches};
 pub use run::{spawn_cutover, summary, text, wait_limited};
 pub use setup::docker_available;

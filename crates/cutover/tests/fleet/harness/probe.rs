@@ -47,6 +47,33 @@ impl Fleet {
         (code, String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// `sh -c cmd` on host `i` as root via `docker exec`; panics (with its
+    /// output) unless it succeeds. Returns stdout and stderr.
+    pub fn exec_root(&self, i: usize, cmd: &str) -> String {
+        let out = Command::new("docker")
+            .args(["exec", "-u", "root", "-w", "/"])
+            .arg(self.hosts[i].container.id())
+            .args(["sh", "-c", &format!("{{ {cmd}\n}} 2>&1")])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker exec");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{}: `{cmd}` as root failed: {said}", self.hosts[i].name);
+        said
+    }
+
+    /// `docker <verb> <container>` for host `i` (`pause`, `unpause`, ...).
+    pub fn docker(&self, i: usize, verb: &str) {
+        let out = Command::new("docker").arg(verb).arg(self.hosts[i].container.id()).output().expect("run docker");
+        assert!(out.status.success(), "docker {verb} {}: {}", self.hosts[i].name, String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Host `i`'s hostname inside its container (the container id's first
+    /// twelve characters, in `/etc/hostname`).
+    pub fn hostname(&self, i: usize) -> String {
+        self.exec_ok(i, "cat /etc/hostname").trim().to_owned()
+    }
+
     /// Like [`Fleet::exec`], panicking (with stderr) unless it succeeds.
     pub fn exec_ok(&self, i: usize, cmd: &str) -> String {
         let (code, stdout) = self.exec(i, &format!("{{ {cmd}\n}} 2>&1"));

@@ -71,3 +71,96 @@ pub fn summary(events: &[Value]) -> &Value {
 pub fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout))
 }
+
+/// `cutover <args> --json --progress=plain` running in the background, its
+/// events read as they come, so a test can act at a given point of the run.
+#[derive(Debug)]
+pub struct LiveRun {
+    child: Child,
+    args: Vec<String>,
+    events: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl LiveRun {
+    /// Starts `cutover <args> --json` in `dir`.
+    pub fn start(dir: &Path, args: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader, Read};
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let mut child = spawn_cutover(dir, &all);
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("piped stdout");
+        let seen = std::sync::Arc::clone(&events);
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                text.push_str(&line);
+                text.push('\n');
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    seen.lock().expect("events").push(value);
+                }
+            }
+            text
+        });
+        let mut err = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        let args = all.iter().map(|a| (*a).to_owned()).collect();
+        Self { child, args, events, stdout: Some(stdout), stderr: Some(stderr) }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().expect("events").clone()
+    }
+
+    /// Waits (at most `limit`) for an event matching `pred`; returns it.
+    pub fn wait_for(&mut self, what: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(found) = self.events().into_iter().find(|e| pred(e)) {
+                return found;
+            }
+            let exited = self.child.try_wait().expect("poll cutover").is_some();
+            assert!(!exited, "cutover {:?} exited before {what}: {:#?}", self.args, self.events());
+            assert!(start.elapsed() < limit, "no {what} within {limit:?}: {:#?}", self.events());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `signal` (e.g. `INT`) to the process, by its pid.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().expect("kill");
+        assert!(status.success(), "kill -{signal} {}", self.pid());
+    }
+
+    /// Waits for the end (killing it after [`RUN_LIMIT`]): exit code, every
+    /// event, and all the text printed (stderr, then stdout).
+    pub fn finish(mut self) -> (Option<i32>, Vec<Value>, String) {
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("poll cutover") {
+                break status;
+            }
+            if start.elapsed() > RUN_LIMIT {
+                let _ = self.child.kill();
+                panic!("cutover {:?} (pid {}) ran longer than {RUN_LIMIT:?}; killed", self.args, self.pid());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let stdout = self.stdout.take().map(|t| t.join().expect("stdout reader")).unwrap_or_default();
+        let stderr = self.stderr.take().map(|t| t.join().expect("stderr reader")).unwrap_or_default();
+        (status.code(), self.events(), format!("{stderr}{stdout}"))
+    }
+}

@@ -6,7 +6,8 @@ use std::process::Output;
 use serde_json::Value;
 
 use super::fleet::Fleet;
-use super::run::{cutover, cutover_json, summary};
+use super::fleet::GIT_DELIVERY;
+use super::run::{LiveRun, cutover, cutover_json, summary};
 
 /// What one host has on disk: where `current` points and its releases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,37 @@ pub struct HostState {
 }
 
 impl Fleet {
+    /// Starts `n` hosts, deploys v1 from git to them and commits v2 (not yet
+    /// deployed); returns the fleet and v1's release id.
+    pub async fn start_on_v1(n: usize) -> (Self, String) {
+        let fleet = Self::start(n).await;
+        fleet.write_inventory(GIT_DELIVERY);
+        let v1 = fleet.deploy_ok();
+        fleet.assert_serving("v1", &v1);
+        fleet.git().commit_version("v2");
+        (fleet, v1)
+    }
+
+    /// Writes [`Fleet::inventory`] with each `(from, to)` of `edits` replaced
+    /// (e.g. the `php_fpm` settings); returns its path.
+    pub fn write_inventory_edited(&self, extra: &str, edits: &[(&str, &str)]) -> std::path::PathBuf {
+        let mut text = self.inventory(extra);
+        for (from, to) in edits {
+            assert!(text.contains(from), "the inventory has {from:?}:\n{text}");
+            text = text.replace(from, to);
+        }
+        let path = self.project().join("cutover.yaml");
+        std::fs::write(&path, text).expect("write inventory");
+        path
+    }
+
+    /// `cutover <command> -i cutover.yaml <args> --json` in the background.
+    pub fn live(&self, command: &str, args: &[&str]) -> LiveRun {
+        let mut all = vec![command, "-i", "cutover.yaml"];
+        all.extend_from_slice(args);
+        LiveRun::start(&self.project(), &all)
+    }
+
     /// `cutover <command> -i cutover.yaml <args>` in the project, plain.
     pub fn run(&self, command: &str, args: &[&str]) -> Output {
         let mut all = vec![command, "-i", "cutover.yaml"];

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The floor a deploy tool is measured against: the same work as a cutover
+# deploy of the fleet benchmark, done by hand. One ssh per host, all hosts in
+# parallel (OpenSSH multiplexing on), each running one script: update the git
+# mirror, archive the commit into a new release, link shared/, composer
+# install, REVISION, flip current atomically, reload PHP-FPM, prune to 5.
+#
+# usage: floor.sh <key> <known_hosts> <release id> <commit> <port>...
+set -euo pipefail
+key=$1 known=$2 release=$3 commit=$4
+shift 4
+control=$(mktemp -d /tmp/floor.XXXXXX)
+trap 'for s in "$control"/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit x 2>/dev/null; done; rm -rf "$control"' EXIT
+
+work='set -e
+d=/var/www/app; r='"$release"'; c='"$commit"'; rel=$d/releases/$r
+mkdir -p "$d/releases" "$d/shared/storage" "$rel"
+if [ -d "$d/repo" ]; then git -C "$d/repo" remote update --prune >/dev/null; else git clone --mirror --quiet /srv/git/app.git "$d/repo"; fi
+git -C "$d/repo" archive --format=tar -o "$rel.tar" "$c"
+tar -x -f "$rel.tar" -C "$rel"; rm -f "$rel.tar"
+rm -rf "$rel/storage"; ln -s "$d/shared/storage" "$rel/storage"
+cd "$rel"; composer install --no-dev --optimize-autoloader --no-interaction --prefer-dist --quiet
+echo "$c" > "$rel/REVISION"
+ln -sfn "releases/$r" "$d/current-tmp"; mv -T "$d/current-tmp" "$d/current"
+sudo /usr/local/sbin/reload-php-fpm
+cd "$d/releases"; ls -1 | sort | head -n -5 | while read -r old; do [ "$d/releases/$old" != "$(readlink -f "$d/current")" ] && rm -rf "$old"; done; true'
+
+for port in "$@"; do
+  ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$known" -i "$key" \
+      -o ControlMaster=auto -o ControlPath="$control/%C" -o ControlPersist=30 \
+      -p "$port" deploy@127.0.0.1 "$work" &
+done
+status=0
+for job in $(jobs -p); do wait "$job" || status=1; done
+exit $status
