@@ -78,6 +78,9 @@ pub(crate) async fn execute(ctx: &Context<'_>, session: &Session, plan: &Plan) -
                 let interruptible = !started_switching && p.phase != Phase::Flip;
                 let outcome = session.run_phase(ctx, p.phase, &p.hosts, plan.payload.as_ref(), interruptible).await;
                 record(ctx, plan, p.phase, p.batch, &outcome.outputs, &mut progress);
+                if p.finalizes {
+                    wrapup_warnings(ctx, &outcome.outputs);
+                }
                 outcome.failures.into_iter().map(locked_failure).collect()
             }
         };

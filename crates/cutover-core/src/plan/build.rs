@@ -17,6 +17,7 @@ use crate::remote::probe::Snapshot;
 use crate::remote::steps::{self, StepEnv};
 use crate::remote::{switch, wrapup};
 
+use super::fuse;
 use super::switch::{self as switching, Rollout};
 use super::{HostScript, Node, PhaseNode, Plan, Scope, StepInfo, StepLabel};
 
@@ -98,6 +99,10 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             HostScript::new(wrapup::finalize(&t.deploy_path, &log_line, &prune), QUICK)
         }),
     ));
+    if !nodes.iter().any(|n| matches!(n, Node::Phase(p) if p.phase == Phase::BeforeFlip)) {
+        fuse::stage_into_build(&mut nodes);
+    }
+    fuse::finalize_into_switch(&mut nodes);
     Plan {
         command: CommandKind::Deploy,
         application: inv.application.clone(),
@@ -152,6 +157,8 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         Phase::Finalize,
         every(&|t| HostScript::new(wrapup::finalize(&t.deploy_path, &log_line, &[]), QUICK)),
     ));
+    fuse::stage_into_lock(&mut nodes);
+    fuse::finalize_into_switch(&mut nodes);
     Plan {
         command: CommandKind::Rollback,
         application: inv.application.clone(),
@@ -168,7 +175,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
 }
 
 fn phase(phase: Phase, hosts: IndexMap<String, HostScript>) -> Node {
-    Node::Phase(PhaseNode { phase, batch: None, steps: Vec::new(), hosts })
+    Node::Phase(PhaseNode { phase, batch: None, steps: Vec::new(), hosts, finalizes: false })
 }
 
 /// The steps of `hook` (recipe first, then the inventory's own), per host.
@@ -226,7 +233,7 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
         Hook::AfterFlip => Phase::AfterFlip,
         Hook::AfterRollback => Phase::AfterRollback,
     };
-    Some(Node::Phase(PhaseNode { phase, batch: None, steps, hosts }))
+    Some(Node::Phase(PhaseNode { phase, batch: None, steps, hosts, finalizes: false }))
 }
 
 fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, HostScript> {

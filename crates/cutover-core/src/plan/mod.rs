@@ -3,6 +3,7 @@
 //! any host is touched; `cutover plan` prints it.
 
 mod build;
+mod fuse;
 mod render;
 mod switch;
 
@@ -68,6 +69,8 @@ pub struct PhaseNode {
     pub batch: Option<usize>,
     pub steps: Vec<StepInfo>,
     pub hosts: IndexMap<String, HostScript>,
+    /// Its scripts end with the wrap-up (log, prune, unlock).
+    pub finalizes: bool,
 }
 
 /// A node of the plan.

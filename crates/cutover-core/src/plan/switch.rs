@@ -92,7 +92,7 @@ pub(super) fn nodes(
 
 fn phase(phase: Phase, batch: Option<usize>, hosts: &[&Target], script: impl Fn(&Target) -> Script) -> Node {
     let hosts = hosts.iter().map(|t| (t.name.clone(), HostScript::new(script(t), QUICK))).collect();
-    Node::Phase(PhaseNode { phase, batch, steps: Vec::new(), hosts })
+    Node::Phase(PhaseNode { phase, batch, steps: Vec::new(), hosts, finalizes: false })
 }
 
 /// A drain or undrain hook, here or on each host of the batch.

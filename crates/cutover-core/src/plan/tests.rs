@@ -127,7 +127,8 @@ fn rollback_plan_never_builds_and_never_removes_its_target() {
         owner: LockOwner::current("shop", "rollback", None),
         rollout: Rollout::new(&loaded, None, None),
     });
-    assert_eq!(phases(&plan), ["lock", "stage", "GATE", "flip", "reload", "after-rollback", "finalize"]);
+    // Staging rides with the lock; the wrap-up waits for the after_rollback steps.
+    assert_eq!(phases(&plan), ["lock", "GATE", "flip", "reload", "after-rollback", "finalize"]);
     for script in plan.abort.values() {
         assert!(!script.script.render().contains("rm -rf \"$d/releases/$r\""), "abort must not remove the target");
     }
@@ -139,11 +140,10 @@ fn a_rolling_plan_drains_switches_checks_and_undrains_each_batch() {
                  undrain: { run: lb in, on: hosts }\nhealth_check: { url: 'http://127.0.0.1/' }\n";
     let plan = plan_with("php", extra);
     let names = phases(&plan);
-    let switch: Vec<&str> = names.iter().map(String::as_str).skip_while(|p| *p != "stage").collect();
+    let switch: Vec<&str> = names.iter().map(String::as_str).skip_while(|p| *p != "GATE").collect();
     assert_eq!(
         switch,
         [
-            "stage",
             "GATE",
             "local drain@1",
             "flip@1",
@@ -174,4 +174,51 @@ fn all_at_once_checks_health_after_the_reload_on_every_host() {
     let names = phases(&plan);
     let flip = names.iter().position(|p| p == "flip").expect("flip");
     assert_eq!(&names[flip..flip + 3], ["flip", "reload", "health"]);
+}
+
+#[test]
+fn phases_with_no_gate_between_them_share_a_round_trip() {
+    // php: no before_flip steps, no health check, no after_flip steps.
+    let plan = plan_with("php", "");
+    assert_eq!(phases(&plan), ["lock", "prepare", "build", "GATE", "flip", "reload"]);
+    let reload = plan.nodes.iter().find_map(|n| match n {
+        Node::Phase(p) if p.phase == Phase::Reload => Some(p),
+        _ => None,
+    });
+    let reload = reload.expect("reload");
+    assert!(reload.finalizes);
+    let script = reload.hosts["web1"].script.render();
+    assert!(script.contains("revisions.log") && script.ends_with("rm -rf \"$d/.cutover/lock\"\n"), "{script}");
+    let build = plan.nodes.iter().find_map(|n| match n {
+        Node::Phase(p) if p.phase == Phase::Build => Some(p),
+        _ => None,
+    });
+    assert!(build.expect("build").hosts["web3"].script.render().contains("current-tmp"), "staged with the build");
+}
+
+#[test]
+fn a_rollback_that_fails_staging_gives_its_lock_back() {
+    let (_dir, loaded) = loaded_with("php", "");
+    let fleet = Fleet::select(&loaded, &Selection::default()).expect("fleet");
+    let target: ReleaseId = "20261123120000".parse().expect("id");
+    let plan = rollback(RollbackInputs {
+        loaded: &loaded,
+        fleet: &fleet,
+        snapshots: &IndexMap::new(),
+        target,
+        owner: LockOwner::current("shop", "rollback", None),
+        rollout: Rollout::new(&loaded, None, None),
+    });
+    let Some(Node::Phase(lock)) = plan.nodes.first() else { panic!("lock first") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The target is not on this "host": staging fails after the lock is taken.
+    let script = lock.hosts["web1"]
+        .script
+        .render()
+        .replace(&format!("d={}/h/web1/srv/shop", _dir.path().display()), &format!("d={}", dir.path().display()));
+    assert!(script.contains(&format!("d={}\n", dir.path().display())), "{script}");
+    let out = std::process::Command::new("sh").arg("-c").arg(&script).output().expect("sh");
+    assert_eq!(out.status.code(), Some(1), "{script}");
+    assert!(dir.path().join(".cutover").is_dir(), "the lock was taken first");
+    assert!(!dir.path().join(".cutover/lock").exists(), "the lock was given back");
 }

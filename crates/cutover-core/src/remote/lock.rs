@@ -80,6 +80,13 @@ pub fn acquire(deploy_path: &str, owner: &LockOwner, expected: Option<&str>) -> 
     s
 }
 
+/// In a script that goes on after taking the lock: give it back if any
+/// later line fails.
+pub const RELEASE_ON_FAILURE: &str = r#"trap 'rm -rf "$d/.cutover/lock"' EXIT"#;
+
+/// The end of such a script: it succeeded, keep the lock.
+pub const KEEP: &str = "trap - EXIT";
+
 /// Removes the lock, whoever holds it.
 pub fn release(deploy_path: &str) -> Script {
     let mut s = script_in(deploy_path);

@@ -274,7 +274,8 @@ async fn a_host_stopped_between_staging_and_the_flip_leaves_the_others_on_v1() {
     fleet.write_inventory_edited(GIT_DELIVERY, &[("config_test: none\n", &slow)]);
 
     let mut run = fleet.live("deploy", &[]);
-    run.wait_for("staging", WAIT, phase_started("stage"));
+    // With no before_flip steps, staging rides in the build's round trip.
+    run.wait_for("building and staging", WAIT, phase_started("build"));
     fleet.wait_until(2, "test -L /var/www/app/current-tmp", WAIT);
     assert!(fleet.current(0).as_deref() == Some(v1.as_str()), "web1 not switched yet");
     fleet.stop(2).await;

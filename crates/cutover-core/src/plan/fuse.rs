@@ -1,0 +1,93 @@
+//! Fewer round trips: phases that need no gate between them are sent as
+//! one script per host. Staging joins the build when no step runs between
+//! them (deploy) or the lock (rollback); the wrap-up joins the last switch
+//! phase of an all-at-once switch. The plan still shows every command.
+
+use indexmap::IndexMap;
+
+use crate::event::Phase;
+use crate::remote::lock;
+
+use super::{HostScript, Node, PhaseNode};
+
+/// Appends the stage phase to the phase before it (build or prepare) when
+/// only a gate separates them; the two gates become one.
+pub(super) fn stage_into_build(nodes: &mut Vec<Node>) {
+    let Some(stage) = position(nodes, Phase::Stage) else { return };
+    let Some(prior) = stage.checked_sub(2) else { return };
+    let joinable = matches!(&nodes[prior], Node::Phase(p) if matches!(p.phase, Phase::Build | Phase::Prepare))
+        && matches!(nodes[prior + 1], Node::Gate(_));
+    if !joinable {
+        return;
+    }
+    let Node::Phase(stage_node) = nodes.remove(stage) else { return };
+    nodes.remove(prior + 1);
+    if let Node::Phase(build) = &mut nodes[prior] {
+        append(build, stage_node.hosts);
+    }
+    if let Some(Node::Gate(name)) = nodes.get_mut(prior + 1) {
+        *name = "every host built and staged";
+    }
+}
+
+/// Appends the stage phase to the lock phase right before it (a rollback).
+/// If staging fails on a host, that host's script gives its lock back.
+pub(super) fn stage_into_lock(nodes: &mut Vec<Node>) {
+    let Some(stage) = position(nodes, Phase::Stage) else { return };
+    if stage == 0 || !matches!(&nodes[stage - 1], Node::Phase(p) if p.phase == Phase::Lock) {
+        return;
+    }
+    let Node::Phase(stage_node) = nodes.remove(stage) else { return };
+    if let Node::Phase(lock_node) = &mut nodes[stage - 1] {
+        for script in lock_node.hosts.values_mut() {
+            script.script.line(lock::RELEASE_ON_FAILURE);
+        }
+        append(lock_node, stage_node.hosts);
+        for script in lock_node.hosts.values_mut() {
+            script.script.line(lock::KEEP);
+        }
+    }
+}
+
+/// Appends the wrap-up to the phase before it when that phase is the end of
+/// an all-at-once switch on every host (flip, reload or health check).
+pub(super) fn finalize_into_switch(nodes: &mut Vec<Node>) {
+    let Some(finalize) = position(nodes, Phase::Finalize) else { return };
+    let Some(prior) = finalize.checked_sub(1) else { return };
+    let joinable = match (&nodes[prior], &nodes[finalize]) {
+        (Node::Phase(p), Node::Phase(f)) => {
+            matches!(p.phase, Phase::Flip | Phase::Reload | Phase::Health)
+                && p.batch.is_none()
+                && p.hosts.keys().eq(f.hosts.keys())
+        }
+        _ => false,
+    };
+    if !joinable {
+        return;
+    }
+    let Node::Phase(finalize_node) = nodes.remove(finalize) else { return };
+    if let Node::Phase(last) = &mut nodes[prior] {
+        append(last, finalize_node.hosts);
+        last.finalizes = true;
+    }
+}
+
+fn position(nodes: &[Node], phase: Phase) -> Option<usize> {
+    nodes.iter().position(|n| matches!(n, Node::Phase(p) if p.phase == phase))
+}
+
+/// Appends each host's script of `more` to its script in `node` (hosts the
+/// node did not have get the appended part alone).
+fn append(node: &mut PhaseNode, more: IndexMap<String, HostScript>) {
+    for (host, extra) in more {
+        match node.hosts.get_mut(&host) {
+            Some(script) => {
+                script.script.extend(extra.script);
+                script.timeout += extra.timeout;
+            }
+            None => {
+                node.hosts.insert(host, extra);
+            }
+        }
+    }
+}
