@@ -12,13 +12,15 @@
 //! - [`source`]: resolving the commit, packing an upload.
 //! - [`engine`]: runs a plan through a [`transport::Transport`], emitting
 //!   [`event::Event`]s.
-//! - [`transport`]: the seam to hosts; [`local`] is a host as a directory.
+//! - [`transport`]: the seam to hosts; [`local`] is a host as a directory;
+//!   [`held`] is a script that waits for the fleet-wide go of the flip.
 
 pub mod cleanup;
 pub mod config;
 pub mod engine;
 pub mod event;
 pub mod fleet;
+pub mod held;
 pub mod local;
 pub mod plan;
 pub mod release;

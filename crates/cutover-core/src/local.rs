@@ -11,6 +11,7 @@ use tokio::process::Command;
 
 use crate::config::Connection;
 use crate::fleet::Target;
+use crate::held::HeldScript;
 use crate::transport::{Connector, Output, RemoteCommand, Transport, TransportError};
 
 /// Connects `connection: local` hosts; refuses every other kind.
@@ -73,6 +74,34 @@ impl Transport for LocalTransport {
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
         async {}.boxed()
     }
+
+    fn hold(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Option<HeldScript<'_>>, TransportError>> {
+        async move {
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(&command.script)
+                .current_dir(&self.root)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| TransportError::Spawn { detail: e.to_string() })?;
+            let missing = || TransportError::Spawn { detail: "no standard streams".into() };
+            let stdin = child.stdin.take().ok_or_else(missing)?;
+            let stdout = child.stdout.take().ok_or_else(missing)?;
+            let stderr = child.stderr.take().ok_or_else(missing)?;
+            let exit = async move {
+                let status =
+                    child.wait().await.map_err(|e| TransportError::ConnectionLost { detail: e.to_string() })?;
+                Ok(status.code())
+            };
+            let held =
+                HeldScript::new(Box::pin(stdin), Box::pin(stdout), Box::pin(stderr), exit.boxed(), command.timeout);
+            Ok(Some(held))
+        }
+        .boxed()
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +127,46 @@ mod tests {
         assert!(out.success());
         let root = dir.path().canonicalize().expect("canonical");
         assert_eq!(out.stdout, format!("{}\npayload", root.display()));
+    }
+
+    /// A staged host: `current` on one release, `current-tmp` on another.
+    fn staged() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for r in ["releases/1", "releases/2"] {
+            std::fs::create_dir_all(dir.path().join(r)).expect("release");
+        }
+        std::os::unix::fs::symlink("releases/1", dir.path().join("current")).expect("current");
+        std::os::unix::fs::symlink("releases/2", dir.path().join("current-tmp")).expect("staged");
+        dir
+    }
+
+    fn flip_command(dir: &std::path::Path) -> RemoteCommand {
+        let script = crate::remote::switch::flip(&dir.display().to_string()).render();
+        command(&script, Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn a_held_flip_switches_only_when_let_go() {
+        let dir = staged();
+        let host = host(dir.path());
+        let mut held = host.hold(flip_command(dir.path())).await.expect("starts").expect("holds");
+        assert!(held.ready().await.expect("ready"));
+        assert_eq!(std::fs::read_link(dir.path().join("current")).expect("link").to_string_lossy(), "releases/1");
+        let out = held.release(true).await.expect("finishes");
+        assert!(out.success(), "{out:?}");
+        assert_eq!(std::fs::read_link(dir.path().join("current")).expect("link").to_string_lossy(), "releases/2");
+    }
+
+    #[tokio::test]
+    async fn a_held_flip_called_off_leaves_current_alone() {
+        let dir = staged();
+        let host = host(dir.path());
+        let mut held = host.hold(flip_command(dir.path())).await.expect("starts").expect("holds");
+        assert!(held.ready().await.expect("ready"));
+        let out = held.release(false).await.expect("finishes");
+        assert_eq!(out.exit_code, Some(1));
+        assert!(out.stderr.contains("called off"), "{out:?}");
+        assert_eq!(std::fs::read_link(dir.path().join("current")).expect("link").to_string_lossy(), "releases/1");
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::fleet::Target;
+use crate::held::HeldScript;
 
 /// One round trip: a script for `sh`, optional bytes for its stdin, a limit.
 #[derive(Clone)]
@@ -95,6 +96,14 @@ pub trait Transport: Send + Sync + fmt::Debug {
 
     /// Closes the connection; called once at the end of a run.
     fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
+
+    /// Starts a script that holds at its ready line until released (see
+    /// [`crate::held`]). `None` when this transport cannot: the engine then
+    /// runs the script with `go` already on its stdin.
+    fn hold(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Option<HeldScript<'_>>, TransportError>> {
+        let _ = command;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Opens connections to hosts.

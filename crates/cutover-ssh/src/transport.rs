@@ -4,6 +4,7 @@
 
 use openssh::Stdio;
 
+use cutover_core::held::HeldScript;
 use cutover_core::shell::quote;
 use cutover_core::transport::{Output, RemoteCommand, Transport, TransportError};
 use futures::FutureExt;
@@ -62,6 +63,24 @@ impl SshTransport {
 impl Transport for SshTransport {
     fn run(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Output, TransportError>> {
         self.run_inner(command).boxed()
+    }
+
+    fn hold(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Option<HeldScript<'_>>, TransportError>> {
+        async move {
+            let line = format!("sh -c {}", quote(&command.script));
+            let mut remote = self.session.raw_command(line);
+            remote.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = remote.spawn().await.map_err(classify::run_error)?;
+            let missing = || TransportError::Spawn { detail: "no standard streams".into() };
+            let stdin = child.stdin().take().ok_or_else(missing)?;
+            let stdout = child.stdout().take().ok_or_else(missing)?;
+            let stderr = child.stderr().take().ok_or_else(missing)?;
+            let exit = async move { child.wait().await.map(|status| status.code()).map_err(classify::run_error) };
+            let held =
+                HeldScript::new(Box::pin(stdin), Box::pin(stdout), Box::pin(stderr), exit.boxed(), command.timeout);
+            Ok(Some(held))
+        }
+        .boxed()
     }
 
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {

@@ -114,7 +114,7 @@ pub(crate) async fn execute(ctx: &Context<'_>, session: &Session, plan: &Plan) -
                 progress.warnings.push("the run succeeded, but finishing up (log, prune, unlock) failed".into());
                 recover::finish(ctx, session, plan, progress, Outcome::Done).await
             }
-            _ if progress.switched.is_empty() && phase != Phase::Flip => {
+            _ if progress.switched.is_empty() => {
                 recover::abort(ctx, session, plan, progress, recover::next_gate(plan, index)).await
             }
             _ => recover::after_switch(ctx, session, plan, progress).await,

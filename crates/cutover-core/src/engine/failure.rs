@@ -16,6 +16,10 @@ pub enum FailureKind {
     Precondition(String),
     #[error("interrupted")]
     Interrupted,
+    /// The flip was not let go on this host (it or another host was not
+    /// ready): it did not switch.
+    #[error("flip called off ({reason})")]
+    CalledOff { reason: String },
 }
 
 /// A failure on one host, in one phase.

@@ -11,6 +11,7 @@ mod recover;
 mod rollback;
 mod session;
 mod status;
+mod together;
 
 use tokio::sync::watch;
 

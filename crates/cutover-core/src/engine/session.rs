@@ -67,6 +67,9 @@ impl Session {
         payload: Option<&Arc<[u8]>>,
         interruptible: bool,
     ) -> PhaseOutcome {
+        if jobs.values().any(|job| job.held) {
+            return self.run_together(ctx, phase, jobs).await;
+        }
         // Hosts that never connected already have their failure.
         let connected: IndexMap<String, HostScript> = jobs
             .iter()
@@ -157,13 +160,21 @@ impl Session {
         }
     }
 
+    pub(crate) fn connected(&self, host: &str) -> bool {
+        self.transports.contains_key(host)
+    }
+
+    pub(crate) fn transport(&self, host: &str) -> Option<&dyn Transport> {
+        self.transports.get(host).map(|t| t.as_ref())
+    }
+
     /// Closes every connection.
     pub async fn close(self) {
         futures::future::join_all(self.transports.into_values().map(|t| t.close())).await;
     }
 }
 
-fn emit_host(
+pub(crate) fn emit_host(
     ctx: &Context<'_>,
     host: &str,
     phase: Phase,
@@ -184,7 +195,7 @@ fn emit_host(
 
 /// The last lines of a failed command's output, stderr first, without
 /// cutover's own step markers.
-fn tail(output: &Output) -> String {
+pub(crate) fn tail(output: &Output) -> String {
     let text = if output.stderr.trim().is_empty() { &output.stdout } else { &output.stderr };
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(STEP_MARKER)).collect();
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")

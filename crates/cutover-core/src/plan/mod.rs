@@ -53,11 +53,14 @@ pub struct HostScript {
     pub steps: Vec<StepLabel>,
     /// Whether the upload payload is fed to the script's stdin.
     pub upload: bool,
+    /// Whether the script holds at its ready line until the whole phase is
+    /// released together (the flip).
+    pub held: bool,
 }
 
 impl HostScript {
     pub fn new(script: Script, timeout: Duration) -> Self {
-        Self { script, timeout, steps: Vec::new(), upload: false }
+        Self { script, timeout, steps: Vec::new(), upload: false, held: false }
     }
 }
 

@@ -68,7 +68,11 @@ pub(super) fn nodes(
         if rolling && let Some(drain) = &inv.rolling.drain {
             nodes.push(hook(Phase::Drain, batch, &hosts, drain));
         }
-        nodes.push(phase(Phase::Flip, tag, &hosts, |t| switch::flip(&t.deploy_path)));
+        let mut flip = phase(Phase::Flip, tag, &hosts, |t| switch::flip(&t.deploy_path));
+        if let Node::Phase(p) = &mut flip {
+            p.hosts.values_mut().for_each(|h| h.held = true);
+        }
+        nodes.push(flip);
         if let Some(reload) = inv.php_fpm.reload_command() {
             nodes.push(phase(Phase::Reload, tag, &hosts, |_| switch::reload(reload)));
         }

@@ -31,13 +31,21 @@ pub fn stage(deploy_path: &str, release: ReleaseId, config_test: Option<&str>, r
     s
 }
 
-/// Renames the staged `current-tmp` over `current`.
+/// Renames the staged `current-tmp` over `current`, once released: the
+/// script says it is ready and waits for `go` on its stdin, so every host's
+/// rename can be let go at the same moment (see [`crate::held`]).
 pub fn flip(deploy_path: &str) -> Script {
     let mut s = script_in(deploy_path);
     s.line(r#"if [ ! -L "$d/current-tmp" ]; then echo "nothing staged: $d/current-tmp is missing" >&2; exit 1; fi"#);
+    s.line(READY_LINE);
+    s.line("read -r go || go=''");
+    s.line(r#"if [ "$go" != go ]; then echo "not released: the flip was called off" >&2; exit 1; fi"#);
     s.line(RENAME);
     s
 }
+
+/// Prints [`crate::held::READY`].
+const READY_LINE: &str = "echo '@@cutover-ready'";
 
 /// The graceful reload (never a restart).
 pub fn reload(reload: &str) -> Script {
