@@ -74,7 +74,15 @@ async fn bench(n: usize, rounds: usize) -> Value {
         redeploy.push(measure(&fleet, || cutover(&fleet, &["deploy"])));
         rollback.push(measure(&fleet, || cutover(&fleet, &["rollback", "--yes"])));
     }
-    report(n, &fresh, &floor, &redeploy, &rollback)
+    let phases = PHASES.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let mut value = report(n, &fresh, &floor, &redeploy, &rollback);
+    // After the warm-up, each round runs cutover three times: fresh, re-deploy, rollback.
+    if let Some(last_fresh) = phases.iter().skip(1).step_by(3).next_back() {
+        let text: Vec<String> = last_fresh.iter().map(|(p, s)| format!("{p} {s:.2}s")).collect();
+        println!("phases of the last fresh deploy: {}", text.join(", "));
+        value["deploy_fresh"]["phases_s"] = json!(last_fresh);
+    }
+    value
 }
 
 /// Runs `cutover` in the fleet's project; returns (wall, cpu, peak rss, peak ssh rss).
@@ -83,23 +91,52 @@ fn cutover(fleet: &Fleet, args: &[&str]) -> (Option<f64>, Option<f64>, Option<f6
     let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .current_dir(fleet.project())
         .args(args)
-        .args(["-i", "cutover.yaml", "--progress", "plain"])
-        .stdout(Stdio::null())
+        .args(["-i", "cutover.yaml", "--json"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (mut peak, mut peak_ssh) = (0.0f64, 0.0f64);
+    let stdout = child.stdout.take().unwrap();
+    let started = Instant::now();
+    let phases = std::thread::spawn(move || phase_times(stdout, started));
+    let (mut peak, mut peak_ssh, mut own_cpu) = (0.0f64, 0.0f64, None);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
         peak = peak.max(rss_mib(child.id(), "VmHWM").unwrap_or(0.0));
         peak_ssh = peak_ssh.max(ssh_rss_mib());
-        std::thread::sleep(Duration::from_millis(10));
+        own_cpu = process_cpu(child.id()).or(own_cpu);
+        std::thread::sleep(Duration::from_millis(5));
     };
     assert!(status.success(), "cutover {args:?} failed");
-    let cpu = children_cpu().zip(before).map(|(after, before)| after - before);
-    (cpu, Some(peak), Some(peak_ssh))
+    let phases = phases.join().unwrap_or_default();
+    PHASES.with(|p| p.borrow_mut().push(phases));
+    // cutover's own CPU, read until just before it exited (the children
+    // figure would add the ssh handshakes of the masters it started).
+    let _with_ssh = children_cpu().zip(before).map(|(after, before)| after - before);
+    (own_cpu, Some(peak), Some(peak_ssh))
+}
+
+thread_local! {
+    /// Per cutover run, the seconds spent in each phase, in order.
+    static PHASES: std::cell::RefCell<Vec<Vec<(String, f64)>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads cutover's events as they come; a phase lasts until the next starts.
+fn phase_times(stdout: std::process::ChildStdout, started: Instant) -> Vec<(String, f64)> {
+    use std::io::BufRead;
+    let mut marks: Vec<(String, f64)> = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        let at = started.elapsed().as_secs_f64();
+        let Ok(event) = serde_json::from_str::<Value>(&line) else { continue };
+        match event["event"].as_str() {
+            Some("phase_started") => marks.push((event["phase"].as_str().unwrap_or("?").to_owned(), at)),
+            Some("summary") => marks.push(("end".to_owned(), at)),
+            _ => {}
+        }
+    }
+    marks.windows(2).map(|w| (w[0].0.clone(), w[1].1 - w[0].1)).collect()
 }
 
 /// The floor script, with a release id past every id on the hosts.
@@ -169,6 +206,14 @@ fn children_cpu() -> Option<f64> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     // After the command name: state is field 3; cutime and cstime are 16, 17.
     let ticks: f64 = fields.get(13)?.parse::<f64>().ok()? + fields.get(14)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// CPU seconds a running process has used itself (Linux: utime + stime).
+fn process_cpu(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
 }
 

@@ -44,7 +44,7 @@ pub async fn deploy(ctx: &Context<'_>, request: &DeployRequest) -> Report {
         application: ctx.loaded.inventory.application.clone(),
         hosts: ctx.fleet.names(),
     });
-    let (session, failures) = Session::open(ctx).await;
+    let (session, failures) = Session::open(ctx);
     let report = match build(ctx, &session, failures, request).await {
         Ok(plan) => execute::execute(ctx, &session, &plan).await,
         Err(report) => report,
@@ -55,7 +55,7 @@ pub async fn deploy(ctx: &Context<'_>, request: &DeployRequest) -> Report {
 
 /// Builds the plan a deploy would run, touching nothing.
 pub async fn plan_deploy(ctx: &Context<'_>, request: &DeployRequest) -> Result<Plan, Report> {
-    let (session, failures) = Session::open(ctx).await;
+    let (session, failures) = Session::open(ctx);
     let plan = build(ctx, &session, failures, request).await;
     session.close().await;
     plan

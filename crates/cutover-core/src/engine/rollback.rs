@@ -33,7 +33,7 @@ pub async fn rollback(ctx: &Context<'_>, request: &RollbackRequest) -> Report {
         application: ctx.loaded.inventory.application.clone(),
         hosts: ctx.fleet.names(),
     });
-    let (session, failures) = Session::open(ctx).await;
+    let (session, failures) = Session::open(ctx);
     let report = match build(ctx, &session, failures, request).await {
         Ok(plan) => execute::execute(ctx, &session, &plan).await,
         Err(report) => report,
@@ -44,7 +44,7 @@ pub async fn rollback(ctx: &Context<'_>, request: &RollbackRequest) -> Report {
 
 /// Builds the plan a rollback would run, touching nothing.
 pub async fn plan_rollback(ctx: &Context<'_>, request: &RollbackRequest) -> Result<Plan, Report> {
-    let (session, failures) = Session::open(ctx).await;
+    let (session, failures) = Session::open(ctx);
     let plan = build(ctx, &session, failures, request).await;
     session.close().await;
     plan

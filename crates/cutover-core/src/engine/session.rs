@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use indexmap::IndexMap;
+use tokio::sync::OnceCell;
 
 use crate::event::{Event, HostState, Phase};
 use crate::plan::HostScript;
@@ -18,10 +19,17 @@ use super::failure::{FailureKind, HostFailure};
 /// How many lines of output a failure keeps.
 const TAIL_LINES: usize = 20;
 
-/// Connections to the hosts that answered.
-#[derive(Debug)]
+/// Connections to the hosts, each opened by the first phase that needs it,
+/// so a host starts its first script as soon as it is connected instead of
+/// waiting for the whole fleet's handshakes.
 pub(crate) struct Session {
-    transports: IndexMap<String, Box<dyn Transport>>,
+    hosts: IndexMap<String, OnceCell<Option<Box<dyn Transport>>>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("hosts", &self.hosts.keys().collect::<Vec<_>>()).finish()
+    }
 }
 
 /// What one phase did on each host.
@@ -32,29 +40,31 @@ pub(crate) struct PhaseOutcome {
 }
 
 impl Session {
-    /// Connects to every host of the fleet, concurrently.
-    pub async fn open(ctx: &Context<'_>) -> (Self, Vec<HostFailure>) {
-        let limit = ctx.loaded.inventory.concurrency;
-        let results: Vec<_> = futures::stream::iter(&ctx.fleet.hosts)
-            .map(|target| async move { (target.name.clone(), ctx.connector.connect(target).await) })
-            .buffered(limit)
-            .collect()
+    /// A session for the fleet; each host connects when its first script runs.
+    pub fn open(ctx: &Context<'_>) -> (Self, Vec<HostFailure>) {
+        let hosts = ctx.fleet.hosts.iter().map(|t| (t.name.clone(), OnceCell::new())).collect();
+        (Self { hosts }, Vec::new())
+    }
+
+    /// The host's connection, opened now if it is not yet; `Err` when it
+    /// cannot be (reported once, by the phase that first needed it).
+    async fn connect(&self, ctx: &Context<'_>, host: &str) -> Result<&dyn Transport, Option<TransportError>> {
+        let (Some(cell), Some(target)) = (self.hosts.get(host), ctx.fleet.hosts.iter().find(|t| t.name == host)) else {
+            return Err(None);
+        };
+        let mut error = None;
+        let transport = cell
+            .get_or_init(|| async {
+                match ctx.connector.connect(target).await {
+                    Ok(transport) => Some(transport),
+                    Err(e) => {
+                        error = Some(e);
+                        None
+                    }
+                }
+            })
             .await;
-        let mut transports = IndexMap::new();
-        let mut failures = Vec::new();
-        for (name, result) in results {
-            match result {
-                Ok(transport) => {
-                    transports.insert(name, transport);
-                }
-                Err(error) => {
-                    let failure = HostFailure::new(&name, Phase::Preflight, error);
-                    emit_host(ctx, &name, Phase::Preflight, HostState::Failed, None, Some(&failure));
-                    failures.push(failure);
-                }
-            }
-        }
-        (Self { transports }, failures)
+        transport.as_deref().ok_or(error)
     }
 
     /// Runs each host's script of a phase. With `interruptible`, an interrupt
@@ -70,12 +80,9 @@ impl Session {
         if jobs.values().any(|job| job.held) {
             return self.run_together(ctx, phase, jobs).await;
         }
-        // Hosts that never connected already have their failure.
-        let connected: IndexMap<String, HostScript> = jobs
-            .iter()
-            .filter(|(h, _)| self.transports.contains_key(*h))
-            .map(|(h, s)| (h.clone(), s.clone()))
-            .collect();
+        // Hosts that could not connect already have their failure.
+        let connected: IndexMap<String, HostScript> =
+            jobs.iter().filter(|(h, _)| !self.failed(h)).map(|(h, s)| (h.clone(), s.clone())).collect();
         let jobs = &connected;
         ctx.emit(Event::PhaseStarted { phase, hosts: jobs.keys().cloned().collect() });
         let limit = ctx.loaded.inventory.concurrency;
@@ -120,11 +127,19 @@ impl Session {
         job: &HostScript,
         payload: Option<&Arc<[u8]>>,
     ) -> Result<Output, HostFailure> {
-        let Some(transport) = self.transports.get(host) else {
-            let failure = HostFailure::new(host, phase, FailureKind::Precondition("not connected".into()));
-            return Err(failure);
-        };
         emit_host(ctx, host, phase, HostState::Started, None, None);
+        let transport = match self.connect(ctx, host).await {
+            Ok(transport) => transport,
+            Err(error) => {
+                let kind = match error {
+                    Some(error) => FailureKind::Transport(error),
+                    None => FailureKind::Precondition("not connected".into()),
+                };
+                let failure = HostFailure::new(host, phase, kind);
+                emit_host(ctx, host, phase, HostState::Failed, None, Some(&failure));
+                return Err(failure);
+            }
+        };
         let started = Instant::now();
         let command = RemoteCommand {
             script: job.script.render(),
@@ -160,17 +175,20 @@ impl Session {
         }
     }
 
-    pub(crate) fn connected(&self, host: &str) -> bool {
-        self.transports.contains_key(host)
+    /// Whether the host's connection was tried and failed.
+    pub(crate) fn failed(&self, host: &str) -> bool {
+        self.hosts.get(host).is_none_or(|cell| cell.get().is_some_and(Option::is_none))
     }
 
+    /// The host's connection, if it is open.
     pub(crate) fn transport(&self, host: &str) -> Option<&dyn Transport> {
-        self.transports.get(host).map(|t| t.as_ref())
+        self.hosts.get(host)?.get()?.as_deref()
     }
 
-    /// Closes every connection.
+    /// Closes every connection that was opened.
     pub async fn close(self) {
-        futures::future::join_all(self.transports.into_values().map(|t| t.close())).await;
+        let open = self.hosts.into_values().filter_map(|cell| cell.into_inner().flatten());
+        futures::future::join_all(open.map(|t| t.close())).await;
     }
 }
 

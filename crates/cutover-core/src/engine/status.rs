@@ -20,7 +20,7 @@ pub async fn status(ctx: &Context<'_>) -> Report {
         application: ctx.loaded.inventory.application.clone(),
         hosts: ctx.fleet.names(),
     });
-    let (session, mut failures) = Session::open(ctx).await;
+    let (session, mut failures) = Session::open(ctx);
     let found = preflight::probe(ctx, &session, &ProbeRequest::default(), Checks::None).await;
     session.close().await;
     failures.extend(found.failures);
@@ -77,7 +77,7 @@ pub async fn unlock(ctx: &Context<'_>) -> Report {
         application: ctx.loaded.inventory.application.clone(),
         hosts: ctx.fleet.names(),
     });
-    let (session, mut failures) = Session::open(ctx).await;
+    let (session, mut failures) = Session::open(ctx);
     let jobs: IndexMap<String, HostScript> = ctx
         .fleet
         .hosts

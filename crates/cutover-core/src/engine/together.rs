@@ -35,7 +35,7 @@ impl Session {
         phase: Phase,
         jobs: &IndexMap<String, HostScript>,
     ) -> PhaseOutcome {
-        let jobs: Vec<(&String, &HostScript)> = jobs.iter().filter(|(h, _)| self.connected(h)).collect();
+        let jobs: Vec<(&String, &HostScript)> = jobs.iter().filter(|(h, _)| !self.failed(h)).collect();
         ctx.emit(Event::PhaseStarted { phase, hosts: jobs.iter().map(|(h, _)| (*h).clone()).collect() });
         let started = Instant::now();
         let starts = join_all(jobs.iter().map(|(host, job)| self.start(ctx, phase, host, job))).await;

@@ -99,6 +99,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             HostScript::new(wrapup::finalize(&t.deploy_path, &log_line, &prune), QUICK)
         }),
     ));
+    fuse::prepare_into_build(&mut nodes);
     if !nodes.iter().any(|n| matches!(n, Node::Phase(p) if p.phase == Phase::BeforeFlip)) {
         fuse::stage_into_build(&mut nodes);
     }

@@ -10,6 +10,29 @@ use crate::remote::lock;
 
 use super::{HostScript, Node, PhaseNode};
 
+/// Puts the prepare phase (release directory, code, shared links) at the
+/// head of the build phase right after it: no gate stands between them, so
+/// each host goes on building as soon as its code is in place.
+pub(super) fn prepare_into_build(nodes: &mut Vec<Node>) {
+    let Some(prepare) = position(nodes, Phase::Prepare) else { return };
+    if !matches!(nodes.get(prepare + 1), Some(Node::Phase(p)) if p.phase == Phase::Build) {
+        return;
+    }
+    let Node::Phase(prepare_node) = nodes.remove(prepare) else { return };
+    let Some(Node::Phase(build)) = nodes.get_mut(prepare) else { return };
+    let mut hosts = IndexMap::new();
+    for (host, mut first) in prepare_node.hosts {
+        if let Some(then) = build.hosts.shift_remove(&host) {
+            first.script.extend(then.script);
+            first.timeout += then.timeout;
+            first.steps = then.steps;
+        }
+        hosts.insert(host, first);
+    }
+    hosts.extend(std::mem::take(&mut build.hosts));
+    build.hosts = hosts;
+}
+
 /// Appends the stage phase to the phase before it (build or prepare) when
 /// only a gate separates them; the two gates become one.
 pub(super) fn stage_into_build(nodes: &mut Vec<Node>) {

@@ -74,19 +74,7 @@ fn laravel_plan_has_every_phase_with_gates_before_the_switch() {
     let plan = plan_for("laravel");
     assert_eq!(
         phases(&plan),
-        [
-            "lock",
-            "prepare",
-            "build",
-            "GATE",
-            "before-flip",
-            "stage",
-            "GATE",
-            "flip",
-            "reload",
-            "after-flip",
-            "finalize"
-        ]
+        ["lock", "build", "GATE", "before-flip", "stage", "GATE", "flip", "reload", "after-flip", "finalize"]
     );
 }
 
@@ -180,7 +168,8 @@ fn all_at_once_checks_health_after_the_reload_on_every_host() {
 fn phases_with_no_gate_between_them_share_a_round_trip() {
     // php: no before_flip steps, no health check, no after_flip steps.
     let plan = plan_with("php", "");
-    assert_eq!(phases(&plan), ["lock", "prepare", "build", "GATE", "flip", "reload"]);
+    // Prepare and stage ride with the build; the wrap-up with the reload.
+    assert_eq!(phases(&plan), ["lock", "build", "GATE", "flip", "reload"]);
     let reload = plan.nodes.iter().find_map(|n| match n {
         Node::Phase(p) if p.phase == Phase::Reload => Some(p),
         _ => None,
@@ -193,7 +182,11 @@ fn phases_with_no_gate_between_them_share_a_round_trip() {
         Node::Phase(p) if p.phase == Phase::Build => Some(p),
         _ => None,
     });
-    assert!(build.expect("build").hosts["web3"].script.render().contains("current-tmp"), "staged with the build");
+    let web3 = build.expect("build").hosts["web3"].script.render();
+    assert!(web3.contains("current-tmp"), "staged with the build");
+    let (code_at, step_at) = (web3.find("tar -x -f -").expect("code"), web3.find("@@cutover-step 0").expect("steps"));
+    assert!(code_at < step_at, "the code arrives before the build steps run");
+    assert!(build.expect("build").hosts["web3"].upload, "the upload goes to the fused script");
 }
 
 #[test]

@@ -9,9 +9,13 @@ use crate::shell::{Script, Sh};
 
 use super::script_in;
 
-/// The atomic rename of `current-tmp` over `current`. GNU `mv -T` on Linux
-/// hosts; BSD `mv -h` for a local host on macOS.
-const RENAME: &str = r#"if mv --version >/dev/null 2>&1; then mv -T "$d/current-tmp" "$d/current"; else mv -fh "$d/current-tmp" "$d/current"; fi"#;
+/// Which `mv` renames a link over another without following it: GNU
+/// `mv -T` on Linux hosts, BSD `mv -h` for a local host on macOS. Decided
+/// before the flip is let go, so the rename itself is one process start.
+const PICK_MV: &str = r#"if mv --version >/dev/null 2>&1; then over="-T"; else over="-fh"; fi"#;
+
+/// The atomic rename of `current-tmp` over `current`.
+const RENAME: &str = r#"mv "$over" "$d/current-tmp" "$d/current""#;
 
 /// Points `current-tmp` at the release and runs the PHP-FPM config test, so
 /// a host whose FPM config is broken fails before any host switches. For a
@@ -37,6 +41,7 @@ pub fn stage(deploy_path: &str, release: ReleaseId, config_test: Option<&str>, r
 pub fn flip(deploy_path: &str) -> Script {
     let mut s = script_in(deploy_path);
     s.line(r#"if [ ! -L "$d/current-tmp" ]; then echo "nothing staged: $d/current-tmp is missing" >&2; exit 1; fi"#);
+    s.line(PICK_MV);
     s.line(READY_LINE);
     s.line("read -r go || go=''");
     s.line(r#"if [ "$go" != go ]; then echo "not released: the flip was called off" >&2; exit 1; fi"#);
@@ -64,6 +69,7 @@ pub fn undo(deploy_path: &str, previous_target: Option<&str>) -> Script {
         Some(target) => {
             s.push(Sh::assign("t", target));
             s.line(r#"ln -sfn "$t" "$d/current-tmp""#);
+            s.line(PICK_MV);
             s.line(RENAME);
         }
         None => {

@@ -74,6 +74,13 @@ async fn probe_deploy_and_rollback(name: &str, mode: &[&str]) {
     for (i, host) in fleet.hosts.iter().enumerate() {
         assert!(verdict.per_host[i] >= 20, "{}: a steady stream: {}", host.name, verdict.describe());
     }
+    if !verdict.not_ok.is_empty() {
+        for i in 0..fleet.hosts.len() {
+            let logs = fleet.exec_root(i, "tail -n 20 /var/log/nginx/error.log /var/log/php8.2-fpm.log 2>&1 || true");
+            eprintln!("{}: server logs after a failed request:\n{logs}", fleet.hosts[i].name);
+        }
+        eprintln!("switches: {all:?}");
+    }
     assert!(verdict.not_ok.is_empty(), "no request failed: {}", verdict.describe());
     assert!(verdict.errors.is_empty(), "no connection failed: {}", verdict.describe());
     assert!(verdict.foreign.is_empty(), "every body names v1 or v2: {}", verdict.describe());
