@@ -148,3 +148,21 @@ fn a_step_past_its_own_timeout_fails_the_build_and_names_the_step() {
         assert!(project.releases(host).is_empty() && !project.locked(host), "{host}");
     }
 }
+
+#[test]
+fn a_host_whose_fpm_config_test_fails_stops_the_deploy_before_any_switch() {
+    let project = Project::new("");
+    let (_, events) = project.cutover_json(&["deploy"]);
+    let v1 = summary(&events)["release"].as_str().expect("release").to_owned();
+    let inventory = std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
+    project.write("cutover.yaml", &inventory.replace("config_test: none", "config_test: test ! -e bad-fpm-config"));
+    project.write("hosts/web2/bad-fpm-config", "");
+    let (code, events) = project.cutover_json(&["deploy"]);
+    assert_eq!(code, Some(1), "{events:?}");
+    assert!(summary(&events)["hosts"]["web2"]["error"].is_string());
+    assert!(!events.iter().any(|e| e["event"] == "switched"), "no host switched");
+    for host in HOSTS {
+        assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host}");
+        assert!(!project.locked(host));
+    }
+}
