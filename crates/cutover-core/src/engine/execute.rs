@@ -39,10 +39,10 @@ pub(crate) async fn execute(ctx: &Context<'_>, session: &Session, plan: &Plan) -
             Node::Local(hook) => Some(hook.batch),
             _ => None,
         };
-        if batch.is_some() && batch != batch_seen {
-            batch_seen = batch;
-            let hosts = plan.batches.iter().filter(|(_, b)| Some(**b) == batch).map(|(h, _)| h.clone()).collect();
-            ctx.emit(Event::BatchStarted { batch: batch.unwrap_or_default(), hosts });
+        if let Some(batch) = batch.filter(|b| Some(*b) != batch_seen) {
+            batch_seen = Some(batch);
+            let hosts = plan.batches.iter().filter(|(_, b)| **b == batch).map(|(h, _)| h.clone()).collect();
+            ctx.emit(Event::BatchStarted { batch, hosts });
         }
         if let Some(stop) = interrupted(ctx, plan, node, started_switching) {
             progress.failures.push(stop);
@@ -87,40 +87,53 @@ pub(crate) async fn execute(ctx: &Context<'_>, session: &Session, plan: &Plan) -
         if failures.is_empty() {
             continue;
         }
-        let phase = failures[0].phase;
-        if phase == Phase::Health {
-            for failure in &failures {
-                let detail = failure.output_tail().unwrap_or("failed").lines().last().unwrap_or("failed").to_owned();
-                ctx.emit(Event::Health { host: failure.host.clone(), passed: false, detail: detail.clone() });
-                progress.health.insert(failure.host.clone(), format!("failed: {detail}"));
-            }
-        }
-        progress.failures.extend(failures);
-        if phase == Phase::Flip {
-            // A flip that lost its connection may have renamed `current`:
-            // undo it too (putting a host back is idempotent).
-            let maybe = progress.failures.iter().filter(|f| matches!(f.kind, FailureKind::Transport(_)));
-            let maybe: Vec<String> = maybe.map(|f| f.host.clone()).filter(|h| !progress.switched.contains(h)).collect();
-            progress.switched.extend(maybe);
-        }
-        return match phase {
-            Phase::AfterRollback => {
-                // The fleet is where the operator asked; undoing that would
-                // put it back on the release they are leaving.
-                progress.warnings.push("the rollback stands, but an after_rollback step failed".into());
-                recover::finish(ctx, session, plan, progress, Outcome::Done).await
-            }
-            Phase::Finalize => {
-                progress.warnings.push("the run succeeded, but finishing up (log, prune, unlock) failed".into());
-                recover::finish(ctx, session, plan, progress, Outcome::Done).await
-            }
-            _ if progress.switched.is_empty() => {
-                recover::abort(ctx, session, plan, progress, recover::next_gate(plan, index)).await
-            }
-            _ => recover::after_switch(ctx, session, plan, progress).await,
-        };
+        return failed(ctx, session, plan, progress, failures, index).await;
     }
     recover::finish(ctx, session, plan, progress, Outcome::Done).await
+}
+
+/// What a failure at node `index` means, by phase and by whether any host
+/// switched yet.
+async fn failed(
+    ctx: &Context<'_>,
+    session: &Session,
+    plan: &Plan,
+    mut progress: Progress,
+    failures: Vec<HostFailure>,
+    index: usize,
+) -> Report {
+    let phase = failures[0].phase;
+    if phase == Phase::Health {
+        for failure in &failures {
+            let detail = failure.output_tail().unwrap_or("failed").lines().last().unwrap_or("failed").to_owned();
+            ctx.emit(Event::Health { host: failure.host.clone(), passed: false, detail: detail.clone() });
+            progress.health.insert(failure.host.clone(), format!("failed: {detail}"));
+        }
+    }
+    progress.failures.extend(failures);
+    if phase == Phase::Flip {
+        // A flip that lost its connection after it was let go may have
+        // renamed `current`: undo it too (putting a host back is idempotent).
+        let maybe = progress.failures.iter().filter(|f| matches!(f.kind, FailureKind::Transport(_)));
+        let maybe: Vec<String> = maybe.map(|f| f.host.clone()).filter(|h| !progress.switched.contains(h)).collect();
+        progress.switched.extend(maybe);
+    }
+    match phase {
+        Phase::AfterRollback => {
+            // The fleet is where the operator asked; undoing that would
+            // put it back on the release they are leaving.
+            progress.warnings.push("the rollback stands, but an after_rollback step failed".into());
+            recover::finish(ctx, session, plan, progress, Outcome::Done).await
+        }
+        Phase::Finalize => {
+            progress.warnings.push("the run succeeded, but finishing up (log, prune, unlock) failed".into());
+            recover::finish(ctx, session, plan, progress, Outcome::Done).await
+        }
+        _ if progress.switched.is_empty() => {
+            recover::abort(ctx, session, plan, progress, recover::next_gate(plan, index)).await
+        }
+        _ => recover::after_switch(ctx, session, plan, progress).await,
+    }
 }
 
 /// Records what a phase did: locks taken, hosts switched, health verdicts,
