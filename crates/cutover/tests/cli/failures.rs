@@ -166,3 +166,53 @@ fn a_host_whose_fpm_config_test_fails_stops_the_deploy_before_any_switch() {
         assert!(!project.locked(host));
     }
 }
+
+#[test]
+fn a_second_ctrl_c_while_cleaning_up_stops_at_once_and_unlock_clears_the_lock() {
+    let project = Project::new("");
+    let marker = project.path().join("building");
+    let hook = format!(
+        "hooks:\n  build:\n    - name: slow build\n      run: touch '{}-'\"$CUTOVER_HOST\"; sleep 30\n",
+        marker.display()
+    );
+    project.write_inventory(&hook);
+    // A slow `rm` keeps the clean-up after the first interrupt busy.
+    project.write("bin/rm", "#!/bin/sh\nsleep 3\nexec /bin/rm \"$@\"\n");
+    let mut perms = std::fs::metadata(project.path().join("bin/rm")).expect("rm").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(project.path().join("bin/rm"), perms).expect("chmod");
+    let path = format!("{}:{}", project.path().join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cutover"))
+        .current_dir(project.path())
+        .env("PATH", path)
+        .args(["deploy", "--progress=plain"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    while !HOSTS.iter().all(|h| project.path().join(format!("building-{h}")).exists()) {
+        assert!(started.elapsed() < Duration::from_secs(30), "build never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupt =
+        || std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(interrupt().success());
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(interrupt().success());
+    assert_eq!(child.wait().expect("wait").code(), Some(130), "stopped at once");
+
+    let (code, events) = project.cutover_json(&["status"]);
+    assert!(code.is_some());
+    let status = summary(&events);
+    let locked: Vec<&str> = HOSTS.iter().copied().filter(|h| !status["hosts"][*h]["lock"].is_null()).collect();
+    assert!(!locked.is_empty(), "status reports the lock left behind: {status}");
+    let (code, _) = project.cutover_json(&["unlock"]);
+    assert_eq!(code, Some(0));
+    for host in HOSTS {
+        assert!(!project.locked(host), "{host}: unlocked");
+    }
+    project.write_inventory("");
+    let (code, events) = project.cutover_json(&["deploy"]);
+    assert_eq!(code, Some(0), "a deploy runs again: {events:?}");
+}
