@@ -13,7 +13,8 @@ use crate::plan::LocalHook;
 use super::Context;
 use super::deploy::LOCAL;
 use super::failure::{FailureKind, HostFailure};
-use crate::transport::TransportError;
+use super::session::tail;
+use crate::transport::{Output, TransportError};
 
 /// Runs a batch hook here. Its failure is reported under the host `(local)`.
 pub(crate) async fn run(ctx: &Context<'_>, hook: &LocalHook) -> Result<(), HostFailure> {
@@ -45,11 +46,12 @@ pub(crate) async fn run(ctx: &Context<'_>, hook: &LocalHook) -> Result<(), HostF
             return Ok(());
         }
         Ok(Ok(output)) => {
-            let text = if output.stderr.is_empty() { output.stdout } else { output.stderr };
-            let text = String::from_utf8_lossy(&text);
-            let lines: Vec<&str> = text.lines().collect();
-            let output_tail = lines[lines.len().saturating_sub(20)..].join("\n");
-            FailureKind::CommandFailed { exit_code: output.status.code(), output_tail }
+            let output = Output {
+                exit_code: output.status.code(),
+                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            };
+            FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) }
         }
         Ok(Err(e)) => FailureKind::Transport(TransportError::Spawn { detail: e.to_string() }),
         Err(_) => FailureKind::Transport(TransportError::TimedOut { after: hook.timeout }),

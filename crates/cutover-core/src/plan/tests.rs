@@ -69,6 +69,20 @@ fn plan_with(recipe: &str, extra: &str) -> Plan {
     })
 }
 
+/// The plan of a rollback to an older release, from nothing seen on the hosts.
+fn rollback_plan(loaded: &LoadedInventory) -> Plan {
+    let fleet = Fleet::select(loaded, &Selection::default()).expect("fleet");
+    let target: ReleaseId = "20261123120000".parse().expect("id");
+    rollback(RollbackInputs {
+        loaded,
+        fleet: &fleet,
+        snapshots: &IndexMap::new(),
+        target,
+        owner: LockOwner::current("shop", "rollback", None),
+        rollout: Rollout::new(loaded, None, None),
+    })
+}
+
 #[test]
 fn laravel_plan_has_every_phase_with_gates_before_the_switch() {
     let plan = plan_for("laravel");
@@ -105,16 +119,7 @@ fn php_and_symfony_plans_build_and_switch() {
 #[test]
 fn rollback_plan_never_builds_and_never_removes_its_target() {
     let (_dir, loaded) = loaded("laravel");
-    let fleet = Fleet::select(&loaded, &Selection::default()).expect("fleet");
-    let target: ReleaseId = "20261123120000".parse().expect("id");
-    let plan = rollback(RollbackInputs {
-        loaded: &loaded,
-        fleet: &fleet,
-        snapshots: &IndexMap::new(),
-        target,
-        owner: LockOwner::current("shop", "rollback", None),
-        rollout: Rollout::new(&loaded, None, None),
-    });
+    let plan = rollback_plan(&loaded);
     // Staging rides with the lock; the wrap-up waits for the after_rollback steps.
     assert_eq!(phases(&plan), ["lock", "GATE", "flip", "reload", "after-rollback", "finalize"]);
     for script in plan.abort.values() {
@@ -192,16 +197,7 @@ fn phases_with_no_gate_between_them_share_a_round_trip() {
 #[test]
 fn a_rollback_that_fails_staging_gives_its_lock_back() {
     let (_dir, loaded) = loaded_with("php", "");
-    let fleet = Fleet::select(&loaded, &Selection::default()).expect("fleet");
-    let target: ReleaseId = "20261123120000".parse().expect("id");
-    let plan = rollback(RollbackInputs {
-        loaded: &loaded,
-        fleet: &fleet,
-        snapshots: &IndexMap::new(),
-        target,
-        owner: LockOwner::current("shop", "rollback", None),
-        rollout: Rollout::new(&loaded, None, None),
-    });
+    let plan = rollback_plan(&loaded);
     let Some(Node::Phase(lock)) = plan.nodes.first() else { panic!("lock first") };
     let dir = tempfile::tempdir().expect("tempdir");
     // The target is not on this "host": staging fails after the lock is taken.

@@ -89,28 +89,35 @@ fn a_reload_failing_on_one_host_after_the_switch_puts_every_host_back() {
     }
 }
 
-#[test]
-fn ctrl_c_during_the_build_removes_the_release_and_every_lock() {
-    let project = Project::new("");
+/// Starts `cutover deploy` with a build step that sleeps on every host, and
+/// returns once every host is building.
+fn deploy_with_a_slow_build(project: &Project) -> std::process::Child {
     let marker = project.path().join("building");
     let hook = format!(
         "hooks:\n  build:\n    - name: slow build\n      run: touch '{}-'\"$CUTOVER_HOST\"; sleep 30\n",
         marker.display()
     );
     project.write_inventory(&hook);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cutover"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cutover"))
         .current_dir(project.path())
+        .env("PATH", project.path_with_bin())
         .args(["deploy", "--progress=plain"])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
     let started = Instant::now();
-    let all_building = || HOSTS.iter().all(|h| project.path().join(format!("building-{h}")).exists());
-    while !all_building() {
-        assert!(started.elapsed() < Duration::from_secs(20), "build never started");
+    while !HOSTS.iter().all(|h| project.path().join(format!("building-{h}")).exists()) {
+        assert!(started.elapsed() < Duration::from_secs(30), "build never started");
         std::thread::sleep(Duration::from_millis(20));
     }
+    child
+}
+
+#[test]
+fn ctrl_c_during_the_build_removes_the_release_and_every_lock() {
+    let project = Project::new("");
+    let mut child = deploy_with_a_slow_build(&project);
     let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(kill.success());
     let status = child.wait().expect("wait");
@@ -170,31 +177,9 @@ fn a_host_whose_fpm_config_test_fails_stops_the_deploy_before_any_switch() {
 #[test]
 fn a_second_ctrl_c_while_cleaning_up_stops_at_once_and_unlock_clears_the_lock() {
     let project = Project::new("");
-    let marker = project.path().join("building");
-    let hook = format!(
-        "hooks:\n  build:\n    - name: slow build\n      run: touch '{}-'\"$CUTOVER_HOST\"; sleep 30\n",
-        marker.display()
-    );
-    project.write_inventory(&hook);
     // A slow `rm` keeps the clean-up after the first interrupt busy.
-    project.write("bin/rm", "#!/bin/sh\nsleep 3\nexec /bin/rm \"$@\"\n");
-    let mut perms = std::fs::metadata(project.path().join("bin/rm")).expect("rm").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(project.path().join("bin/rm"), perms).expect("chmod");
-    let path = format!("{}:{}", project.path().join("bin").display(), std::env::var("PATH").unwrap_or_default());
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cutover"))
-        .current_dir(project.path())
-        .env("PATH", path)
-        .args(["deploy", "--progress=plain"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let started = Instant::now();
-    while !HOSTS.iter().all(|h| project.path().join(format!("building-{h}")).exists()) {
-        assert!(started.elapsed() < Duration::from_secs(30), "build never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    project.write_executable("bin/rm", "#!/bin/sh\nsleep 3\nexec /bin/rm \"$@\"\n");
+    let mut child = deploy_with_a_slow_build(&project);
     let interrupt =
         || std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(interrupt().success());

@@ -49,6 +49,20 @@ impl Project {
         std::fs::write(path, text).expect("write");
     }
 
+    /// Writes an executable script (a fake tool put first on PATH).
+    pub fn write_executable(&self, name: &str, text: &str) {
+        self.write(name, text);
+        let path = self.path().join(name);
+        let mut perms = std::fs::metadata(&path).expect("script").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).expect("chmod");
+    }
+
+    /// PATH with the project's `bin/` first.
+    pub fn path_with_bin(&self) -> String {
+        format!("{}:{}", self.path().join("bin").display(), std::env::var("PATH").unwrap_or_default())
+    }
+
     /// `cutover <args>` in the project, plain progress.
     pub fn cutover(&self, args: &[&str]) -> Output {
         Command::cargo_bin("cutover")

@@ -16,19 +16,15 @@ fn project() -> Project {
     let fake = "#!/bin/sh\nset -e\nmkdir -p vendor/composer vendor/acme\necho '<?php' > vendor/autoload.php\n\
                 echo lib > vendor/acme/lib.php\necho '{}' > vendor/composer/installed.json\n\
                 echo \"$CUTOVER_HOST $*\" >> \"$COMPOSER_LOG\"\n";
-    project.write("bin/composer", fake);
-    let mut perms = std::fs::metadata(project.path().join("bin/composer")).expect("fake").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(project.path().join("bin/composer"), perms).expect("chmod");
+    project.write_executable("bin/composer", fake);
     project
 }
 
 fn deploy(project: &Project, extra: &[&str]) -> String {
-    let path = format!("{}:{}", project.path().join("bin").display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::cargo_bin("cutover")
         .expect("binary")
         .current_dir(project.path())
-        .env("PATH", path)
+        .env("PATH", project.path_with_bin())
         .env("COMPOSER_LOG", project.path().join("composer.log"))
         .args(["deploy", "--json"])
         .args(extra)
