@@ -4,9 +4,10 @@
 //!
 //! Run with `cargo bench -p cutover --bench fleet`. Settings: `BENCH_HOSTS`
 //! (default `1,10,25`, up to 50), `BENCH_ROUNDS` (default 3). Each round
-//! runs, interleaved: a fresh deploy (`--full-build`), the floor script, a
-//! re-deploy with composer.lock unchanged, and a rollback. Figures go to
-//! stdout and to `target/bench/fleet.json`.
+//! runs, interleaved: a fresh deploy (`--full-build`), the floor script's
+//! deploy, a re-deploy with composer.lock unchanged, a rollback, the floor
+//! script's rollback, and the SSH handshakes alone (`true` on every host). Every run is watched the same way, lightly (see
+//! [`watch`]). Figures go to stdout and to `target/bench/fleet.json`.
 
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
@@ -14,23 +15,16 @@
 #[allow(dead_code, unused_imports)]
 mod harness;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cutover_core::release::ReleaseId;
 use harness::{Fleet, GIT_DELIVERY};
+use rustix::process::{Pid, WaitId, WaitIdOptions};
 use serde_json::{Value, json};
-
-/// One measured run.
-#[derive(Clone, Debug, Default)]
-struct Sample {
-    wall: f64,
-    round_trips_per_host: f64,
-    skew_ms: Option<f64>,
-    cpu_s: Option<f64>,
-    peak_rss_mib: Option<f64>,
-    peak_ssh_rss_mib: Option<f64>,
-}
 
 fn main() {
     if !harness::docker_available("fleet benchmark") {
@@ -63,21 +57,23 @@ fn main() {
 async fn bench(n: usize, rounds: usize) -> Value {
     let fleet = Fleet::start(n).await;
     fleet.write_inventory(&format!("{GIT_DELIVERY}keep_releases: 5\n"));
-    cutover(&fleet, &["deploy", "--full-build"]);
-    let (mut fresh, mut floor, mut redeploy, mut rollback) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    measure(&fleet, &Run::Cutover(&["deploy", "--full-build"]));
+    let mut runs: [Vec<Sample>; 6] = Default::default();
+    let [fresh, floor, redeploy, rollback, floor_rollback, handshakes] = &mut runs;
     for round in 0..rounds {
         fleet.git().commit_version(&format!("fresh{round}"));
-        fresh.push(measure(&fleet, || cutover(&fleet, &["deploy", "--full-build"])));
+        fresh.push(measure(&fleet, &Run::Cutover(&["deploy", "--full-build"])));
         let commit = fleet.git().commit_version(&format!("floor{round}"));
-        floor.push(measure(&fleet, || floor_script(&fleet, &commit)));
+        floor.push(measure(&fleet, &Run::FloorDeploy { commit }));
         fleet.git().commit_version(&format!("again{round}"));
-        redeploy.push(measure(&fleet, || cutover(&fleet, &["deploy"])));
-        rollback.push(measure(&fleet, || cutover(&fleet, &["rollback", "--yes"])));
+        redeploy.push(measure(&fleet, &Run::Cutover(&["deploy"])));
+        let live = fleet.current(0).expect("a live release");
+        rollback.push(measure(&fleet, &Run::Cutover(&["rollback", "--yes"])));
+        floor_rollback.push(measure(&fleet, &Run::FloorRollback { release: live }));
+        handshakes.push(measure(&fleet, &Run::FloorConnect));
     }
-    let phases = PHASES.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    let mut value = report(n, &fresh, &floor, &redeploy, &rollback);
-    // After the warm-up, each round runs cutover three times: fresh, re-deploy, rollback.
-    if let Some(last_fresh) = phases.iter().skip(1).step_by(3).next_back() {
+    let mut value = report(n, &runs);
+    if let Some(last_fresh) = runs[0].last().map(|s| &s.phases) {
         let text: Vec<String> = last_fresh.iter().map(|(p, s)| format!("{p} {s:.2}s")).collect();
         println!("phases of the last fresh deploy: {}", text.join(", "));
         value["deploy_fresh"]["phases_s"] = json!(last_fresh);
@@ -85,42 +81,141 @@ async fn bench(n: usize, rounds: usize) -> Value {
     value
 }
 
-/// Runs `cutover` in the fleet's project; returns (wall, cpu, peak rss, peak ssh rss).
-fn cutover(fleet: &Fleet, args: &[&str]) -> (Option<f64>, Option<f64>, Option<f64>) {
-    let before = children_cpu();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .current_dir(fleet.project())
-        .args(args)
-        .args(["-i", "cutover.yaml", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let started = Instant::now();
-    let phases = std::thread::spawn(move || phase_times(stdout, started));
-    let (mut peak, mut peak_ssh, mut own_cpu) = (0.0f64, 0.0f64, None);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        peak = peak.max(rss_mib(child.id(), "VmHWM").unwrap_or(0.0));
-        peak_ssh = peak_ssh.max(ssh_rss_mib());
-        own_cpu = process_cpu(child.id()).or(own_cpu);
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    assert!(status.success(), "cutover {args:?} failed");
-    let phases = phases.join().unwrap_or_default();
-    PHASES.with(|p| p.borrow_mut().push(phases));
-    // cutover's own CPU, read until just before it exited (the children
-    // figure would add the ssh handshakes of the masters it started).
-    let _with_ssh = children_cpu().zip(before).map(|(after, before)| after - before);
-    (own_cpu, Some(peak), Some(peak_ssh))
+/// One measured run: cutover with these arguments, or the floor script.
+enum Run<'a> {
+    Cutover(&'a [&'a str]),
+    FloorDeploy {
+        commit: String,
+    },
+    /// Back to `release`, already on every host.
+    FloorRollback {
+        release: String,
+    },
+    /// Only the SSH handshakes: `true` on every host.
+    FloorConnect,
 }
 
-thread_local! {
-    /// Per cutover run, the seconds spent in each phase, in order.
-    static PHASES: std::cell::RefCell<Vec<Vec<(String, f64)>>> = const { std::cell::RefCell::new(Vec::new()) };
+impl Run<'_> {
+    fn command(&self, fleet: &Fleet) -> Command {
+        let floor = || {
+            let mut command = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/floor.sh"));
+            command.stderr(Stdio::null());
+            command
+        };
+        let ports = || fleet.hosts.iter().map(|h| h.ssh_port.to_string()).collect::<Vec<_>>();
+        match self {
+            Run::Cutover(args) => {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
+                command.current_dir(fleet.project()).args(*args).args(["-i", "cutover.yaml", "--json"]);
+                command.stderr(Stdio::null());
+                command
+            }
+            Run::FloorDeploy { commit } => {
+                // A release id past every id on the hosts.
+                let existing: Vec<ReleaseId> = fleet.releases(0).iter().filter_map(|r| r.parse().ok()).collect();
+                let release = ReleaseId::choose(jiff::Timestamp::now(), &existing).to_string();
+                let mut command = floor();
+                command.arg("deploy").arg(fleet.identity_file()).arg(fleet.known_hosts());
+                command.args([release.as_str(), commit]).args(ports());
+                command
+            }
+            Run::FloorRollback { release } => {
+                let mut command = floor();
+                command.arg("rollback").arg(fleet.identity_file()).arg(fleet.known_hosts());
+                command.arg(release).args(ports());
+                command
+            }
+            Run::FloorConnect => {
+                let mut command = floor();
+                command.arg("connect").arg(fleet.identity_file()).arg(fleet.known_hosts()).arg("-").args(ports());
+                command
+            }
+        }
+    }
+
+    /// What the command lines of the ssh processes a run starts contain:
+    /// cutover's control directory, or the floor script's.
+    fn ssh_marker(&self) -> &'static str {
+        match self {
+            Run::Cutover(_) => "/cutover-",
+            Run::FloorDeploy { .. } | Run::FloorRollback { .. } | Run::FloorConnect => "/floor.",
+        }
+    }
+}
+
+/// One measured run.
+#[derive(Clone, Debug, Default)]
+struct Sample {
+    wall: f64,
+    round_trips_per_host: f64,
+    skew_ms: Option<f64>,
+    /// cutover's own CPU seconds (not the floor script's: its work is ssh's).
+    cpu_s: Option<f64>,
+    peak_rss_mib: Option<f64>,
+    peak_ssh_rss_mib: Option<f64>,
+    /// The seconds spent in each phase, in order (cutover only).
+    phases: Vec<(String, f64)>,
+}
+
+/// Runs `run` to its end and reads what the hosts saw.
+fn measure(fleet: &Fleet, run: &Run<'_>) -> Sample {
+    let sessions = session_count(fleet);
+    let mut sample = watch(run.command(fleet), run.ssh_marker());
+    if !matches!(run, Run::Cutover(_)) {
+        sample.cpu_s = None;
+        sample.peak_rss_mib = None;
+        sample.phases.clear();
+    }
+    sample.round_trips_per_host = (session_count(fleet) - sessions) as f64 / fleet.hosts.len() as f64;
+    sample.skew_ms = flip_skew_ms(fleet);
+    sample
+}
+
+/// How often the watcher reads the process's memory, and every how many
+/// reads it also looks for its ssh processes (a walk of all of `/proc`).
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+const SSH_SCAN_EVERY: u32 = 5;
+
+/// Runs `command`, watching it from outside as lightly as it can and the
+/// same way for cutover and for the floor, so that neither pays more for
+/// being measured: its peak memory and that of its ssh processes, sampled;
+/// its own CPU, read exactly once it has exited but before it is reaped;
+/// and, from its `--json` events, the time of each phase.
+fn watch(mut command: Command, ssh_marker: &'static str) -> Sample {
+    let started = Instant::now();
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let phases = std::thread::spawn(move || phase_times(stdout, started));
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let (mut peak, mut peak_ssh) = (0.0f64, 0.0f64);
+            for tick in 0u32.. {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                peak = peak.max(rss_mib(pid, "VmHWM").unwrap_or(0.0));
+                if tick % SSH_SCAN_EVERY == 0 {
+                    peak_ssh = peak_ssh.max(ssh_rss_mib(ssh_marker));
+                }
+                std::thread::sleep(SAMPLE_EVERY);
+            }
+            (peak, peak_ssh)
+        })
+    };
+    // Exited, not yet reaped: /proc still has its CPU times.
+    let exited = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+    rustix::process::waitid(WaitId::Pid(Pid::from_child(&child)), exited).unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let cpu_s = process_cpu(pid);
+    let status = child.wait().unwrap();
+    done.store(true, Ordering::Relaxed);
+    let (peak, peak_ssh) = sampler.join().unwrap();
+    assert!(status.success(), "{command:?} failed");
+    let phases = phases.join().unwrap_or_default();
+    Sample { wall, cpu_s, peak_rss_mib: Some(peak), peak_ssh_rss_mib: Some(peak_ssh), phases, ..Sample::default() }
 }
 
 /// Reads cutover's events as they come; a phase lasts until the next starts.
@@ -137,40 +232,6 @@ fn phase_times(stdout: std::process::ChildStdout, started: Instant) -> Vec<(Stri
         }
     }
     marks.windows(2).map(|w| (w[0].0.clone(), w[1].1 - w[0].1)).collect()
-}
-
-/// The floor script, with a release id past every id on the hosts.
-fn floor_script(fleet: &Fleet, commit: &str) -> (Option<f64>, Option<f64>, Option<f64>) {
-    let existing: Vec<ReleaseId> = fleet.releases(0).iter().filter_map(|r| r.parse().ok()).collect();
-    let release = ReleaseId::choose(jiff::Timestamp::now(), &existing).to_string();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/floor.sh");
-    let ports: Vec<String> = fleet.hosts.iter().map(|h| h.ssh_port.to_string()).collect();
-    let status = Command::new(script)
-        .arg(fleet.identity_file())
-        .arg(fleet.known_hosts())
-        .args([release.as_str(), commit])
-        .args(&ports)
-        .status()
-        .unwrap();
-    assert!(status.success(), "the floor script failed");
-    (None, None, None)
-}
-
-/// Times `run`, and counts what the hosts saw.
-fn measure(fleet: &Fleet, run: impl FnOnce() -> (Option<f64>, Option<f64>, Option<f64>)) -> Sample {
-    let sessions = session_count(fleet);
-    let started = Instant::now();
-    let (cpu, peak, peak_ssh) = run();
-    let wall = started.elapsed().as_secs_f64();
-    let trips = (session_count(fleet) - sessions) as f64 / fleet.hosts.len() as f64;
-    Sample {
-        wall,
-        round_trips_per_host: trips,
-        skew_ms: flip_skew_ms(fleet),
-        cpu_s: cpu,
-        peak_rss_mib: peak,
-        peak_ssh_rss_mib: peak_ssh,
-    }
 }
 
 /// SSH sessions each host's sshd has started (its log, at LogLevel VERBOSE).
@@ -200,15 +261,6 @@ fn flip_skew_ms(fleet: &Fleet) -> Option<f64> {
     (times.len() == fleet.hosts.len()).then_some((max - min) * 1000.0)
 }
 
-/// CPU seconds of this process's waited-for children (Linux).
-fn children_cpu() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // After the command name: state is field 3; cutime and cstime are 16, 17.
-    let ticks: f64 = fields.get(13)?.parse::<f64>().ok()? + fields.get(14)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 /// CPU seconds a running process has used itself (Linux: utime + stime).
 fn process_cpu(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -223,9 +275,9 @@ fn rss_mib(pid: u32, field: &str) -> Option<f64> {
     Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
 }
 
-/// The resident memory of the ssh masters cutover started (their control
-/// directory is cutover's own).
-fn ssh_rss_mib() -> f64 {
+/// The resident memory of the ssh processes whose command line names
+/// `marker` (the run's own control directory).
+fn ssh_rss_mib(marker: &str) -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
     entries
         .filter_map(Result::ok)
@@ -233,7 +285,7 @@ fn ssh_rss_mib() -> f64 {
         .filter(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline);
-            cmdline.starts_with("ssh\0") && cmdline.contains("/cutover-")
+            cmdline.starts_with("ssh\0") && cmdline.contains(marker)
         })
         .filter_map(|pid| rss_mib(pid, "VmRSS"))
         .sum()
@@ -249,22 +301,29 @@ fn stats(samples: &[Sample], pick: impl Fn(&Sample) -> Option<f64>) -> Value {
     json!({ "median": median, "min": values[0], "max": values[values.len() - 1] })
 }
 
-fn report(n: usize, fresh: &[Sample], floor: &[Sample], redeploy: &[Sample], rollback: &[Sample]) -> Value {
+fn report(n: usize, runs: &[Vec<Sample>; 6]) -> Value {
+    let [fresh, floor, redeploy, rollback, floor_rollback, handshakes] = runs;
     let wall = |s: &[Sample]| stats(s, |x| Some(x.wall));
+    let trips = |s: &[Sample]| stats(s, |x| Some(x.round_trips_per_host));
     let median = |v: &Value| v["median"].as_f64().unwrap_or(f64::NAN);
-    let (fresh_wall, floor_wall, redeploy_wall, rollback_wall) =
-        (wall(fresh), wall(floor), wall(redeploy), wall(rollback));
-    let cpu_per_host = stats(fresh, |x| x.cpu_s.map(|c| c / n as f64));
+    let ratio = |a: &[Sample], b: &[Sample]| median(&wall(a)) / median(&wall(b));
     let value = json!({
         "hosts": n,
-        "deploy_fresh": { "wall_s": fresh_wall, "round_trips_per_host": stats(fresh, |x| Some(x.round_trips_per_host)),
-                          "flip_skew_ms": stats(fresh, |x| x.skew_ms), "cpu_s_per_host": cpu_per_host,
-                          "peak_rss_mib": stats(fresh, |x| x.peak_rss_mib), "peak_ssh_rss_mib": stats(fresh, |x| x.peak_ssh_rss_mib) },
-        "floor": { "wall_s": floor_wall, "round_trips_per_host": stats(floor, |x| Some(x.round_trips_per_host)), "flip_skew_ms": stats(floor, |x| x.skew_ms) },
-        "redeploy_same_lock": { "wall_s": redeploy_wall, "round_trips_per_host": stats(redeploy, |x| Some(x.round_trips_per_host)) },
-        "rollback": { "wall_s": rollback_wall, "round_trips_per_host": stats(rollback, |x| Some(x.round_trips_per_host)) },
-        "ratio_fresh_to_floor": median(&fresh_wall) / median(&floor_wall),
-        "ratio_redeploy_to_floor": median(&redeploy_wall) / median(&floor_wall),
+        "deploy_fresh": { "wall_s": wall(fresh), "round_trips_per_host": trips(fresh),
+                          "flip_skew_ms": stats(fresh, |x| x.skew_ms),
+                          "cpu_s_per_host": stats(fresh, |x| x.cpu_s.map(|c| c / n as f64)),
+                          "peak_rss_mib": stats(fresh, |x| x.peak_rss_mib),
+                          "peak_ssh_rss_mib": stats(fresh, |x| x.peak_ssh_rss_mib) },
+        "floor": { "wall_s": wall(floor), "round_trips_per_host": trips(floor),
+                   "flip_skew_ms": stats(floor, |x| x.skew_ms), "peak_ssh_rss_mib": stats(floor, |x| x.peak_ssh_rss_mib) },
+        "redeploy_same_lock": { "wall_s": wall(redeploy), "round_trips_per_host": trips(redeploy) },
+        "rollback": { "wall_s": wall(rollback), "round_trips_per_host": trips(rollback),
+                      "cpu_s_per_host": stats(rollback, |x| x.cpu_s.map(|c| c / n as f64)) },
+        "floor_rollback": { "wall_s": wall(floor_rollback), "round_trips_per_host": trips(floor_rollback) },
+        "ssh_handshakes": { "wall_s": wall(handshakes) },
+        "ratio_fresh_to_floor": ratio(fresh, floor),
+        "ratio_redeploy_to_floor": ratio(redeploy, floor),
+        "ratio_rollback_to_floor_rollback": ratio(rollback, floor_rollback),
     });
     print_size(&value);
     value
@@ -282,6 +341,8 @@ fn print_size(v: &Value) {
         ("floor script", "floor"),
         ("re-deploy", "redeploy_same_lock"),
         ("rollback", "rollback"),
+        ("floor rollback", "floor_rollback"),
+        ("ssh handshakes", "ssh_handshakes"),
     ] {
         let r = &v[key];
         println!(
@@ -292,10 +353,12 @@ fn print_size(v: &Value) {
         );
     }
     let d = &v["deploy_fresh"];
+    let ratio = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
     println!(
-        "ratio cutover/floor: fresh {:.3}, re-deploy {:.3}",
-        v["ratio_fresh_to_floor"].as_f64().unwrap_or(f64::NAN),
-        v["ratio_redeploy_to_floor"].as_f64().unwrap_or(f64::NAN)
+        "ratio cutover/floor: fresh {:.3}, re-deploy {:.3}, rollback {:.3}",
+        ratio("ratio_fresh_to_floor"),
+        ratio("ratio_redeploy_to_floor"),
+        ratio("ratio_rollback_to_floor_rollback"),
     );
     println!(
         "flip skew ms: cutover {}, floor {}; cutover CPU s/host {}; peak RSS cutover {} MiB, its ssh masters {} MiB",

@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# The floor a deploy tool is measured against: the same work as a cutover
-# deploy of the fleet benchmark, done by hand. One ssh per host, all hosts in
-# parallel (OpenSSH multiplexing on), each running one script: update the git
-# mirror, archive the commit into a new release, link shared/, composer
-# install, REVISION, flip current atomically, reload PHP-FPM, prune to 5.
+# The floor a deploy tool is measured against: the same work as cutover's,
+# done by hand. One ssh per host, all hosts in parallel (OpenSSH
+# multiplexing on), each running one script.
 #
-# usage: floor.sh <key> <known_hosts> <release id> <commit> <port>...
+#   deploy: update the git mirror, archive the commit into a new release,
+#           link shared/, composer install, REVISION, flip current
+#           atomically, reload PHP-FPM, prune to 5.
+#   rollback: flip current atomically to a release already on the host,
+#           reload PHP-FPM, log it.
+#   connect: nothing (`true`): what the SSH handshakes alone cost.
+#
+# usage: floor.sh deploy <key> <known_hosts> <release id> <commit> <port>...
+#        floor.sh rollback <key> <known_hosts> <release id> <port>...
+#        floor.sh connect <key> <known_hosts> - <port>...
 set -euo pipefail
-key=$1 known=$2 release=$3 commit=$4
+mode=$1 key=$2 known=$3 release=$4
 shift 4
 control=$(mktemp -d /tmp/floor.XXXXXX)
 trap 'for s in "$control"/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit x 2>/dev/null; done; rm -rf "$control"' EXIT
 
-work='set -e
+case $mode in
+deploy)
+  commit=$1
+  shift
+  work='set -e
 d=/var/www/app; r='"$release"'; c='"$commit"'; rel=$d/releases/$r
 mkdir -p "$d/releases" "$d/shared/storage" "$rel"
 if [ -d "$d/repo" ]; then git -C "$d/repo" remote update --prune >/dev/null; else git clone --mirror --quiet /srv/git/app.git "$d/repo"; fi
@@ -24,6 +35,23 @@ echo "$c" > "$rel/REVISION"
 ln -sfn "releases/$r" "$d/current-tmp"; mv -T "$d/current-tmp" "$d/current"
 sudo /usr/local/sbin/reload-php-fpm
 cd "$d/releases"; ls -1 | sort | head -n -5 | while read -r old; do [ "$d/releases/$old" != "$(readlink -f "$d/current")" ] && rm -rf "$old"; done; true'
+  ;;
+rollback)
+  work='set -e
+d=/var/www/app; r='"$release"'
+[ -d "$d/releases/$r" ]
+ln -sfn "releases/$r" "$d/current-tmp"; mv -T "$d/current-tmp" "$d/current"
+sudo /usr/local/sbin/reload-php-fpm
+echo "rollback $r" >> "$d/revisions.log"'
+  ;;
+connect)
+  work=true
+  ;;
+*)
+  echo "floor.sh: unknown mode $mode (deploy, rollback or connect)" >&2
+  exit 2
+  ;;
+esac
 
 for port in "$@"; do
   ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$known" -i "$key" \
