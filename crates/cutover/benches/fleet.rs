@@ -97,40 +97,32 @@ enum Run<'a> {
 
 impl Run<'_> {
     fn command(&self, fleet: &Fleet) -> Command {
-        let floor = || {
+        let floor = |mode: &str, release: &str| {
             let mut command = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/floor.sh"));
-            command.stderr(Stdio::null());
+            command.arg(mode).arg(fleet.identity_file()).arg(fleet.known_hosts()).arg(release);
             command
         };
-        let ports = || fleet.hosts.iter().map(|h| h.ssh_port.to_string()).collect::<Vec<_>>();
-        match self {
+        let mut command = match self {
             Run::Cutover(args) => {
                 let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
                 command.current_dir(fleet.project()).args(*args).args(["-i", "cutover.yaml", "--json"]);
-                command.stderr(Stdio::null());
                 command
             }
             Run::FloorDeploy { commit } => {
                 // A release id past every id on the hosts.
                 let existing: Vec<ReleaseId> = fleet.releases(0).iter().filter_map(|r| r.parse().ok()).collect();
-                let release = ReleaseId::choose(jiff::Timestamp::now(), &existing).to_string();
-                let mut command = floor();
-                command.arg("deploy").arg(fleet.identity_file()).arg(fleet.known_hosts());
-                command.args([release.as_str(), commit]).args(ports());
+                let mut command = floor("deploy", &ReleaseId::choose(jiff::Timestamp::now(), &existing).to_string());
+                command.arg(commit);
                 command
             }
-            Run::FloorRollback { release } => {
-                let mut command = floor();
-                command.arg("rollback").arg(fleet.identity_file()).arg(fleet.known_hosts());
-                command.arg(release).args(ports());
-                command
-            }
-            Run::FloorConnect => {
-                let mut command = floor();
-                command.arg("connect").arg(fleet.identity_file()).arg(fleet.known_hosts()).arg("-").args(ports());
-                command
-            }
+            Run::FloorRollback { release } => floor("rollback", release),
+            Run::FloorConnect => floor("connect", "-"),
+        };
+        if !matches!(self, Run::Cutover(_)) {
+            command.args(fleet.hosts.iter().map(|h| h.ssh_port.to_string()));
         }
+        command.stderr(Stdio::null());
+        command
     }
 
     /// What the command lines of the ssh processes a run starts contain:
