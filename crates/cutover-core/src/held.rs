@@ -2,8 +2,11 @@
 //! line and waits for `go` on its stdin. The engine starts the flip on every
 //! host this way, waits until all are ready, then lets them all go at once,
 //! so the fleet's renames happen within a write of each other instead of
-//! within a process start of each other. A script whose stdin closes without
-//! `go` (cutover died) does nothing.
+//! within a process start of each other. A script that keeps time says so
+//! on its ready line (`@@cutover-ready clock`): asked `clock`, it answers
+//! with its clock, and its go can carry the moment to act at on that clock
+//! (`go 1764581234.250000`, see [`crate::moment`]). A script whose stdin
+//! closes without `go` (cutover died) does nothing.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -11,10 +14,27 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+use crate::moment::{self, ClockReading};
 use crate::transport::{Output, TransportError};
 
-/// The line a held script prints when it waits for `go`.
+/// The line a held script prints when it waits for `go`; followed by
+/// ` clock` when the script can tell its clock and wait for a moment.
 pub const READY: &str = "@@cutover-ready";
+
+/// The start of a held script's answer to `clock`: its clock follows, in
+/// seconds since the Unix epoch.
+pub const CLOCK: &str = "@@cutover-clock";
+
+/// What a held script is told once the fleet is ready.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Signal {
+    /// Go now.
+    Go,
+    /// Go at this moment on the host's clock (seconds since the Unix epoch).
+    GoAt(f64),
+    /// Stop without acting: stdin is closed with no go.
+    CallOff,
+}
 
 /// What a held script needs from its transport: its standard streams and
 /// a way to wait for its exit code.
@@ -25,11 +45,15 @@ pub struct HeldScript<'a> {
     exit: BoxFuture<'a, Result<Option<i32>, TransportError>>,
     timeout: Duration,
     seen: String,
+    keeps_time: bool,
 }
 
 impl std::fmt::Debug for HeldScript<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeldScript").field("seen", &self.seen).finish_non_exhaustive()
+        f.debug_struct("HeldScript")
+            .field("seen", &self.seen)
+            .field("keeps_time", &self.keeps_time)
+            .finish_non_exhaustive()
     }
 }
 
@@ -41,7 +65,7 @@ impl<'a> HeldScript<'a> {
         exit: BoxFuture<'a, Result<Option<i32>, TransportError>>,
         timeout: Duration,
     ) -> Self {
-        Self { stdin, stdout: BufReader::new(stdout), stderr, exit, timeout, seen: String::new() }
+        Self { stdin, stdout: BufReader::new(stdout), stderr, exit, timeout, seen: String::new(), keeps_time: false }
     }
 
     /// Waits for the ready line. `Ok(false)` when the script ended (or
@@ -55,21 +79,58 @@ impl<'a> HeldScript<'a> {
                 let read = self.stdout.read_line(&mut line).await;
                 match read {
                     Ok(0) => return Ok(false),
-                    Ok(_) if line.trim_end() == READY => return Ok(true),
-                    Ok(_) => self.seen.push_str(&line),
                     Err(e) => return Err(TransportError::ConnectionLost { detail: e.to_string() }),
+                    Ok(_) => match line.trim_end().strip_prefix(READY) {
+                        Some("") => return Ok(true),
+                        Some(" clock") => {
+                            self.keeps_time = true;
+                            return Ok(true);
+                        }
+                        _ => self.seen.push_str(&line),
+                    },
                 }
             }
         };
         tokio::time::timeout(limit, wait).await.map_err(|_| TransportError::TimedOut { after: limit })?
     }
 
-    /// Sends `go` (when `go` is true; otherwise closes stdin so the script
+    /// Asks a ready script that keeps time for its clock; `None` for one
+    /// that does not.
+    pub async fn read_clock(&mut self) -> Result<Option<ClockReading>, TransportError> {
+        if !self.keeps_time {
+            return Ok(None);
+        }
+        let lost = |e: std::io::Error| TransportError::ConnectionLost { detail: e.to_string() };
+        let limit = self.timeout;
+        let exchange = async {
+            let asked = moment::now();
+            self.stdin.write_all(b"clock\n").await.map_err(lost)?;
+            self.stdin.flush().await.map_err(lost)?;
+            let mut line = String::new();
+            self.stdout.read_line(&mut line).await.map_err(lost)?;
+            let answered = moment::now();
+            let host = line.trim_end().strip_prefix(CLOCK).and_then(|t| t.trim().parse::<f64>().ok());
+            match host {
+                Some(host) => Ok(Some(ClockReading { asked, host, answered })),
+                None => Err(TransportError::ConnectionLost {
+                    detail: format!("the held script answered {:?} when asked its clock", line.trim_end()),
+                }),
+            }
+        };
+        tokio::time::timeout(limit, exchange).await.map_err(|_| TransportError::TimedOut { after: limit })?
+    }
+
+    /// Sends the signal (a call-off closes stdin with no go, so the script
     /// stops) and collects the script's output.
-    pub async fn release(mut self, go: bool) -> Result<Output, TransportError> {
-        if go {
+    pub async fn release(mut self, signal: Signal) -> Result<Output, TransportError> {
+        let go = match signal {
+            Signal::Go => Some("go\n".to_owned()),
+            Signal::GoAt(at) => Some(format!("go {at:.6}\n")),
+            Signal::CallOff => None,
+        };
+        if let Some(go) = go {
             // A script that already ended has closed its stdin: its exit code says.
-            let _ = self.stdin.write_all(b"go\n").await;
+            let _ = self.stdin.write_all(go.as_bytes()).await;
             let _ = self.stdin.flush().await;
         }
         let _ = self.stdin.shutdown().await;

@@ -13,7 +13,8 @@
 //! - [`engine`]: runs a plan through a [`transport::Transport`], emitting
 //!   [`event::Event`]s.
 //! - [`transport`]: the seam to hosts; [`local`] is a host as a directory;
-//!   [`held`] is a script that waits for the fleet-wide go of the flip.
+//!   [`held`] is a script that waits for the fleet-wide go of the flip, and
+//!   [`moment`] the one moment that go names.
 
 pub mod cleanup;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod event;
 pub mod fleet;
 pub mod held;
 pub mod local;
+pub mod moment;
 pub mod plan;
 pub mod release;
 pub mod remote;

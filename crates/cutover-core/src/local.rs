@@ -152,7 +152,7 @@ mod tests {
         let mut held = host.hold(flip_command(dir.path())).await.expect("starts").expect("holds");
         assert!(held.ready().await.expect("ready"));
         assert_eq!(std::fs::read_link(dir.path().join("current")).expect("link").to_string_lossy(), "releases/1");
-        let out = held.release(true).await.expect("finishes");
+        let out = held.release(crate::held::Signal::Go).await.expect("finishes");
         assert!(out.success(), "{out:?}");
         assert_eq!(std::fs::read_link(dir.path().join("current")).expect("link").to_string_lossy(), "releases/2");
     }
@@ -163,10 +163,30 @@ mod tests {
         let host = host(dir.path());
         let mut held = host.hold(flip_command(dir.path())).await.expect("starts").expect("holds");
         assert!(held.ready().await.expect("ready"));
-        let out = held.release(false).await.expect("finishes");
+        let out = held.release(crate::held::Signal::CallOff).await.expect("finishes");
         assert_eq!(out.exit_code, Some(1));
         assert!(out.stderr.contains("called off"), "{out:?}");
         assert_eq!(std::fs::read_link(dir.path().join("current")).expect("link").to_string_lossy(), "releases/1");
+    }
+
+    #[tokio::test]
+    async fn a_held_flip_that_keeps_time_renames_at_the_moment_it_is_given() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = staged();
+        let host = host(dir.path());
+        let mut held = host.hold(flip_command(dir.path())).await.expect("starts").expect("holds");
+        assert!(held.ready().await.expect("ready"));
+        let reading = held.read_clock().await.expect("answers").expect("perl here has Time::HiRes");
+        assert!(reading.asked <= reading.answered, "{reading:?}");
+        assert_eq!(reading.offset(), 0.0, "one machine, one clock: {reading:?}");
+        let moment = reading.host + 0.3;
+        let out = held.release(crate::held::Signal::GoAt(moment)).await.expect("finishes");
+        assert!(out.success(), "{out:?}");
+        let current = std::fs::symlink_metadata(dir.path().join("current")).expect("current");
+        assert_eq!(std::fs::read_link(dir.path().join("current")).expect("link").to_string_lossy(), "releases/2");
+        let renamed = current.ctime() as f64 + current.ctime_nsec() as f64 / 1e9;
+        // Change times are stamped to the kernel's tick: allow one.
+        assert!(renamed >= moment - 0.011, "renamed at {renamed:.3}, before its moment {moment:.3}");
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! A phase released on every host at the same moment (the flip): each host's
 //! script is started and waits at its ready line; once every host is ready,
-//! all are let go together. If any host is not ready, none is let go.
+//! cutover reads the clocks of those that keep time, picks one moment a
+//! little ahead (see [`crate::moment`]) and lets all go, each told that
+//! moment on its own clock. If any host is not ready, none is let go.
 
 use std::time::Instant;
 
@@ -8,7 +10,8 @@ use futures::future::join_all;
 use indexmap::IndexMap;
 
 use crate::event::{Event, HostState, Phase};
-use crate::held::HeldScript;
+use crate::held::{HeldScript, Signal};
+use crate::moment::{self, ClockReading, Moment};
 use crate::plan::HostScript;
 use crate::transport::{Output, RemoteCommand, TransportError};
 
@@ -38,9 +41,9 @@ impl Session {
         let jobs: Vec<(&String, &HostScript)> = jobs.iter().filter(|(h, _)| !self.failed(h)).collect();
         ctx.emit(Event::PhaseStarted { phase, hosts: jobs.iter().map(|(h, _)| (*h).clone()).collect() });
         let started = Instant::now();
-        let starts = join_all(jobs.iter().map(|(host, job)| self.start(ctx, phase, host, job))).await;
-        let go = starts.iter().all(|s| matches!(s, Start::Ready(_) | Start::Plain));
-        let called_off = (!go).then(|| {
+        let mut starts = join_all(jobs.iter().map(|(host, job)| self.start(ctx, phase, host, job))).await;
+        let signals = agree_on_a_moment(&mut starts).await;
+        let called_off = signals.is_none().then(|| {
             let who: Vec<&str> = jobs
                 .iter()
                 .zip(&starts)
@@ -49,16 +52,21 @@ impl Session {
                 .collect();
             format!("not released: {} not ready", who.join(", "))
         });
+        let go = signals.is_some();
+        let mut signals = signals.unwrap_or_default().into_iter();
         let reason = called_off.as_deref().unwrap_or_default();
-        let finishes = jobs.iter().zip(starts).map(|((host, job), start)| async move {
-            let result = match start {
-                Start::Ready(held) => held.release(go).await.map_err(FailureKind::from),
-                Start::Ended(held) => held.release(false).await.map_err(FailureKind::from),
-                Start::Plain if go => self.run_released(host, job).await.map_err(FailureKind::from),
-                Start::Plain => Err(FailureKind::CalledOff { reason: reason.to_owned() }),
-                Start::Failed(error) => Err(FailureKind::CalledOff { reason: error.to_string() }),
-            };
-            ((*host).clone(), result)
+        let finishes = jobs.iter().zip(starts).map(|((host, job), start)| {
+            let signal = signals.next().unwrap_or(Signal::CallOff);
+            async move {
+                let result = match start {
+                    Start::Ready(held) => held.release(signal).await.map_err(FailureKind::from),
+                    Start::Ended(held) => held.release(Signal::CallOff).await.map_err(FailureKind::from),
+                    Start::Plain if go => self.run_released(host, job).await.map_err(FailureKind::from),
+                    Start::Plain => Err(FailureKind::CalledOff { reason: reason.to_owned() }),
+                    Start::Failed(error) => Err(FailureKind::CalledOff { reason: error.to_string() }),
+                };
+                ((*host).clone(), result)
+            }
         });
         let mut outcome = PhaseOutcome::default();
         for (host, result) in join_all(finishes).await {
@@ -106,4 +114,39 @@ impl Session {
         let stdin = Some(std::sync::Arc::from(b"go\n".to_vec()));
         transport.run(RemoteCommand { script: job.script.render(), stdin, timeout: job.timeout }).await
     }
+}
+
+/// When every host is ready, the signal for each (in the order of
+/// `starts`): go at one moment on the hosts that keep time, go now on the
+/// others (and on a lone host, which has no one to keep in step with).
+/// `None` when some host is not ready, including one whose clock could not
+/// be read: then none goes.
+async fn agree_on_a_moment(starts: &mut [Start<'_>]) -> Option<Vec<Signal>> {
+    if !starts.iter().all(|s| matches!(s, Start::Ready(_) | Start::Plain)) {
+        return None;
+    }
+    if starts.len() < 2 {
+        return Some(vec![Signal::Go; starts.len()]);
+    }
+    let reads = join_all(starts.iter_mut().map(|start| async move {
+        match start {
+            Start::Ready(held) => held.read_clock().await,
+            _ => Ok(None),
+        }
+    }))
+    .await;
+    let mut readings: Vec<Option<ClockReading>> = Vec::with_capacity(reads.len());
+    for (start, read) in starts.iter_mut().zip(reads) {
+        match read {
+            Ok(reading) => readings.push(reading),
+            // Dropping the held script closes its stdin: it stops.
+            Err(error) => *start = Start::Failed(error),
+        }
+    }
+    if readings.len() < starts.len() {
+        return None;
+    }
+    let taken: Vec<ClockReading> = readings.iter().flatten().copied().collect();
+    let moment = Moment::after(moment::now(), &taken);
+    Some(readings.iter().map(|r| r.map_or(Signal::Go, |r| Signal::GoAt(moment.on_host(&r)))).collect())
 }

@@ -59,13 +59,22 @@ pub fn flip(deploy_path: &str) -> Script {
     s
 }
 
-/// The held flip as one perl process: ready line, `go`, `rename(2)`. Its
-/// program is in single quotes, so it has none itself. Not `exec`: the
-/// wrap-up may follow in the same script.
+/// The held flip as one perl process: ready line, clock readings, `go`,
+/// `rename(2)`. With Time::HiRes (in Debian's `perl`, not in `perl-base`)
+/// it keeps time: it answers `clock` with its clock and waits for the
+/// moment a `go <time>` names (see [`crate::moment`]); a moment already
+/// past, or more than 5 s ahead, renames at once. Its program is in single
+/// quotes, so it has none itself. Not `exec`: the wrap-up may follow in the
+/// same script.
 const HELD_RENAME_IN_PERL: &str = concat!(
     r#"perl -e '"#,
-    r#"$| = 1; print q(@@cutover-ready), qq(\n); my $go = <STDIN>; $go = q() unless defined $go; chomp $go; "#,
-    r#"if ($go ne q(go)) { print STDERR qq(not released: the flip was called off\n); exit 1 } "#,
+    r#"$| = 1; my $hires = eval { require Time::HiRes; 1 }; "#,
+    r#"print q(@@cutover-ready), ($hires ? q( clock) : q()), qq(\n); "#,
+    r#"my $go; while (defined($go = <STDIN>)) { chomp $go; last if $go ne q(clock) || !$hires; "#,
+    r#"print q(@@cutover-clock ), sprintf(q(%.6f), Time::HiRes::time()), qq(\n) } "#,
+    r#"$go = q() unless defined $go; my ($word, $at) = split(q( ), $go); "#,
+    r#"if (!defined $word || $word ne q(go)) { print STDERR qq(not released: the flip was called off\n); exit 1 } "#,
+    r#"if (defined $at && $hires) { my $wait = $at - Time::HiRes::time(); Time::HiRes::sleep($wait) if $wait > 0 && $wait < 5 } "#,
     r#"rename($ARGV[0], $ARGV[1]) or do { print STDERR qq(cannot rename $ARGV[0] over $ARGV[1]: $!\n); exit 1 }"#,
     r#"' "$d/current-tmp" "$d/current""#,
 );
@@ -171,7 +180,10 @@ mod tests {
             let host = staged_host();
             let out = run_flip(host.path(), b"go\n", path);
             assert!(out.status.success(), "{path:?}: {}", String::from_utf8_lossy(&out.stderr));
-            assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}\n", crate::held::READY), "{path:?}");
+            // perl here has Time::HiRes: it says it keeps time; the shell does not.
+            let ready =
+                if path.is_none() { format!("{} clock", crate::held::READY) } else { crate::held::READY.into() };
+            assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{ready}\n"), "{path:?}");
             assert_eq!(current_of(host.path()), "releases/b", "{path:?}");
             assert!(!host.path().join("current-tmp").exists(), "{path:?}: the staged link was renamed");
             assert!(host.path().join("wrapped-up").exists(), "{path:?}: the rest of the script ran");
@@ -182,7 +194,7 @@ mod tests {
     fn flip_called_off_leaves_current_alone() {
         let no_perl = path_without_perl();
         for path in [None, Some(no_perl.path())] {
-            for stdin in [&b""[..], b"stop\n"] {
+            for stdin in [&b""[..], b"stop\n", b"clock\n"] {
                 let host = staged_host();
                 let out = run_flip(host.path(), stdin, path);
                 assert_eq!(out.status.code(), Some(1), "{path:?} {stdin:?}");
