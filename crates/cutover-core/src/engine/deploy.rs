@@ -8,17 +8,18 @@ use jiff::Timestamp;
 
 use crate::config::BatchSpec;
 use crate::config::inventory::{Resolve, Strategy};
-use crate::event::{CommandKind, Event, HostSummary, Outcome, Phase, Summary};
+use crate::event::{CommandKind, Event, HostState, HostSummary, Outcome, Phase, Summary};
 use crate::plan::{self, DeployInputs, HostScript, Plan, Rollout};
 use crate::release::ReleaseId;
 use crate::remote::lock::LockOwner;
 use crate::remote::prepare::Delivery;
-use crate::remote::probe::Snapshot;
+use crate::remote::probe::{LookupOutput, RefLookup, Snapshot};
 use crate::source;
+use crate::transport::Output;
 
 use super::failure::{FailureKind, HostFailure};
 use super::preflight::{self, Checks, Preflight};
-use super::session::Session;
+use super::session::{Session, emit_host, tail};
 use super::{Context, Report, execute};
 
 /// The name failures of this machine's own work are reported under.
@@ -72,13 +73,28 @@ async fn build(
         Some(repository) => Delivery::Git { repository: repository.value.clone() },
         None => Delivery::Upload,
     };
-    let request_probe = preflight::request(ctx, Some(&delivery));
-    let found = preflight::probe(ctx, session, &request_probe, Checks::Deploy).await;
+    let reference = reference(ctx, request);
+    let resolve = match &delivery {
+        Delivery::Git { repository } if !source::is_commit_id(&reference) => Some((repository.as_str(), inv.resolve)),
+        _ => None,
+    };
+    let mut request_probe = preflight::request(ctx, Some(&delivery));
+    if let Some((repository, Resolve::Host)) = resolve {
+        request_probe.lookup = Some(RefLookup { repository, reference: &reference });
+    }
+    // Resolving from here overlaps the probe: neither waits for the other.
+    let here = async {
+        match resolve {
+            Some((repository, Resolve::Local)) => Some(source::resolve_here(repository, &reference).await),
+            _ => None,
+        }
+    };
+    let (found, here) = tokio::join!(preflight::probe(ctx, session, &request_probe, Checks::Deploy), here);
     failures.extend(found.failures.iter().cloned());
     if !failures.is_empty() {
         return Err(early_report(ctx, CommandKind::Deploy, &found, failures));
     }
-    let (commit, payload) = match code(ctx, session, &delivery, request).await {
+    let (commit, payload) = match code(ctx, session, &delivery, &reference, &found, here).await {
         Ok(found) => found,
         Err(failure) => {
             return Err(early_report(ctx, CommandKind::Deploy, &found, vec![failure]));
@@ -101,12 +117,27 @@ async fn build(
     }))
 }
 
-/// The commit to deploy, and for an upload the tar stream.
+/// The branch, tag or commit asked for: `--revision`, else the inventory's.
+fn reference(ctx: &Context<'_>, request: &DeployRequest) -> String {
+    let inv = &ctx.loaded.inventory;
+    request
+        .revision
+        .clone()
+        .or_else(|| inv.revision.clone())
+        .or_else(|| inv.branch.clone())
+        .unwrap_or_else(|| "HEAD".to_owned())
+}
+
+/// The commit to deploy, and for an upload the tar stream. `here` is the
+/// resolution from this machine, when it was tried; the primary's probe
+/// holds its lookup when the commit is resolved there.
 async fn code(
     ctx: &Context<'_>,
     session: &Session,
     delivery: &Delivery,
-    request: &DeployRequest,
+    reference: &str,
+    found: &Preflight,
+    here: Option<Result<String, source::SourceError>>,
 ) -> Result<(String, Option<Arc<[u8]>>), HostFailure> {
     let inv = &ctx.loaded.inventory;
     let fail = |host: &str, message: String| HostFailure::new(host, Phase::Resolve, FailureKind::Precondition(message));
@@ -116,35 +147,50 @@ async fn code(
         let package = source::pack(&dir, &exclude).map_err(|e| fail(LOCAL, e.to_string()))?;
         return Ok((package.revision, Some(Arc::from(package.bytes))));
     };
-    let reference = request
-        .revision
-        .clone()
-        .or_else(|| inv.revision.clone())
-        .or_else(|| inv.branch.clone())
-        .unwrap_or_else(|| "HEAD".to_owned());
-    if source::is_commit_id(&reference) {
+    if source::is_commit_id(reference) {
         return Ok((reference.to_lowercase(), None));
     }
-    if inv.resolve == Resolve::Local {
-        match source::resolve_here(repository, &reference).await {
-            Ok(commit) => return Ok((commit, None)),
-            Err(e) => {
-                ctx.emit(Event::Warning { host: None, message: format!("{e}; resolving on the primary host instead") })
-            }
+    match here {
+        Some(Ok(commit)) => return Ok((commit, None)),
+        Some(Err(e)) => {
+            ctx.emit(Event::Warning { host: None, message: format!("{e}; resolving on the primary host instead") })
         }
+        None => {}
     }
-    // Only the hosts can reach the repository: ask the primary.
+    // Only the hosts can reach the repository: the primary's answer.
     let primary = ctx.fleet.primary().name.clone();
-    let script = HostScript::new(source::ls_remote_script(repository, &reference), std::time::Duration::from_secs(60));
-    let jobs: IndexMap<String, HostScript> = [(primary.clone(), script)].into_iter().collect();
+    let lookup = found.snapshots.get(&primary).and_then(|s| s.lookup.clone());
+    let stdout = match lookup {
+        Some(LookupOutput { exit_code: 0, output }) => output,
+        Some(LookupOutput { exit_code, output }) => {
+            let said = Output { exit_code: Some(exit_code), stdout: output, stderr: String::new() };
+            let failed = FailureKind::CommandFailed { exit_code: Some(exit_code), output_tail: tail(&said) };
+            let failure = HostFailure::new(&primary, Phase::Resolve, failed);
+            emit_host(ctx, &primary, Phase::Resolve, HostState::Failed, None, Some(&failure));
+            return Err(failure);
+        }
+        None => ls_remote_on(ctx, session, &primary, repository, reference).await?,
+    };
+    source::commit_from_ls_remote(&stdout, reference)
+        .map(|commit| (commit, None))
+        .ok_or_else(|| fail(&primary, format!("`{reference}` not found in {repository}")))
+}
+
+/// `git ls-remote` on `host` in a round trip of its own: the stdout.
+async fn ls_remote_on(
+    ctx: &Context<'_>,
+    session: &Session,
+    host: &str,
+    repository: &str,
+    reference: &str,
+) -> Result<String, HostFailure> {
+    let script = HostScript::new(source::ls_remote_script(repository, reference), std::time::Duration::from_secs(60));
+    let jobs: IndexMap<String, HostScript> = [(host.to_owned(), script)].into_iter().collect();
     let outcome = session.run_phase(ctx, Phase::Resolve, &jobs, None, true).await;
     if let Some(failure) = outcome.failures.into_iter().next() {
         return Err(failure);
     }
-    let stdout = outcome.outputs.get(&primary).map(|o| o.stdout.clone()).unwrap_or_default();
-    source::commit_from_ls_remote(&stdout, &reference)
-        .map(|commit| (commit, None))
-        .ok_or_else(|| fail(&primary, format!("`{reference}` not found in {repository}")))
+    Ok(outcome.outputs.get(host).map(|o| o.stdout.clone()).unwrap_or_default())
 }
 
 /// The report of a run that stopped before touching any host.

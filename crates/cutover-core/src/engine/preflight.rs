@@ -59,25 +59,27 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     }
     let fpm_config = inv.php_fpm.reload_command().map(|_| inv.php_fpm.config_file.as_deref().unwrap_or(""));
     let shared_files = if delivery.is_some() { inv.shared.files() } else { Vec::new() };
-    ProbeRequest { tools, shared_files, fpm_config }
+    ProbeRequest { tools, shared_files, fpm_config, lookup: None }
 }
 
 /// Probes the hosts, and reports what would stop the run as `checks` says.
+/// The request's lookup, if any, is the primary host's alone.
 pub(crate) async fn probe(
     ctx: &Context<'_>,
     session: &Session,
     request: &ProbeRequest<'_>,
     checks: Checks,
 ) -> Preflight {
+    let primary = &ctx.fleet.primary().name;
+    let others = ProbeRequest { lookup: None, ..request.clone() };
     let jobs: IndexMap<String, HostScript> = ctx
         .fleet
         .hosts
         .iter()
         .map(|t| {
-            (
-                t.name.clone(),
-                HostScript::new(probe::script(&t.deploy_path, request), std::time::Duration::from_secs(60)),
-            )
+            let request = if &t.name == primary { request } else { &others };
+            let script = probe::script(&t.deploy_path, request);
+            (t.name.clone(), HostScript::new(script, std::time::Duration::from_secs(60)))
         })
         .collect();
     let outcome = session.run_phase(ctx, Phase::Preflight, &jobs, None, false).await;

@@ -16,10 +16,33 @@ pub struct ProbeRequest<'a> {
     /// Read PHP-FPM's `process_control_timeout`: from this file, or from
     /// `/etc/php/*/fpm/php-fpm.conf` when `Some("")`.
     pub fpm_config: Option<&'a str>,
+    /// A branch or tag to look up with `git ls-remote` on the host (the
+    /// primary's probe, when the commit is resolved there).
+    pub lookup: Option<RefLookup<'a>>,
+}
+
+/// A branch or tag in a repository.
+#[derive(Clone, Copy, Debug)]
+pub struct RefLookup<'a> {
+    pub repository: &'a str,
+    pub reference: &'a str,
+}
+
+/// What `git ls-remote` said on the host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LookupOutput {
+    pub exit_code: i32,
+    /// Its stdout, or when it failed its stdout and stderr.
+    pub output: String,
 }
 
 /// Prints `fpm-pct <value>` for each readable FPM config in `$f` (a glob).
 const FPM_TIMEOUT: &str = r#"for c in $f; do if [ -r "$c" ]; then v=$(sed -n 's/^[[:space:]]*process_control_timeout[[:space:]]*=[[:space:]]*//p' "$c" | tail -n 1); echo "fpm-pct ${v:-0}"; fi; done"#;
+
+/// Runs `git ls-remote` for `$repo` and `$ref` (and the peeled tag), and
+/// prints `ls-remote-exit <code>` and then each line it printed as
+/// `ls-remote <line>`.
+const LS_REMOTE: &str = r#"if refs=$(git ls-remote -- "$repo" "$ref" "$ref^{}" 2>&1); then echo "ls-remote-exit 0"; else echo "ls-remote-exit $?"; fi; if [ -n "$refs" ]; then printf '%s\n' "$refs" | while IFS= read -r l; do echo "ls-remote $l"; done; fi"#;
 
 /// The probe script.
 pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
@@ -51,6 +74,11 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
         s.push(Sh::assign("f", file));
         s.line(r#"[ -e "$d/shared/$f" ] || echo "missing-shared $f""#);
     }
+    if let Some(lookup) = &request.lookup {
+        s.push(Sh::assign("repo", lookup.repository));
+        s.push(Sh::assign("ref", lookup.reference));
+        s.line(LS_REMOTE);
+    }
     s
 }
 
@@ -77,6 +105,8 @@ pub struct Snapshot {
     pub current_not_link: bool,
     /// `process_control_timeout` of each PHP-FPM config found.
     pub fpm_control_timeouts: Vec<String>,
+    /// The branch or tag looked up, when the request asked for one.
+    pub lookup: Option<LookupOutput>,
 }
 
 impl Snapshot {
@@ -108,6 +138,16 @@ impl Snapshot {
                 "missing-shared" => snap.missing_shared.push(value.to_owned()),
                 "current-not-link" => snap.current_not_link = true,
                 "fpm-pct" => snap.fpm_control_timeouts.push(value.to_owned()),
+                "ls-remote-exit" => {
+                    let exit_code = value.trim().parse().unwrap_or(-1);
+                    snap.lookup = Some(LookupOutput { exit_code, output: String::new() });
+                }
+                "ls-remote" => {
+                    if let Some(lookup) = &mut snap.lookup {
+                        lookup.output.push_str(value);
+                        lookup.output.push('\n');
+                    }
+                }
                 _ => {}
             }
         }
@@ -175,6 +215,50 @@ mod tests {
             .expect("sh");
         let snap = Snapshot::parse(&String::from_utf8_lossy(&out.stdout));
         assert_eq!(snap.fpm_control_timeouts, ["10s"]);
+    }
+
+    /// A bare repository with `main` at one commit, and its head.
+    fn repository_with_main(dir: &std::path::Path) -> String {
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("git");
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        git(&["init", "-q", "work"]);
+        git(&["-C", "work", "commit", "-q", "--allow-empty", "-m", "one"]);
+        git(&["clone", "-q", "--bare", "work", "app's repo.git"]);
+        git(&["-C", "work", "rev-parse", "HEAD"])
+    }
+
+    fn probe_with_lookup(dir: &std::path::Path, reference: &str) -> Snapshot {
+        let repository = dir.join("app's repo.git").display().to_string();
+        let lookup = Some(RefLookup { repository: &repository, reference });
+        let request = ProbeRequest { lookup, ..ProbeRequest::default() };
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(&dir.join("app").display().to_string(), &request).render())
+            .output()
+            .expect("sh");
+        Snapshot::parse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    #[test]
+    fn looks_up_a_branch_on_the_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let head = repository_with_main(dir.path());
+        let found = probe_with_lookup(dir.path(), "main").lookup.expect("looked up");
+        assert_eq!(found.exit_code, 0, "{found:?}");
+        assert_eq!(crate::source::commit_from_ls_remote(&found.output, "main"), Some(head));
+        let missing = probe_with_lookup(dir.path(), "nope").lookup.expect("looked up");
+        assert_eq!((missing.exit_code, missing.output.as_str()), (0, ""), "no such branch is not an error of git's");
+        let gone = probe_with_lookup(&dir.path().join("elsewhere"), "main").lookup.expect("looked up");
+        assert_ne!(gone.exit_code, 0, "{gone:?}");
+        assert!(!gone.output.trim().is_empty(), "git says why: {gone:?}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Deploys that must not go through: a build failing on one host, a second
-//! run while one holds the lock, an unreachable host, an unknown host key.
+//! run while one holds the lock, an unreachable host, an unknown host key, a
+//! branch or repository the hosts cannot find.
 //! Each leaves every host as it was.
 
 use std::time::{Duration, Instant};
@@ -152,6 +153,34 @@ async fn a_step_that_outlives_its_timeout_fails_the_deploy_as_timed_out() {
         assert!(error.contains("timed out after 2s"), "{}: {summary}", host.name);
     }
     assert_eq!(fleet.states(), before, "no host switched, no release left");
+    fleet.assert_serving("v1", &v1);
+    fleet.assert_clean();
+    eprintln!("{name}: {:.1?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_branch_or_repository_the_hosts_cannot_find_is_refused_before_any_host_changes() {
+    let name = "a_branch_or_repository_the_hosts_cannot_find_is_refused_before_any_host_changes";
+    if !docker_available(name) {
+        return;
+    }
+    let started = Instant::now();
+    let (fleet, v1) = fleet_on_v1().await;
+    let before = fleet.states();
+
+    let (code, events, text) = fleet.run_json("deploy", &["--revision", "no-such-branch"]);
+    assert_eq!(code, Some(1), "refused:\n{text}");
+    let error = summary(&events)["hosts"]["web1"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("`no-such-branch` not found in /srv/git/app.git"), "the primary says: {error}");
+
+    fleet.write_inventory(&GIT_DELIVERY.replace("app.git", "moved.git"));
+    let (code, events, text) = fleet.run_json("deploy", &[]);
+    assert_eq!(code, Some(1), "refused:\n{text}");
+    let error = summary(&events)["hosts"]["web1"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.starts_with("web1: resolve"), "the primary's resolve failed: {error}");
+    assert!(text.contains("moved.git"), "with git's own words:\n{text}");
+
+    assert_eq!(fleet.states(), before, "nothing changed on any host");
     fleet.assert_serving("v1", &v1);
     fleet.assert_clean();
     eprintln!("{name}: {:.1?}", started.elapsed());
