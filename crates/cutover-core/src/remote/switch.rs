@@ -63,9 +63,12 @@ pub fn flip(deploy_path: &str) -> Script {
 /// `rename(2)`. With Time::HiRes (in Debian's `perl`, not in `perl-base`)
 /// it keeps time: it answers `clock` with its clock and waits for the
 /// moment a `go <time>` names (see [`crate::moment`]); a moment already
-/// past, or more than 5 s ahead, renames at once. Its program is in single
-/// quotes, so it has none itself. Not `exec`: the wrap-up may follow in the
-/// same script.
+/// past, or more than 5 s ahead, renames at once. After a timed rename it
+/// pauses 20 ms before it exits: where hosts share CPUs (containers on one
+/// machine), the exit of the first processes to rename would otherwise
+/// delay the wake-up of the last (25 renames spread over 8–16 ms instead of
+/// one 4 ms tick). Its program is in single quotes, so it has none itself.
+/// Not `exec`: the wrap-up may follow in the same script.
 const HELD_RENAME_IN_PERL: &str = concat!(
     r#"perl -e '"#,
     r#"$| = 1; my $hires = eval { require Time::HiRes; 1 }; "#,
@@ -74,8 +77,10 @@ const HELD_RENAME_IN_PERL: &str = concat!(
     r#"print q(@@cutover-clock ), sprintf(q(%.6f), Time::HiRes::time()), qq(\n) } "#,
     r#"$go = q() unless defined $go; my ($word, $at) = split(q( ), $go); "#,
     r#"if (!defined $word || $word ne q(go)) { print STDERR qq(not released: the flip was called off\n); exit 1 } "#,
-    r#"if (defined $at && $hires) { my $wait = $at - Time::HiRes::time(); Time::HiRes::sleep($wait) if $wait > 0 && $wait < 5 } "#,
-    r#"rename($ARGV[0], $ARGV[1]) or do { print STDERR qq(cannot rename $ARGV[0] over $ARGV[1]: $!\n); exit 1 }"#,
+    r#"my $timed = defined $at && $hires; "#,
+    r#"if ($timed) { my $wait = $at - Time::HiRes::time(); Time::HiRes::sleep($wait) if $wait > 0 && $wait < 5 } "#,
+    r#"rename($ARGV[0], $ARGV[1]) or do { print STDERR qq(cannot rename $ARGV[0] over $ARGV[1]: $!\n); exit 1 }; "#,
+    r#"Time::HiRes::sleep(0.02) if $timed"#,
     r#"' "$d/current-tmp" "$d/current""#,
 );
 
