@@ -21,6 +21,8 @@ pub(crate) struct Progress {
     pub locked: Vec<String>,
     pub switched: Vec<String>,
     pub switched_at: IndexMap<String, Timestamp>,
+    /// Hosts whose wrap-up (log, prune, unlock) ran with their switch.
+    pub wrapped_up: Vec<String>,
     pub health: IndexMap<String, String>,
     /// The batch whose drain hook ran and whose undrain hook has not.
     pub drained: Option<usize>,
@@ -80,6 +82,7 @@ pub(crate) async fn execute(ctx: &Context<'_>, session: &Session, plan: &Plan) -
                 record(ctx, plan, p.phase, p.batch, &outcome.outputs, &mut progress);
                 if p.finalizes {
                     wrapup_warnings(ctx, &outcome.outputs);
+                    progress.wrapped_up.extend(outcome.outputs.keys().cloned());
                 }
                 outcome.failures.into_iter().map(locked_failure).collect()
             }

@@ -55,13 +55,21 @@ pub(crate) async fn after_switch(ctx: &Context<'_>, session: &Session, plan: &Pl
         clean_up(ctx, session, plan, &mut progress).await;
         return finish(ctx, session, plan, progress, Outcome::Halted).await;
     }
-    let jobs = only(&plan.undo, &progress.switched);
+    let jobs: IndexMap<String, HostScript> = progress
+        .switched
+        .iter()
+        .filter_map(|host| {
+            let undo = if progress.wrapped_up.contains(host) { &plan.undo_logged } else { &plan.undo };
+            undo.get(host).map(|script| (host.clone(), script.clone()))
+        })
+        .collect();
     let outcome = session.run_phase(ctx, Phase::Undo, &jobs, None, false).await;
     for host in outcome.outputs.keys() {
         let to = plan.before_name(host).unwrap_or_else(|| "(none)".into());
         let at = jiff::Timestamp::now();
         ctx.emit(Event::Switched { host: host.clone(), from: Some(plan.release.to_string()), to, batch: None, at });
     }
+    super::execute::wrapup_warnings(ctx, &outcome.outputs);
     progress.failures.extend(outcome.failures);
     let reload = reload_scripts(plan);
     if !reload.is_empty() {

@@ -86,7 +86,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout);
     nodes.extend(switch_nodes);
     nodes.extend(hook(&i, Hook::AfterFlip, i.release));
-    let log_line = log_line("deploy", i.release, &i.commit, &i.owner);
+    let log_line = log_line("deploy", &i.release.to_string(), &i.commit, &i.owner);
     nodes.push(phase(
         Phase::Finalize,
         every(&|t| {
@@ -112,6 +112,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         nodes,
         abort: every(&|t| HostScript::new(wrapup::abort(&t.deploy_path, i.release), QUICK)),
         undo: undo(i.fleet, i.snapshots),
+        undo_logged: undo_logged(i.fleet, i.snapshots, &i.owner),
         before: before(i.snapshots),
         payload: i.payload.clone(),
         rollout: i.rollout.clone(),
@@ -153,7 +154,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         full_build: false,
     };
     nodes.extend(hook(&deploy_like, Hook::AfterRollback, i.target));
-    let log_line = log_line("rollback", i.target, "", &i.owner);
+    let log_line = log_line("rollback", &i.target.to_string(), "", &i.owner);
     nodes.push(phase(
         Phase::Finalize,
         every(&|t| HostScript::new(wrapup::finalize(&t.deploy_path, &log_line, &[]), QUICK)),
@@ -168,6 +169,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         nodes,
         abort: every(&|t| HostScript::new(wrapup::unlock_only(&t.deploy_path), QUICK)),
         undo: undo(i.fleet, i.snapshots),
+        undo_logged: undo_logged(i.fleet, i.snapshots, &i.owner),
         before: before(i.snapshots),
         payload: None,
         rollout: i.rollout.clone(),
@@ -248,6 +250,22 @@ fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>) -> IndexMap<Strin
         .collect()
 }
 
+/// [`undo`], then a `put-back` line naming the release the host is back on.
+fn undo_logged(
+    fleet: &Fleet,
+    snapshots: &IndexMap<String, Snapshot>,
+    owner: &LockOwner,
+) -> IndexMap<String, HostScript> {
+    let mut scripts = undo(fleet, snapshots);
+    for t in &fleet.hosts {
+        let back_on = snapshots.get(&t.name).and_then(Snapshot::current_name).unwrap_or_else(|| "-".to_owned());
+        if let Some(undo) = scripts.get_mut(&t.name) {
+            undo.script.extend(wrapup::log(&t.deploy_path, &log_line("put-back", &back_on, "", owner)));
+        }
+    }
+    scripts
+}
+
 /// Where preflight saw a host's `current` point.
 fn current_of<'a>(snapshots: &'a IndexMap<String, Snapshot>, target: &Target) -> Option<&'a str> {
     snapshots.get(&target.name).and_then(|s| s.current_target.as_deref())
@@ -258,7 +276,7 @@ fn before(snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, Option<Str
 }
 
 /// One line of revisions.log: time, what, release, commit, who.
-fn log_line(what: &str, release: ReleaseId, commit: &str, owner: &LockOwner) -> String {
+fn log_line(what: &str, release: &str, commit: &str, owner: &LockOwner) -> String {
     let commit = if commit.is_empty() { "-" } else { commit };
     let at = owner.since.strftime("%Y-%m-%dT%H:%M:%SZ");
     format!("{at}\t{what}\t{release}\t{commit}\t{}@{}", owner.user, owner.machine)

@@ -16,12 +16,25 @@ use super::script_in;
 pub fn finalize(deploy_path: &str, log_line: &str, prune: &[ReleaseId]) -> Script {
     let mut s = script_in(deploy_path);
     s.push(Sh::assign("line", log_line));
-    s.line(r#"printf '%s\n' "$line" >> "$d/revisions.log" || echo "warning could not append to $d/revisions.log""#);
+    s.line(LOG_APPEND);
     for release in prune {
         s.push(Sh::assign("r", release.to_string()));
         s.line(r#"if [ "$(readlink "$d/current")" != "releases/$r" ]; then rm -rf "$d/releases/$r" 2>/dev/null || echo "warning could not remove old release $r completely; remove $d/releases/$r by hand"; fi"#);
     }
     s.line(UNLOCK);
+    s
+}
+
+/// Appends `$line` to revisions.log; a failure is a warning.
+const LOG_APPEND: &str =
+    r#"printf '%s\n' "$line" >> "$d/revisions.log" || echo "warning could not append to $d/revisions.log""#;
+
+/// Appends `log_line` to revisions.log, for a host put back after its
+/// wrap-up had logged the run (it unlocked then; nothing else is left).
+pub fn log(deploy_path: &str, log_line: &str) -> Script {
+    let mut s = script_in(deploy_path);
+    s.push(Sh::assign("line", log_line));
+    s.line(LOG_APPEND);
     s
 }
 

@@ -105,6 +105,12 @@ fn an_unhealthy_host_after_an_all_at_once_switch_puts_every_host_back() {
     assert_eq!(code, Some(3), "{events:?}");
     for host in HOSTS {
         assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host}");
+        // web1 and web3 passed and wrapped up (logged the deploy) before
+        // web2 failed: their log says they were put back.
+        let log = std::fs::read_to_string(project.deploy_path(host).join("revisions.log")).expect("log");
+        let last: Vec<&str> = log.lines().last().unwrap_or_default().split('\t').collect();
+        let expected = if host == "web2" { "deploy" } else { "put-back" };
+        assert_eq!((last[1], last[2]), (expected, v1.as_str()), "{host}: the last line names the live release:\n{log}");
     }
 }
 
