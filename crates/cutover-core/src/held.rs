@@ -94,6 +94,11 @@ impl<'a> HeldScript<'a> {
         tokio::time::timeout(limit, wait).await.map_err(|_| TransportError::TimedOut { after: limit })?
     }
 
+    /// Whether the script said, on its ready line, that it keeps time.
+    pub fn keeps_time(&self) -> bool {
+        self.keeps_time
+    }
+
     /// Asks a ready script that keeps time for its clock; `None` for one
     /// that does not.
     pub async fn read_clock(&mut self) -> Result<Option<ClockReading>, TransportError> {
@@ -103,13 +108,16 @@ impl<'a> HeldScript<'a> {
         let lost = |e: std::io::Error| TransportError::ConnectionLost { detail: e.to_string() };
         let limit = self.timeout;
         let exchange = async {
-            let asked = moment::now();
+            // The wall clock for when, a monotonic one for how long: a step
+            // of the wall clock meanwhile cannot skew the round trip.
+            let (asked, started) = (moment::now(), std::time::Instant::now());
             self.stdin.write_all(b"clock\n").await.map_err(lost)?;
             self.stdin.flush().await.map_err(lost)?;
             let mut line = String::new();
             self.stdout.read_line(&mut line).await.map_err(lost)?;
-            let answered = moment::now();
+            let answered = asked + started.elapsed().as_secs_f64();
             let host = line.trim_end().strip_prefix(CLOCK).and_then(|t| t.trim().parse::<f64>().ok());
+            let host = host.filter(|t| t.is_finite());
             match host {
                 Some(host) => Ok(Some(ClockReading { asked, host, answered })),
                 None => Err(TransportError::ConnectionLost {

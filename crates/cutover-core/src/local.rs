@@ -39,6 +39,14 @@ pub struct LocalTransport {
     root: PathBuf,
 }
 
+impl LocalTransport {
+    /// The host at `root`, for tests of what runs over a transport.
+    #[cfg(test)]
+    pub(crate) fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+}
+
 impl Transport for LocalTransport {
     fn run(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Output, TransportError>> {
         async move {

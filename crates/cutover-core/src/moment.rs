@@ -1,7 +1,8 @@
 //! The one moment every host renames at. Each host's held flip reads its
-//! clock for cutover (one exchange on the script's own stdin and stdout, no
-//! new round trip to the host); from when cutover asked and when the answer
-//! came, the host's clock offset is bounded. cutover then picks a moment a
+//! clock for cutover (one exchange on the script's own stdin and stdout: no
+//! new session, but the exchange and the lead are added to the flip); from
+//! when cutover asked and when the answer came, the host's clock offset is
+//! bounded. cutover then picks a moment a
 //! little ahead and gives each host that moment on the host's own clock, so
 //! the renames do not wait on the order the fleet's `go` lines arrive in.
 //!
@@ -15,7 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const SLACK: Duration = Duration::from_millis(10);
 
 /// The longest lead: a fleet whose slowest exchange took longer renames
-/// as its go lines arrive.
+/// as its go lines arrive. (The flip script itself renames at once on a
+/// moment more than 5 s ahead of its clock: a guard against a bad reading,
+/// well beyond this lead and any offset a reading corrects.)
 const MAX_LEAD: Duration = Duration::from_millis(500);
 
 /// Seconds since the Unix epoch on cutover's clock.
@@ -36,7 +39,10 @@ impl ClockReading {
     /// The host's clock minus cutover's. The host read its clock between
     /// `asked` and `answered`, which bounds the offset; when zero is within
     /// the bounds (clocks kept in step, as NTP keeps a fleet and a laptop)
-    /// it is taken as zero, otherwise as the middle of the bounds.
+    /// it is taken as zero, otherwise as the middle of the bounds. Zero is
+    /// preferred to the middle because a synchronised clock is nearer than
+    /// the asymmetry of one exchange can tell; a host off by less than half
+    /// the round trip keeps that error.
     pub fn offset(&self) -> f64 {
         let (low, high) = (self.host - self.answered, self.host - self.asked);
         if low <= 0.0 && 0.0 <= high { 0.0 } else { (low + high) / 2.0 }

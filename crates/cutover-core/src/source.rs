@@ -32,6 +32,9 @@ pub fn ls_remote_script(repository: &str, reference: &str) -> Script {
     s
 }
 
+/// How long `git ls-remote` from this machine may take.
+const LOOKUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Resolves `reference` with `git ls-remote` from this machine.
 pub async fn resolve_here(repository: &str, reference: &str) -> Result<String, SourceError> {
     let err = |detail: String| SourceError::Resolve {
@@ -39,12 +42,15 @@ pub async fn resolve_here(repository: &str, reference: &str) -> Result<String, S
         reference: reference.to_owned(),
         detail,
     };
-    let output = tokio::process::Command::new("git")
+    let lookup = tokio::process::Command::new("git")
         .args(["ls-remote", "--", repository, reference, &format!("{reference}^{{}}")])
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(LOOKUP_LIMIT, lookup)
         .await
+        .map_err(|_| err(format!("no answer within {}s", LOOKUP_LIMIT.as_secs())))?
         .map_err(|e| err(e.to_string()))?;
     if !output.status.success() {
         return Err(err(String::from_utf8_lossy(&output.stderr).trim().to_owned()));

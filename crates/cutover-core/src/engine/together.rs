@@ -20,6 +20,7 @@ use super::failure::{FailureKind, HostFailure};
 use super::session::{PhaseOutcome, Session, emit_host, tail};
 
 /// Where a host stands before the release.
+#[derive(Debug)]
 enum Start<'a> {
     /// Waiting at its ready line.
     Ready(HeldScript<'a>),
@@ -117,15 +118,17 @@ impl Session {
 }
 
 /// When every host is ready, the signal for each (in the order of
-/// `starts`): go at one moment on the hosts that keep time, go now on the
-/// others (and on a lone host, which has no one to keep in step with).
-/// `None` when some host is not ready, including one whose clock could not
-/// be read: then none goes.
+/// `starts`): go at one moment when every host keeps time; go now on every
+/// host otherwise (a host that cannot wait for a moment would rename ahead
+/// of the others by the lead), and on a lone host, which has no one to keep
+/// in step with. `None` when some host is not ready, including one whose
+/// clock could not be read: then none goes.
 async fn agree_on_a_moment(starts: &mut [Start<'_>]) -> Option<Vec<Signal>> {
     if !starts.iter().all(|s| matches!(s, Start::Ready(_) | Start::Plain)) {
         return None;
     }
-    if starts.len() < 2 {
+    let all_keep_time = starts.iter().all(|s| matches!(s, Start::Ready(held) if held.keeps_time()));
+    if starts.len() < 2 || !all_keep_time {
         return Some(vec![Signal::Go; starts.len()]);
     }
     let reads = join_all(starts.iter_mut().map(|start| async move {
@@ -146,7 +149,83 @@ async fn agree_on_a_moment(starts: &mut [Start<'_>]) -> Option<Vec<Signal>> {
     if readings.len() < starts.len() {
         return None;
     }
-    let taken: Vec<ClockReading> = readings.iter().flatten().copied().collect();
-    let moment = Moment::after(moment::now(), &taken);
-    Some(readings.iter().map(|r| r.map_or(Signal::Go, |r| Signal::GoAt(moment.on_host(&r)))).collect())
+    let Some(readings) = readings.into_iter().collect::<Option<Vec<ClockReading>>>() else {
+        return Some(vec![Signal::Go; starts.len()]);
+    };
+    let moment = Moment::after(moment::now(), &readings);
+    Some(readings.iter().map(|r| Signal::GoAt(moment.on_host(r))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::local::LocalTransport;
+    use crate::transport::Transport;
+
+    /// Keeps time: answers `clock` with its clock; prints its go line.
+    const TIMED: &str = "echo '@@cutover-ready clock'; read -r go; if [ \"$go\" = clock ]; then \
+        echo \"@@cutover-clock $(perl -MTime::HiRes -e 'printf q(%.6f), Time::HiRes::time()')\"; \
+        read -r go; fi; echo \"got $go\"";
+    /// Does not keep time: prints the first line it gets.
+    const UNTIMED: &str = "echo '@@cutover-ready'; read -r go; echo \"got $go\"";
+    /// Says it keeps time but answers nonsense.
+    const GARBLED: &str = "echo '@@cutover-ready clock'; read -r q; echo 'half past ten'; read -r go";
+
+    async fn ready<'a>(host: &'a LocalTransport, script: &str) -> Start<'a> {
+        let command = RemoteCommand { script: script.to_owned(), stdin: None, timeout: Duration::from_secs(10) };
+        let mut held = host.hold(command).await.expect("starts").expect("holds");
+        assert!(held.ready().await.expect("reads"), "{script}: ready");
+        Start::Ready(held)
+    }
+
+    async fn released(start: Start<'_>, signal: Signal) -> String {
+        let Start::Ready(held) = start else { panic!("not ready") };
+        held.release(signal).await.expect("finishes").stdout
+    }
+
+    #[tokio::test]
+    async fn a_fleet_that_keeps_time_goes_at_one_moment_ahead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = LocalTransport::at(dir.path());
+        let mut starts = vec![ready(&host, TIMED).await, ready(&host, TIMED).await];
+        let before = moment::now();
+        let signals = agree_on_a_moment(&mut starts).await.expect("all ready");
+        let [Signal::GoAt(a), Signal::GoAt(b)] = signals[..] else { panic!("{signals:?}") };
+        assert_eq!(a, b, "one machine, one clock: one moment");
+        assert!(a > before && a < before + 1.0, "a little ahead: {a} from {before}");
+        let out = released(starts.remove(0), signals[0]).await;
+        assert!(out.ends_with(&format!("got go {a:.6}\n")), "{out}");
+    }
+
+    #[tokio::test]
+    async fn a_host_that_cannot_wait_for_a_moment_makes_every_host_go_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = LocalTransport::at(dir.path());
+        let mut starts = vec![ready(&host, TIMED).await, ready(&host, UNTIMED).await];
+        let signals = agree_on_a_moment(&mut starts).await.expect("all ready");
+        assert_eq!(signals, [Signal::Go, Signal::Go]);
+        let untimed = released(starts.pop().expect("two"), Signal::Go).await;
+        assert_eq!(untimed, "got go\n");
+        let timed = released(starts.pop().expect("one"), Signal::Go).await;
+        assert_eq!(timed, "got go\n", "no clock was asked for");
+    }
+
+    #[tokio::test]
+    async fn a_clock_that_cannot_be_read_calls_off_every_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = LocalTransport::at(dir.path());
+        let mut starts = vec![ready(&host, TIMED).await, ready(&host, GARBLED).await];
+        assert_eq!(agree_on_a_moment(&mut starts).await, None);
+        assert!(matches!(&starts[1], Start::Failed(e) if e.to_string().contains("half past ten")), "{:?}", starts[1]);
+    }
+
+    #[tokio::test]
+    async fn a_lone_host_goes_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = LocalTransport::at(dir.path());
+        let mut starts = vec![ready(&host, TIMED).await];
+        assert_eq!(agree_on_a_moment(&mut starts).await, Some(vec![Signal::Go]));
+    }
 }

@@ -75,8 +75,8 @@ const HELD_RENAME_IN_PERL: &str = concat!(
     r#"print q(@@cutover-ready), ($hires ? q( clock) : q()), qq(\n); "#,
     r#"my $go; while (defined($go = <STDIN>)) { chomp $go; last if $go ne q(clock) || !$hires; "#,
     r#"print q(@@cutover-clock ), sprintf(q(%.6f), Time::HiRes::time()), qq(\n) } "#,
-    r#"$go = q() unless defined $go; my ($word, $at) = split(q( ), $go); "#,
-    r#"if (!defined $word || $word ne q(go)) { print STDERR qq(not released: the flip was called off\n); exit 1 } "#,
+    r#"$go = q() unless defined $go; my ($at) = $go =~ /\Ago(?: ([0-9]+(?:\.[0-9]*)?))?\z/ "#,
+    r#"or do { print STDERR qq(not released: the flip was called off\n); exit 1 }; "#,
     r#"my $timed = defined $at && $hires; "#,
     r#"if ($timed) { my $wait = $at - Time::HiRes::time(); Time::HiRes::sleep($wait) if $wait > 0 && $wait < 5 } "#,
     r#"rename($ARGV[0], $ARGV[1]) or do { print STDERR qq(cannot rename $ARGV[0] over $ARGV[1]: $!\n); exit 1 }; "#,
@@ -144,8 +144,19 @@ mod tests {
         dir
     }
 
-    /// Runs the flip script on `host` with `stdin`, with `PATH` set when given.
-    fn run_flip(host: &std::path::Path, stdin: &[u8], path: Option<&std::path::Path>) -> std::process::Output {
+    /// The perl a test host has: Debian's `perl` (with Time::HiRes), perl
+    /// without Time::HiRes (`perl-base` alone), or none.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Perl {
+        Full,
+        WithoutHiRes,
+        Missing,
+    }
+
+    const EVERY_PERL: [Perl; 3] = [Perl::Full, Perl::WithoutHiRes, Perl::Missing];
+
+    /// Runs the flip script on `host` with `stdin`, with `perl` as said.
+    fn run_flip(host: &std::path::Path, stdin: &[u8], perl: Perl) -> std::process::Output {
         use std::io::Write;
         // By its path: a `PATH` set below is also where the program is looked up.
         let mut command = std::process::Command::new("/bin/sh");
@@ -153,8 +164,19 @@ mod tests {
         let mut script = flip(&host.display().to_string());
         script.line(r#": > "$d/wrapped-up""#);
         command.arg("-c").arg(script.render());
-        if let Some(path) = path {
-            command.env("PATH", path);
+        let tools = tempfile::tempdir().expect("tools dir");
+        match perl {
+            Perl::Full => {}
+            Perl::WithoutHiRes => {
+                std::fs::create_dir_all(tools.path().join("Time")).expect("Time/");
+                std::fs::write(tools.path().join("Time/HiRes.pm"), "die qq(no Time::HiRes here\\n);\n").expect("pm");
+                command.env("PERL5LIB", tools.path());
+            }
+            Perl::Missing => {
+                let mv = ["/bin/mv", "/usr/bin/mv"].into_iter().find(|p| std::path::Path::new(p).exists());
+                std::os::unix::fs::symlink(mv.expect("mv"), tools.path().join("mv")).expect("link mv");
+                command.env("PATH", tools.path());
+            }
         }
         let mut child = command
             .stdin(std::process::Stdio::piped())
@@ -170,43 +192,41 @@ mod tests {
         std::fs::read_link(host.join("current")).expect("current is a link").display().to_string()
     }
 
-    /// A `PATH` with `mv` and none of perl: the shell's way of the flip.
-    fn path_without_perl() -> tempfile::TempDir {
-        let bin = tempfile::tempdir().expect("bin dir");
-        let mv = ["/bin/mv", "/usr/bin/mv"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("mv");
-        std::os::unix::fs::symlink(mv, bin.path().join("mv")).expect("link mv");
-        bin
-    }
-
     #[test]
     fn flip_renames_once_released_with_perl_or_mv() {
-        let no_perl = path_without_perl();
-        for path in [None, Some(no_perl.path())] {
-            let host = staged_host();
-            let out = run_flip(host.path(), b"go\n", path);
-            assert!(out.status.success(), "{path:?}: {}", String::from_utf8_lossy(&out.stderr));
-            // perl here has Time::HiRes: it says it keeps time; the shell does not.
-            let ready =
-                if path.is_none() { format!("{} clock", crate::held::READY) } else { crate::held::READY.into() };
-            assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{ready}\n"), "{path:?}");
-            assert_eq!(current_of(host.path()), "releases/b", "{path:?}");
-            assert!(!host.path().join("current-tmp").exists(), "{path:?}: the staged link was renamed");
-            assert!(host.path().join("wrapped-up").exists(), "{path:?}: the rest of the script ran");
+        for perl in EVERY_PERL {
+            // A moment long past renames at once.
+            let timed = (perl != Perl::Missing).then_some(&b"go 1000.25\n"[..]);
+            for stdin in [Some(&b"go\n"[..]), timed].into_iter().flatten() {
+                let host = staged_host();
+                let out = run_flip(host.path(), stdin, perl);
+                let said = format!("{perl:?} {stdin:?}");
+                assert!(out.status.success(), "{said}: {}", String::from_utf8_lossy(&out.stderr));
+                // Only perl with Time::HiRes says it keeps time.
+                let ready = match perl {
+                    Perl::Full => format!("{} clock", crate::held::READY),
+                    _ => crate::held::READY.to_owned(),
+                };
+                assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{ready}\n"), "{said}");
+                assert_eq!(current_of(host.path()), "releases/b", "{said}");
+                assert!(!host.path().join("current-tmp").exists(), "{said}: the staged link was renamed");
+                assert!(host.path().join("wrapped-up").exists(), "{said}: the rest of the script ran");
+            }
         }
     }
 
     #[test]
     fn flip_called_off_leaves_current_alone() {
-        let no_perl = path_without_perl();
-        for path in [None, Some(no_perl.path())] {
-            for stdin in [&b""[..], b"stop\n", b"clock\n"] {
+        for perl in EVERY_PERL {
+            for stdin in [&b""[..], b"stop\n", b"clock\n", b"go abc\n", b"gox\n", b"go 12 34\n"] {
                 let host = staged_host();
-                let out = run_flip(host.path(), stdin, path);
-                assert_eq!(out.status.code(), Some(1), "{path:?} {stdin:?}");
+                let out = run_flip(host.path(), stdin, perl);
+                let said = format!("{perl:?} {:?}", String::from_utf8_lossy(stdin));
+                assert_eq!(out.status.code(), Some(1), "{said}");
                 let stderr = String::from_utf8_lossy(&out.stderr);
-                assert!(stderr.contains("the flip was called off"), "{path:?} {stdin:?}: {stderr}");
-                assert_eq!(current_of(host.path()), "releases/a", "{path:?} {stdin:?}");
-                assert!(!host.path().join("wrapped-up").exists(), "{path:?} {stdin:?}: the script stopped");
+                assert!(stderr.contains("the flip was called off"), "{said}: {stderr}");
+                assert_eq!(current_of(host.path()), "releases/a", "{said}");
+                assert!(!host.path().join("wrapped-up").exists(), "{said}: the script stopped");
             }
         }
     }
