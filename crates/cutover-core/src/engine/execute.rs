@@ -82,6 +82,8 @@ pub(crate) async fn execute(ctx: &Context<'_>, session: &Session, plan: &Plan) -
                 record(ctx, plan, p.phase, p.batch, &outcome.outputs, &mut progress);
                 if p.finalizes {
                     wrapup_warnings(ctx, &outcome.outputs);
+                    // Their wrap-up unlocked them: no longer ours to clean up.
+                    progress.locked.retain(|h| !outcome.outputs.contains_key(h));
                     progress.wrapped_up.extend(outcome.outputs.keys().cloned());
                 }
                 outcome.failures.into_iter().map(locked_failure).collect()
@@ -206,9 +208,13 @@ fn interrupted(ctx: &Context<'_>, plan: &Plan, node: &Node, started_switching: b
 }
 
 /// A lock phase failure that is a held lock becomes a `Locked` failure.
-fn locked_failure(failure: HostFailure) -> HostFailure {
+/// A lock script's "held" exit as the lock's owner (in the lock phase, or a
+/// put-back that takes the lock again).
+pub(crate) fn locked_failure(failure: HostFailure) -> HostFailure {
     match &failure.kind {
-        FailureKind::CommandFailed { exit_code: Some(LOCK_HELD), output_tail } if failure.phase == Phase::Lock => {
+        FailureKind::CommandFailed { exit_code: Some(LOCK_HELD), output_tail }
+            if matches!(failure.phase, Phase::Lock | Phase::Undo) =>
+        {
             let owner = LockOwner::describe(&held_by(output_tail));
             HostFailure { kind: FailureKind::Locked { owner }, ..failure }
         }

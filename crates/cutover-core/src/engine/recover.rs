@@ -70,7 +70,11 @@ pub(crate) async fn after_switch(ctx: &Context<'_>, session: &Session, plan: &Pl
         ctx.emit(Event::Switched { host: host.clone(), from: Some(plan.release.to_string()), to, batch: None, at });
     }
     super::execute::wrapup_warnings(ctx, &outcome.outputs);
-    progress.failures.extend(outcome.failures);
+    // A host that wrapped up took the lock again to be put back.
+    let relocked = outcome.outputs.keys().filter(|h| progress.wrapped_up.contains(h) && !progress.locked.contains(h));
+    let relocked: Vec<String> = relocked.cloned().collect();
+    progress.locked.extend(relocked);
+    progress.failures.extend(outcome.failures.into_iter().map(super::execute::locked_failure));
     let reload = reload_scripts(plan);
     if !reload.is_empty() {
         let jobs = only(&reload, &outcome.outputs.keys().cloned().collect::<Vec<_>>());

@@ -112,7 +112,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         nodes,
         abort: every(&|t| HostScript::new(wrapup::abort(&t.deploy_path, i.release), QUICK)),
         undo: undo(i.fleet, i.snapshots),
-        undo_logged: undo_logged(i.fleet, i.snapshots, &i.owner),
+        undo_logged: undo_logged(i.fleet, i.snapshots, &i.owner, i.release),
         before: before(i.snapshots),
         payload: i.payload.clone(),
         rollout: i.rollout.clone(),
@@ -169,7 +169,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         nodes,
         abort: every(&|t| HostScript::new(wrapup::unlock_only(&t.deploy_path), QUICK)),
         undo: undo(i.fleet, i.snapshots),
-        undo_logged: undo_logged(i.fleet, i.snapshots, &i.owner),
+        undo_logged: undo_logged(i.fleet, i.snapshots, &i.owner, i.target),
         before: before(i.snapshots),
         payload: None,
         rollout: i.rollout.clone(),
@@ -250,20 +250,29 @@ fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>) -> IndexMap<Strin
         .collect()
 }
 
-/// [`undo`], then a `put-back` line naming the release the host is back on.
+/// For a host that already wrapped up (and unlocked): the lock taken again,
+/// provided `current` still points at `switched_to` (no other run came in
+/// between), then [`undo`], then a `put-back` line naming the release the
+/// host is back on.
 fn undo_logged(
     fleet: &Fleet,
     snapshots: &IndexMap<String, Snapshot>,
     owner: &LockOwner,
+    switched_to: ReleaseId,
 ) -> IndexMap<String, HostScript> {
-    let mut scripts = undo(fleet, snapshots);
-    for t in &fleet.hosts {
-        let back_on = snapshots.get(&t.name).and_then(Snapshot::current_name).unwrap_or_else(|| "-".to_owned());
-        if let Some(undo) = scripts.get_mut(&t.name) {
-            undo.script.extend(wrapup::log(&t.deploy_path, &log_line("put-back", &back_on, "", owner)));
-        }
-    }
-    scripts
+    let undone = undo(fleet, snapshots);
+    let live = format!("releases/{switched_to}");
+    fleet
+        .hosts
+        .iter()
+        .filter_map(|t| {
+            let back_on = snapshots.get(&t.name).and_then(Snapshot::current_name).unwrap_or_else(|| "-".to_owned());
+            let mut script = lock::acquire(&t.deploy_path, owner, Some(&live));
+            script.extend(undone.get(&t.name)?.script.clone());
+            script.extend(wrapup::log(&t.deploy_path, &log_line("put-back", &back_on, "", owner)));
+            Some((t.name.clone(), HostScript::new(script, QUICK)))
+        })
+        .collect()
 }
 
 /// Where preflight saw a host's `current` point.

@@ -114,6 +114,41 @@ fn an_unhealthy_host_after_an_all_at_once_switch_puts_every_host_back() {
     }
 }
 
+/// A health check that fails on the host holding `unhealthy`, but only once
+/// web1 has wrapped up and unlocked: then it takes web1's lock as another
+/// run would.
+const HEALTH_AND_A_RUN_ON_WEB1: &str = "health_check:
+  retries: 1
+  interval: 0
+  command: |
+    if [ -e ../../../../unhealthy ]; then
+      l=../../../../../web1/srv/shop/.cutover/lock
+      while [ -d \"$l\" ]; do sleep 0.05; done
+      mkdir -p \"$l\"; echo '{\"user\":\"bo\"}' > \"$l/owner\"; exit 1
+    fi
+";
+
+#[test]
+fn a_host_another_run_locked_after_it_wrapped_up_is_not_put_back() {
+    let project = Project::new(HEALTH_AND_A_RUN_ON_WEB1);
+    let v1 = deployed(&project);
+    project.write("hosts/web2/unhealthy", "");
+    let (code, events) = project.cutover_json(&["deploy"]);
+    assert_eq!(code, Some(4), "not every host could be put back: {events:?}");
+    let end = summary(&events);
+    let v2 = project.current("web1").expect("web1 has current");
+    assert_ne!(v2, v1, "web1 stays where the other run found it: {end}");
+    let owner = std::fs::read_to_string(project.deploy_path("web1").join(".cutover/lock/owner")).expect("owner");
+    assert_eq!(owner.trim(), r#"{"user":"bo"}"#, "the other run's lock is left alone");
+    let error = end["hosts"]["web1"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("locked by"), "{end}");
+    for host in ["web2", "web3"] {
+        assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host}: put back");
+        assert!(!project.locked(host), "{host}: unlocked");
+        assert!(!project.releases(host).contains(&v2), "{host}: the failed release is removed");
+    }
+}
+
 #[test]
 fn rollback_honours_rolling_batches() {
     let project = Project::new(&format!("{HOOKS}{HEALTH}"));
