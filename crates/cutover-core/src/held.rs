@@ -43,7 +43,9 @@ pub struct HeldScript<'a> {
     stdout: BufReader<Pin<Box<dyn AsyncRead + Send + 'a>>>,
     stderr: Pin<Box<dyn AsyncRead + Send + 'a>>,
     exit: BoxFuture<'a, Result<Option<i32>, TransportError>>,
+    /// The script's time limit, from its start to its exit.
     timeout: Duration,
+    deadline: tokio::time::Instant,
     seen: String,
     keeps_time: bool,
 }
@@ -65,7 +67,9 @@ impl<'a> HeldScript<'a> {
         exit: BoxFuture<'a, Result<Option<i32>, TransportError>>,
         timeout: Duration,
     ) -> Self {
-        Self { stdin, stdout: BufReader::new(stdout), stderr, exit, timeout, seen: String::new(), keeps_time: false }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stdout = BufReader::new(stdout);
+        Self { stdin, stdout, stderr, exit, timeout, deadline, seen: String::new(), keeps_time: false }
     }
 
     /// Waits for the ready line. `Ok(false)` when the script ended (or
@@ -91,7 +95,7 @@ impl<'a> HeldScript<'a> {
                 }
             }
         };
-        tokio::time::timeout(limit, wait).await.map_err(|_| TransportError::TimedOut { after: limit })?
+        tokio::time::timeout_at(self.deadline, wait).await.map_err(|_| TransportError::TimedOut { after: limit })?
     }
 
     /// Whether the script said, on its ready line, that it keeps time.
@@ -125,7 +129,7 @@ impl<'a> HeldScript<'a> {
                 }),
             }
         };
-        tokio::time::timeout(limit, exchange).await.map_err(|_| TransportError::TimedOut { after: limit })?
+        tokio::time::timeout_at(self.deadline, exchange).await.map_err(|_| TransportError::TimedOut { after: limit })?
     }
 
     /// Sends the signal (a call-off closes stdin with no go, so the script
@@ -143,7 +147,7 @@ impl<'a> HeldScript<'a> {
         }
         let _ = self.stdin.shutdown().await;
         drop(self.stdin);
-        let limit = self.timeout;
+        let (limit, deadline) = (self.timeout, self.deadline);
         let mut stdout = String::new();
         let mut stderr = String::new();
         let collect = async {
@@ -152,8 +156,9 @@ impl<'a> HeldScript<'a> {
             out.and(err).map_err(|e| TransportError::ConnectionLost { detail: e.to_string() })?;
             self.exit.await
         };
-        let exit_code =
-            tokio::time::timeout(limit, collect).await.map_err(|_| TransportError::TimedOut { after: limit })??;
+        let exit_code = tokio::time::timeout_at(deadline, collect)
+            .await
+            .map_err(|_| TransportError::TimedOut { after: limit })??;
         Ok(Output { exit_code, stdout: self.seen + &stdout, stderr })
     }
 }
