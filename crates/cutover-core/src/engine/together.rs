@@ -51,7 +51,7 @@ impl Session {
                 .filter(|(_, s)| !matches!(s, Start::Ready(_) | Start::Plain))
                 .map(|((h, _), _)| h.as_str())
                 .collect();
-            format!("not released: {} not ready", who.join(", "))
+            format!("not released: {} failed before the go", who.join(", "))
         });
         let go = signals.is_some();
         let mut signals = signals.unwrap_or_default().into_iter();
