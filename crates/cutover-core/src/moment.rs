@@ -2,9 +2,9 @@
 //! clock for cutover (one exchange on the script's own stdin and stdout: no
 //! new session, but the exchange and the lead are added to the flip); from
 //! when cutover asked and when the answer came, the host's clock offset is
-//! bounded. cutover then picks a moment a
-//! little ahead and gives each host that moment on the host's own clock, so
-//! the renames do not wait on the order the fleet's `go` lines arrive in.
+//! bounded. cutover then picks a moment a little ahead and gives each host
+//! that moment on the host's own clock, so the renames do not wait on the
+//! order the fleet's `go` lines arrive in.
 //!
 //! A go that arrives after its moment renames at once: a wrong reading costs
 //! skew, never correctness. No host renames without its go.

@@ -7,8 +7,6 @@ use std::path::Path;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::shell::{Script, Sh};
-
 /// Why the code could not be found or packed.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -23,13 +21,6 @@ pub enum SourceError {
 /// Whether `reference` is already a full commit id.
 pub fn is_commit_id(reference: &str) -> bool {
     reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// The script that resolves `reference` on a host (`git ls-remote`).
-pub fn ls_remote_script(repository: &str, reference: &str) -> Script {
-    let mut s = Script::new();
-    s.push(Sh::new("git").lit("ls-remote").lit("--").arg(repository).arg(reference).arg(format!("{reference}^{{}}")));
-    s
 }
 
 /// How long `git ls-remote` from this machine may take.

@@ -13,7 +13,7 @@ use crate::plan::{self, DeployInputs, HostScript, Plan, Rollout};
 use crate::release::ReleaseId;
 use crate::remote::lock::LockOwner;
 use crate::remote::prepare::Delivery;
-use crate::remote::probe::{LookupOutput, RefLookup, Snapshot};
+use crate::remote::probe::{self, LookupOutput, RefLookup, Snapshot};
 use crate::source;
 use crate::transport::Output;
 
@@ -159,38 +159,42 @@ async fn code(
     }
     // Only the hosts can reach the repository: the primary's answer.
     let primary = ctx.fleet.primary().name.clone();
-    let lookup = found.snapshots.get(&primary).and_then(|s| s.lookup.clone());
-    let stdout = match lookup {
-        Some(LookupOutput { exit_code: 0, output }) => output,
-        Some(LookupOutput { exit_code, output }) => {
-            let said = Output { exit_code: Some(exit_code), stdout: output, stderr: String::new() };
-            let failed = FailureKind::CommandFailed { exit_code: Some(exit_code), output_tail: tail(&said) };
-            let failure = HostFailure::new(&primary, Phase::Resolve, failed);
-            emit_host(ctx, &primary, Phase::Resolve, HostState::Failed, None, Some(&failure));
-            return Err(failure);
-        }
-        None => ls_remote_on(ctx, session, &primary, repository, reference).await?,
+    let lookup = RefLookup { repository, reference };
+    let answer = match found.snapshots.get(&primary).and_then(|s| s.lookup.clone()) {
+        Some(answer) => answer,
+        None => look_up_on(ctx, session, &primary, &lookup).await?,
     };
-    source::commit_from_ls_remote(&stdout, reference)
+    if answer.exit_code != 0 {
+        let said = Output { exit_code: Some(answer.exit_code), stdout: answer.output, stderr: String::new() };
+        let failed = FailureKind::CommandFailed { exit_code: Some(answer.exit_code), output_tail: tail(&said) };
+        let failure = HostFailure::new(&primary, Phase::Resolve, failed);
+        emit_host(ctx, &primary, Phase::Resolve, HostState::Failed, None, Some(&failure));
+        return Err(failure);
+    }
+    source::commit_from_ls_remote(&answer.output, reference)
         .map(|commit| (commit, None))
         .ok_or_else(|| fail(&primary, format!("`{reference}` not found in {repository}")))
 }
 
-/// `git ls-remote` on `host` in a round trip of its own: the stdout.
-async fn ls_remote_on(
+/// The lookup on `host` in a round trip of its own (resolving from here
+/// failed).
+async fn look_up_on(
     ctx: &Context<'_>,
     session: &Session,
     host: &str,
-    repository: &str,
-    reference: &str,
-) -> Result<String, HostFailure> {
-    let script = HostScript::new(source::ls_remote_script(repository, reference), std::time::Duration::from_secs(60));
+    lookup: &RefLookup<'_>,
+) -> Result<LookupOutput, HostFailure> {
+    let script = HostScript::new(probe::lookup_script(lookup), std::time::Duration::from_secs(60));
     let jobs: IndexMap<String, HostScript> = [(host.to_owned(), script)].into_iter().collect();
     let outcome = session.run_phase(ctx, Phase::Resolve, &jobs, None, true).await;
     if let Some(failure) = outcome.failures.into_iter().next() {
         return Err(failure);
     }
-    Ok(outcome.outputs.get(host).map(|o| o.stdout.clone()).unwrap_or_default())
+    let stdout = outcome.outputs.get(host).map(|o| o.stdout.as_str()).unwrap_or_default();
+    Snapshot::parse(stdout).lookup.ok_or_else(|| {
+        let kind = FailureKind::Precondition("no answer from `git ls-remote`".to_owned());
+        HostFailure::new(host, Phase::Resolve, kind)
+    })
 }
 
 /// The report of a run that stopped before touching any host.

@@ -75,10 +75,18 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
         s.line(r#"[ -e "$d/shared/$f" ] || echo "missing-shared $f""#);
     }
     if let Some(lookup) = &request.lookup {
-        s.push(Sh::assign("repo", lookup.repository));
-        s.push(Sh::assign("ref", lookup.reference));
-        s.line(LS_REMOTE);
+        s.extend(lookup_script(lookup));
     }
+    s
+}
+
+/// The lookup of a branch or tag alone, as the probe does it: its answer is
+/// [`Snapshot::lookup`] of the output.
+pub fn lookup_script(lookup: &RefLookup<'_>) -> Script {
+    let mut s = Script::new();
+    s.push(Sh::assign("repo", lookup.repository));
+    s.push(Sh::assign("ref", lookup.reference));
+    s.line(LS_REMOTE);
     s
 }
 

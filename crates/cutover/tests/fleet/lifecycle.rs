@@ -38,6 +38,22 @@ async fn git_deploys_switch_every_host_to_one_release_and_reload_fpm() {
         assert!(fleet.reload_count(i) > reloads[i], "{}: PHP-FPM was reloaded", host.name);
         assert!(fleet.releases(i).contains(&v1), "{}: v1 kept", host.name);
     }
+
+    // Resolving from here first: the repository path exists only on the
+    // hosts, so the primary resolves it after all.
+    fleet.write_inventory(&GIT_DELIVERY.replace("resolve: host", "resolve: local"));
+    let commit = fleet.git().commit_version("v3");
+    let (code, events, text) = fleet.run_json("deploy", &[]);
+    assert_eq!(code, Some(0), "deployed:\n{text}");
+    let fell_back = events.iter().any(|e| {
+        e["event"] == "warning" && e["message"].as_str().is_some_and(|m| m.contains("resolving on the primary host"))
+    });
+    assert!(fell_back, "says it resolved on the primary:\n{text}");
+    let v3 = summary(&events)["release"].as_str().expect("release id").to_owned();
+    fleet.assert_serving("v3", &v3);
+    for (i, host) in fleet.hosts.iter().enumerate() {
+        assert_eq!(fleet.revision(i), commit, "{}: REVISION", host.name);
+    }
     fleet.assert_clean();
     eprintln!("{name}: {:.1?}", started.elapsed());
 }
