@@ -77,8 +77,10 @@ async fn build(
     Err(early_report(ctx, CommandKind::Rollback, &found, failures))
 }
 
-/// The release to roll back to: checked to exist on every host, and, without
-/// `--to`, the hosts must agree on what is current.
+/// The release to roll back to, checked to exist on every host. Without
+/// `--to`: the hosts must agree on what is current, and the target is the
+/// newest release older than it that every host has, provided it is every
+/// host's previous release (no host would silently skip one of its own).
 fn target(
     ctx: &Context<'_>,
     snapshots: &indexmap::IndexMap<String, Snapshot>,
@@ -89,28 +91,7 @@ fn target(
     let primary = &ctx.fleet.primary().name;
     let target = match request.to {
         Some(to) => to,
-        None => {
-            let currents: Vec<(String, Option<ReleaseId>)> =
-                snapshots.iter().map(|(h, s)| (h.clone(), s.current())).collect();
-            let first = currents.first().and_then(|(_, c)| *c);
-            if currents.iter().any(|(_, c)| *c != first) {
-                let where_ = currents
-                    .iter()
-                    .map(|(h, c)| format!("{h} on {}", c.map_or("nothing".to_owned(), |c| c.to_string())))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(refuse(
-                    primary,
-                    format!("the hosts disagree on the current release ({where_}); pass --to <release>"),
-                ));
-            }
-            let Some(current) = first else {
-                return Err(refuse(primary, "nothing is deployed yet".to_owned()));
-            };
-            let previous =
-                snapshots.values().filter_map(|s| s.releases.iter().rev().find(|r| **r < current).copied()).min();
-            previous.ok_or_else(|| refuse(primary, format!("no release older than {current} to roll back to")))?
-        }
+        None => previous_everywhere(snapshots).map_err(|message| refuse(primary, message))?,
     };
     for (host, snapshot) in snapshots {
         if snapshot.partial.contains(&target) {
@@ -121,4 +102,93 @@ fn target(
         }
     }
     Ok(target)
+}
+
+/// The previous release of a fleet that agrees on `current`, or why there is
+/// none to take without `--to`, naming each host and what it has.
+fn previous_everywhere(snapshots: &indexmap::IndexMap<String, Snapshot>) -> Result<ReleaseId, String> {
+    let name = |r: Option<ReleaseId>| r.map_or("nothing".to_owned(), |r| r.to_string());
+    let currents: Vec<(&String, Option<ReleaseId>)> = snapshots.iter().map(|(h, s)| (h, s.current())).collect();
+    let first = currents.first().and_then(|(_, c)| *c);
+    if currents.iter().any(|(_, c)| *c != first) {
+        let where_ = currents.iter().map(|(h, c)| format!("{h} on {}", name(*c))).collect::<Vec<_>>().join(", ");
+        return Err(format!("the hosts disagree on the current release ({where_}); pass --to <release>"));
+    }
+    let Some(current) = first else {
+        return Err("nothing is deployed yet".to_owned());
+    };
+    let older_everywhere = |r: &&ReleaseId| **r < current && snapshots.values().all(|s| s.releases.contains(r));
+    let first_releases = snapshots.values().next().map(|s| s.releases.as_slice()).unwrap_or_default();
+    let Some(common) = first_releases.iter().rev().find(older_everywhere).copied() else {
+        let each = snapshots.iter().map(|(h, s)| format!("{h}: {}", name(s.previous()))).collect::<Vec<_>>();
+        return Err(format!(
+            "no release older than {current} is on every host (previous releases: {}); pass --to <release>",
+            each.join(", ")
+        ));
+    };
+    let ahead: Vec<String> = snapshots
+        .iter()
+        .filter(|(_, s)| s.previous() != Some(common))
+        .map(|(h, s)| format!("{h} has {}", name(s.previous())))
+        .collect();
+    if !ahead.is_empty() {
+        return Err(format!(
+            "the hosts disagree on the previous release: {common} is the newest on every host, but {}; \
+             pass --to {common} to go back to it everywhere, or --to <release>",
+            ahead.join(", ")
+        ));
+    }
+    Ok(common)
+}
+
+#[cfg(test)]
+mod tests {
+    use indexmap::IndexMap;
+
+    use super::*;
+
+    const A: &str = "20261101000000";
+    const B: &str = "20261102000000";
+    const C: &str = "20261103000000";
+
+    fn host(current: &str, releases: &[&str]) -> Snapshot {
+        Snapshot {
+            current_target: Some(format!("releases/{current}")),
+            releases: releases.iter().map(|r| r.parse().expect("id")).collect(),
+            ..Snapshot::default()
+        }
+    }
+
+    fn fleet(hosts: &[(&str, Snapshot)]) -> IndexMap<String, Snapshot> {
+        hosts.iter().map(|(h, s)| ((*h).to_owned(), s.clone())).collect()
+    }
+
+    #[test]
+    fn takes_the_previous_release_when_every_host_has_it() {
+        let hosts = fleet(&[("web1", host(C, &[A, B, C])), ("web2", host(C, &[B, C]))]);
+        assert_eq!(previous_everywhere(&hosts).map(|r| r.to_string()), Ok(B.to_owned()));
+    }
+
+    #[test]
+    fn refuses_when_a_host_would_skip_its_own_previous_release() {
+        let hosts = fleet(&[("web1", host(C, &[A, B, C])), ("web2", host(C, &[A, C]))]);
+        let refused = previous_everywhere(&hosts).expect_err("refused");
+        assert!(refused.contains(&format!("{A} is the newest on every host")), "{refused}");
+        assert!(refused.contains(&format!("web1 has {B}")), "{refused}");
+        assert!(refused.contains(&format!("--to {A}")), "{refused}");
+    }
+
+    #[test]
+    fn refuses_when_no_older_release_is_common() {
+        let hosts = fleet(&[("web1", host(C, &[B, C])), ("web2", host(C, &[A, C]))]);
+        let refused = previous_everywhere(&hosts).expect_err("refused");
+        assert!(refused.contains(&format!("web1: {B}, web2: {A}")), "{refused}");
+    }
+
+    #[test]
+    fn refuses_when_hosts_disagree_on_current() {
+        let hosts = fleet(&[("web1", host(C, &[B, C])), ("web2", host(B, &[B, C]))]);
+        let refused = previous_everywhere(&hosts).expect_err("refused");
+        assert!(refused.contains(&format!("web1 on {C}, web2 on {B}")), "{refused}");
+    }
 }
