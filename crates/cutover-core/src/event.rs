@@ -47,7 +47,7 @@ pub enum Phase {
     Finalize,
     /// After a failure before the switch: this run's release removed, unlocked.
     Abort,
-    /// After a failure during the switch: switched hosts put back.
+    /// After a failure during the switch: switched hosts renamed back.
     Undo,
     /// Read-only report of each host.
     Status,
@@ -135,6 +135,9 @@ pub struct Summary {
     pub release: Option<ReleaseId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What ran that a failure does not undo (migrations), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_undone: Option<String>,
     pub hosts: IndexMap<String, HostSummary>,
 }
 

@@ -145,11 +145,15 @@ mod tests {
         }
         std::os::unix::fs::symlink("releases/1", dir.path().join("current")).expect("current");
         std::os::unix::fs::symlink("releases/2", dir.path().join("current-tmp")).expect("staged");
+        std::fs::create_dir_all(dir.path().join(".cutover/lock")).expect("lock");
+        let token = crate::remote::lock::LockOwner::example().token;
+        std::fs::write(dir.path().join(".cutover/lock/token"), token).expect("token");
         dir
     }
 
     fn flip_command(dir: &std::path::Path) -> RemoteCommand {
-        let script = crate::remote::switch::flip(&dir.display().to_string()).render();
+        let owner = crate::remote::lock::LockOwner::example();
+        let script = crate::remote::switch::flip(&dir.display().to_string(), &owner).render();
         command(&script, Duration::from_secs(5))
     }
 

@@ -15,8 +15,8 @@ pub const ROLLED_BACK: u8 = 3;
 pub const INCONSISTENT: u8 = 4;
 /// Another run holds the lock.
 pub const LOCKED: u8 = 5;
-/// Interrupted a second time while cleaning up: stopped at once.
-pub const INTERRUPTED_TWICE: u8 = 130;
+/// Interrupted a third time: exited at once, a lock may be left.
+pub const INTERRUPTED_THRICE: u8 = 130;
 
 /// The exit code of a run that ended with `outcome`.
 pub fn code(outcome: Outcome) -> u8 {

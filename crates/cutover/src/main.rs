@@ -83,12 +83,20 @@ async fn run(cli: Cli) -> u8 {
     }
     let (raise, interrupt) = Interrupt::new();
     tokio::spawn(async move {
-        signals::interrupted().await;
-        let _ = raise.send(true);
-        // A second interrupt while cleaning up stops at once; a lock may stay.
-        signals::interrupted().await;
-        eprintln!("interrupted again: stopping now; `cutover status` shows any lock left, `cutover unlock` clears it");
-        std::process::exit(i32::from(exit::INTERRUPTED_TWICE));
+        // The first SIGINT or SIGTERM stops gracefully; the second stops
+        // waiting for remote work at once, and the run still compensates
+        // and releases its locks; a third exits at once (a lock may stay).
+        loop {
+            signals::interrupted().await;
+            match raise.raise() {
+                1 => eprintln!("interrupted: stopping (finishing or undoing as the phase requires)"),
+                2 => eprintln!("interrupted again: stopping remote work now, then putting the fleet back"),
+                _ => {
+                    eprintln!("interrupted a third time: exiting now; `cutover status` shows any lock left");
+                    std::process::exit(i32::from(exit::INTERRUPTED_THRICE));
+                }
+            }
+        }
     });
     let connector = match connector::Fleet::new(&fleet.hosts) {
         Ok(connector) => connector,
@@ -110,7 +118,7 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Rollback { .. } => engine::rollback(&ctx, &rollback_request(&cli, rollback_to)).await,
         Command::Status => engine::status(&ctx).await,
-        Command::Unlock => engine::unlock(&ctx).await,
+        Command::Unlock => engine::unlock(&ctx, &|held| confirm_unlock(&cli, held)).await,
         Command::Plan { rollback, revision } => {
             let plan = if *rollback {
                 engine::plan_rollback(&ctx, &rollback_request(&cli, None)).await
@@ -154,13 +162,32 @@ fn confirmed(cli: &Cli, hosts: usize) -> bool {
         Command::Rollback { to } => {
             format!("roll back {hosts} host(s) to {}?", to.as_deref().unwrap_or("the previous release"))
         }
-        Command::Unlock => format!("remove the deploy lock on {hosts} host(s), whoever holds it?"),
         _ => return true,
     };
     if cli.yes || cli.json || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return true;
     }
     eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// Shows each lock `unlock` found and asks before removing them, unless
+/// `--yes`. Without a terminal to ask at, only `--yes` removes them.
+fn confirm_unlock(cli: &Cli, held: &engine::HeldLocks) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if cli.yes {
+        return true;
+    }
+    if cli.json || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    for (host, owner) in held {
+        eprintln!("{host}: locked by {owner}");
+    }
+    eprint!("remove {} lock(s) held by another run? [y/N] ", held.len());
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);

@@ -19,7 +19,7 @@ use crate::transport::Output;
 
 use super::failure::{FailureKind, HostFailure};
 use super::preflight::{self, Checks, Preflight};
-use super::session::{Session, emit_host, tail};
+use super::session::{Patience, Session, emit_host, tail};
 use super::{Context, Report, execute};
 
 /// The name failures of this machine's own work are reported under.
@@ -186,7 +186,7 @@ async fn look_up_on(
 ) -> Result<LookupOutput, HostFailure> {
     let script = HostScript::new(probe::lookup_script(lookup), std::time::Duration::from_secs(60));
     let jobs: IndexMap<String, HostScript> = [(host.to_owned(), script)].into_iter().collect();
-    let outcome = session.run_phase(ctx, Phase::Resolve, &jobs, None, true).await;
+    let outcome = session.run_phase(ctx, Phase::Resolve, &jobs, None, Patience::UntilInterrupted).await;
     if let Some(failure) = outcome.failures.into_iter().next() {
         return Err(failure);
     }
@@ -226,6 +226,7 @@ pub(crate) fn early_report(
         outcome: if locked { Outcome::Locked } else { Outcome::Failed },
         release: None,
         message: failures.first().map(ToString::to_string),
+        not_undone: None,
         hosts,
     };
     ctx.emit(Event::Summary(summary.clone()));

@@ -12,6 +12,10 @@ pub enum FailureKind {
     CommandFailed { exit_code: Option<i32>, output_tail: String },
     #[error("locked by {owner}")]
     Locked { owner: String },
+    /// The lock this run took is no longer its own (removed by hand, and
+    /// maybe taken by another run): nothing more is done on the host.
+    #[error("the lock is no longer this run's (now held by {owner}); nothing more was done on this host")]
+    LockLost { owner: String },
     #[error("{0}")]
     Precondition(String),
     #[error("interrupted")]

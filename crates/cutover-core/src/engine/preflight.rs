@@ -12,7 +12,7 @@ use crate::remote::probe::{self, ProbeRequest, Snapshot};
 
 use super::Context;
 use super::failure::{FailureKind, HostFailure};
-use super::session::Session;
+use super::session::{Patience, Session};
 
 /// The least free disk a deploy starts with, in KiB.
 const MIN_FREE_KB: u64 = 50 * 1024;
@@ -82,7 +82,7 @@ pub(crate) async fn probe(
             (t.name.clone(), HostScript::new(script, std::time::Duration::from_secs(60)))
         })
         .collect();
-    let outcome = session.run_phase(ctx, Phase::Preflight, &jobs, None, false).await;
+    let outcome = session.run_phase(ctx, Phase::Preflight, &jobs, None, Patience::ToTheEnd).await;
     let mut found = Preflight { failures: outcome.failures, ..Preflight::default() };
     for (host, output) in outcome.outputs {
         let snapshot = Snapshot::parse(&output.stdout);

@@ -35,8 +35,24 @@ impl std::fmt::Debug for Session {
 /// What one phase did on each host.
 #[derive(Debug, Default)]
 pub(crate) struct PhaseOutcome {
+    /// The hosts whose script succeeded, with what it printed.
     pub outputs: IndexMap<String, Output>,
     pub failures: Vec<HostFailure>,
+    /// What the failed scripts that ran to their end printed.
+    pub failed_outputs: IndexMap<String, Output>,
+}
+
+/// How long a phase is waited for once the user asked the run to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Patience {
+    /// Stop waiting at the first interrupt (work that can be undone).
+    UntilInterrupted,
+    /// Finish unless interrupted a second time (steps that cannot be
+    /// undone, the switch).
+    UntilHurried,
+    /// Always finish (compensation, reading hosts back): each script has
+    /// its own time limit.
+    ToTheEnd,
 }
 
 impl Session {
@@ -67,15 +83,16 @@ impl Session {
         transport.as_deref().ok_or(error)
     }
 
-    /// Runs each host's script of a phase. With `interruptible`, an interrupt
-    /// stops waiting and marks unfinished hosts as interrupted.
+    /// Runs each host's script of a phase. An interrupt the `patience`
+    /// does not wait through stops waiting: unfinished hosts are marked
+    /// interrupted, and dropping their scripts ends them on the host.
     pub async fn run_phase(
         &self,
         ctx: &Context<'_>,
         phase: Phase,
         jobs: &IndexMap<String, HostScript>,
         payload: Option<&Arc<[u8]>>,
-        interruptible: bool,
+        patience: Patience,
     ) -> PhaseOutcome {
         if jobs.values().any(|job| job.held) {
             return self.run_together(ctx, phase, jobs).await;
@@ -91,10 +108,20 @@ impl Session {
         let mut stream = futures::stream::iter(jobs)
             .map(|(host, job)| async move { (host.clone(), self.run_one(ctx, phase, host, job, payload).await) })
             .buffer_unordered(limit);
+        let mut warned = false;
         loop {
             let next = tokio::select! {
                 next = stream.next() => next,
-                () = ctx.interrupt.raised(), if interruptible => {
+                () = ctx.interrupt.raised(), if patience == Patience::UntilHurried && !warned => {
+                    warned = true;
+                    let message = format!(
+                        "interrupted: letting `{phase}` finish (it is not undone halfway), then stopping; \
+                         interrupt again to stop it now"
+                    );
+                    ctx.emit(Event::Warning { host: None, message });
+                    continue;
+                }
+                () = stop_waiting(ctx, patience) => {
                     for host in pending.drain(..) {
                         let failure = HostFailure::new(&host, phase, FailureKind::Interrupted);
                         emit_host(ctx, &host, phase, HostState::Failed, None, Some(&failure));
@@ -109,7 +136,12 @@ impl Session {
                 Ok(output) => {
                     outcome.outputs.insert(host, output);
                 }
-                Err(failure) => outcome.failures.push(failure),
+                Err((failure, output)) => {
+                    if let Some(output) = output {
+                        outcome.failed_outputs.insert(host, output);
+                    }
+                    outcome.failures.push(failure);
+                }
             }
         }
         // Results in the plan's host order, whatever order they finished in.
@@ -126,7 +158,7 @@ impl Session {
         host: &str,
         job: &HostScript,
         payload: Option<&Arc<[u8]>>,
-    ) -> Result<Output, HostFailure> {
+    ) -> Result<Output, (HostFailure, Option<Output>)> {
         emit_host(ctx, host, phase, HostState::Started, None, None);
         let transport = match self.connect(ctx, host).await {
             Ok(transport) => transport,
@@ -137,7 +169,7 @@ impl Session {
                 };
                 let failure = HostFailure::new(host, phase, kind);
                 emit_host(ctx, host, phase, HostState::Failed, None, Some(&failure));
-                return Err(failure);
+                return Err((failure, None));
             }
         };
         let started = Instant::now();
@@ -165,12 +197,12 @@ impl Session {
                 };
                 let failure = HostFailure { host: host.to_owned(), phase, step: step.map(|s| s.name), kind };
                 emit_host(ctx, host, phase, HostState::Failed, elapsed, Some(&failure));
-                Err(failure)
+                Err((failure, Some(output)))
             }
             Err(error) => {
                 let failure = HostFailure::new(host, phase, error);
                 emit_host(ctx, host, phase, HostState::Failed, elapsed, Some(&failure));
-                Err(failure)
+                Err((failure, None))
             }
         }
     }
@@ -189,6 +221,15 @@ impl Session {
     pub async fn close(self) {
         let open = self.hosts.into_values().filter_map(|cell| cell.into_inner().flatten());
         futures::future::join_all(open.map(|t| t.close())).await;
+    }
+}
+
+/// Resolves when a run with this patience stops waiting for a phase.
+async fn stop_waiting(ctx: &Context<'_>, patience: Patience) {
+    match patience {
+        Patience::UntilInterrupted => ctx.interrupt.raised().await,
+        Patience::UntilHurried => ctx.interrupt.hurried().await,
+        Patience::ToTheEnd => std::future::pending().await,
     }
 }
 

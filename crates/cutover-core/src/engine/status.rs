@@ -5,11 +5,12 @@ use indexmap::IndexMap;
 
 use crate::event::{CommandKind, Event, HostSummary, Outcome, Phase, Summary};
 use crate::plan::HostScript;
-use crate::remote::lock;
+use crate::remote::lock::{self, LockOwner};
 use crate::remote::probe::{ProbeRequest, Snapshot};
 
+use super::failure::{FailureKind, HostFailure};
 use super::preflight::{self, Checks};
-use super::session::Session;
+use super::session::{Patience, Session};
 use super::{Context, Report};
 
 /// Reports every host's state. The outcome is `Inconsistent` when hosts are
@@ -47,7 +48,7 @@ pub async fn status(ctx: &Context<'_>) -> Report {
         (Outcome::Done, None)
     };
     let release = currents.first().and_then(|c| c.as_ref()).and_then(|c| c.parse().ok()).filter(|_| !drifted);
-    let summary = Summary { command: CommandKind::Status, outcome, release, message, hosts };
+    let summary = Summary { command: CommandKind::Status, outcome, release, message, not_undone: None, hosts };
     ctx.emit(Event::Summary(summary.clone()));
     Report { summary, failures }
 }
@@ -70,34 +71,76 @@ fn describe(snap: &Snapshot) -> HostSummary {
     }
 }
 
-/// Removes the deploy lock on every selected host.
-pub async fn unlock(ctx: &Context<'_>) -> Report {
+/// The locks `cutover unlock` found: per host, who holds it.
+pub type HeldLocks = [(String, String)];
+
+/// Removes the deploy lock on every selected host that has one, once
+/// `confirm` accepted the list of hosts and owners. Only the lock shown is
+/// removed: one another run took after the question is left alone.
+pub async fn unlock(ctx: &Context<'_>, confirm: &(dyn Fn(&HeldLocks) -> bool + Sync)) -> Report {
     ctx.emit(Event::RunStarted {
         command: CommandKind::Unlock,
         application: ctx.loaded.inventory.application.clone(),
         hosts: ctx.fleet.names(),
     });
     let (session, mut failures) = Session::open(ctx);
-    let jobs: IndexMap<String, HostScript> = ctx
-        .fleet
-        .hosts
-        .iter()
-        .map(|t| (t.name.clone(), HostScript::new(lock::release(&t.deploy_path), std::time::Duration::from_secs(60))))
-        .collect();
-    let outcome = session.run_phase(ctx, Phase::Unlock, &jobs, None, false).await;
+    let found = preflight::probe(ctx, &session, &ProbeRequest::default(), Checks::None).await;
+    failures.extend(found.failures);
+    let held: Vec<(String, serde_json::Value)> =
+        found.snapshots.iter().filter_map(|(h, s)| Some((h.clone(), s.lock.clone()?))).collect();
+    let shown: Vec<(String, String)> = held.iter().map(|(h, o)| (h.clone(), LockOwner::describe(o))).collect();
+    let mut removed = Vec::new();
+    if !held.is_empty() && failures.is_empty() {
+        if confirm(&shown) {
+            let jobs: IndexMap<String, HostScript> = ctx
+                .fleet
+                .hosts
+                .iter()
+                .filter_map(|t| {
+                    let owner = &held.iter().find(|(h, _)| *h == t.name)?.1;
+                    let script = lock::release_seen(&t.deploy_path, lock::token_of(owner));
+                    Some((t.name.clone(), HostScript::new(script, std::time::Duration::from_secs(60))))
+                })
+                .collect();
+            let outcome = session.run_phase(ctx, Phase::Unlock, &jobs, None, Patience::ToTheEnd).await;
+            removed.extend(outcome.outputs.into_keys());
+            failures.extend(outcome.failures.into_iter().map(|f| match f.kind {
+                FailureKind::CommandFailed { exit_code: Some(lock::LOCK_LOST), output_tail } => {
+                    let owner = LockOwner::describe(&lock::held_by(&output_tail));
+                    let kind = FailureKind::Precondition(format!("left alone: a run took the lock since ({owner})"));
+                    HostFailure::new(&f.host, Phase::Unlock, kind)
+                }
+                _ => f,
+            }));
+        } else {
+            failures.push(HostFailure::new(
+                super::LOCAL,
+                Phase::Unlock,
+                FailureKind::Precondition("not confirmed; pass --yes to remove the locks shown".into()),
+            ));
+        }
+    }
     session.close().await;
-    failures.extend(outcome.failures);
     let hosts = ctx
         .fleet
         .hosts
         .iter()
         .map(|t| {
             let failure = failures.iter().find(|f| f.host == t.name);
-            let state = if failure.is_some() { "failed" } else { "unlocked" };
-            (
-                t.name.clone(),
-                HostSummary { state: state.into(), error: failure.map(ToString::to_string), ..HostSummary::default() },
-            )
+            let owner = held.iter().find(|(h, _)| *h == t.name).map(|(_, o)| o.clone());
+            let state = match (failure, removed.contains(&t.name), &owner) {
+                (Some(_), _, _) => "failed",
+                (None, true, _) => "unlocked",
+                (None, false, Some(_)) => "locked",
+                (None, false, None) => "not locked",
+            };
+            let summary = HostSummary {
+                state: state.into(),
+                lock: owner,
+                error: failure.map(ToString::to_string),
+                ..HostSummary::default()
+            };
+            (t.name.clone(), summary)
         })
         .collect();
     let outcome = if failures.is_empty() { Outcome::Done } else { Outcome::Failed };
@@ -106,6 +149,7 @@ pub async fn unlock(ctx: &Context<'_>) -> Report {
         outcome,
         release: None,
         message: failures.first().map(ToString::to_string),
+        not_undone: None,
         hosts,
     };
     ctx.emit(Event::Summary(summary.clone()));

@@ -79,12 +79,18 @@ impl Session {
                     continue;
                 }
                 Ok(output) if !go => {
-                    FailureKind::CalledOff { reason: called_off.clone().unwrap_or_else(|| tail(&output)) }
+                    let reason = called_off.clone().unwrap_or_else(|| tail(&output));
+                    outcome.failed_outputs.insert(host.clone(), output);
+                    FailureKind::CalledOff { reason }
                 }
-                Ok(output) => FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) },
+                Ok(output) => {
+                    let kind = FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) };
+                    outcome.failed_outputs.insert(host.clone(), output);
+                    kind
+                }
                 Err(kind) => kind,
             };
-            let failure = HostFailure::new(&host, phase, failure);
+            let failure = super::forward::lock_failure(HostFailure::new(&host, phase, failure));
             emit_host(ctx, &host, phase, HostState::Failed, elapsed, Some(&failure));
             outcome.failures.push(failure);
         }

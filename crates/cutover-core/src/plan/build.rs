@@ -58,7 +58,8 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     let every = |f: &dyn Fn(&Target) -> HostScript| -> IndexMap<String, HostScript> {
         i.fleet.hosts.iter().map(|t| (t.name.clone(), f(t))).collect()
     };
-    let lock = every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner, current_of(i.snapshots, t)), QUICK));
+    let owner = &i.owner;
+    let lock = every(&|t| HostScript::new(lock::acquire(&t.deploy_path, owner, current_of(i.snapshots, t)), QUICK));
     let (shared_dirs, shared_files) = (inv.shared.dirs(), inv.shared.files());
     let prepare = every(&|t| {
         let p = Prepare {
@@ -67,6 +68,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             delivery: &i.delivery,
             shared_dirs: &shared_dirs,
             shared_files: &shared_files,
+            owner,
         };
         HostScript {
             upload: i.delivery == Delivery::Upload,
@@ -80,12 +82,15 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     let config_test = inv.php_fpm.config_test_command();
     nodes.push(phase(
         Phase::Stage,
-        every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.release, config_test, Some(&i.commit)), QUICK)),
+        every(&|t| {
+            HostScript::new(switch::stage(&t.deploy_path, owner, i.release, config_test, Some(&i.commit)), QUICK)
+        }),
     ));
     nodes.push(Node::Gate("every host staged"));
-    let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout);
+    let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout, owner);
     nodes.extend(switch_nodes);
     nodes.extend(hook(&i, Hook::AfterFlip, i.release));
+    nodes.push(Node::Gate("every host switched and healthy"));
     let log_line = log_line("deploy", &i.release.to_string(), &i.commit, &i.owner);
     nodes.push(phase(
         Phase::Finalize,
@@ -96,23 +101,21 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             let mut prune = cleanup::prune(&on_disk, inv.keep_releases.value as usize, i.release, snap.current());
             // Releases that never finished building (a run that died).
             prune.extend(snap.partial.iter().filter(|r| Some(**r) != snap.current()));
-            HostScript::new(wrapup::finalize(&t.deploy_path, &log_line, &prune), QUICK)
+            HostScript::new(wrapup::finalize(&t.deploy_path, owner, &log_line, &prune), QUICK)
         }),
     ));
     fuse::prepare_into_build(&mut nodes);
     if !nodes.iter().any(|n| matches!(n, Node::Phase(p) if p.phase == Phase::BeforeFlip)) {
         fuse::stage_into_build(&mut nodes);
     }
-    fuse::finalize_into_switch(&mut nodes);
     Plan {
         command: CommandKind::Deploy,
         application: inv.application.clone(),
         release: i.release,
         commit: i.commit.clone(),
         nodes,
-        abort: every(&|t| HostScript::new(wrapup::abort(&t.deploy_path, i.release), QUICK)),
-        undo: undo(i.fleet, i.snapshots),
-        undo_logged: undo_logged(i.fleet, i.snapshots, &i.owner, i.release),
+        abort: every(&|t| HostScript::new(wrapup::abort(&t.deploy_path, owner, i.release), QUICK)),
+        undo: undo(i.fleet, i.snapshots, owner),
         before: before(i.snapshots),
         payload: i.payload.clone(),
         rollout: i.rollout.clone(),
@@ -128,18 +131,19 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
     };
     let commit = String::new();
     let config_test = inv.php_fpm.config_test_command();
+    let owner = &i.owner;
     let mut nodes = vec![
         phase(
             Phase::Lock,
-            every(&|t| HostScript::new(lock::acquire(&t.deploy_path, &i.owner, current_of(i.snapshots, t)), QUICK)),
+            every(&|t| HostScript::new(lock::acquire(&t.deploy_path, owner, current_of(i.snapshots, t)), QUICK)),
         ),
         phase(
             Phase::Stage,
-            every(&|t| HostScript::new(switch::stage(&t.deploy_path, i.target, config_test, None), QUICK)),
+            every(&|t| HostScript::new(switch::stage(&t.deploy_path, owner, i.target, config_test, None), QUICK)),
         ),
         Node::Gate("every host staged"),
     ];
-    let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout);
+    let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout, owner);
     nodes.extend(switch_nodes);
     let deploy_like = DeployInputs {
         loaded: i.loaded,
@@ -154,22 +158,21 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         full_build: false,
     };
     nodes.extend(hook(&deploy_like, Hook::AfterRollback, i.target));
+    nodes.push(Node::Gate("every host switched and healthy"));
     let log_line = log_line("rollback", &i.target.to_string(), "", &i.owner);
     nodes.push(phase(
         Phase::Finalize,
-        every(&|t| HostScript::new(wrapup::finalize(&t.deploy_path, &log_line, &[]), QUICK)),
+        every(&|t| HostScript::new(wrapup::finalize(&t.deploy_path, owner, &log_line, &[]), QUICK)),
     ));
     fuse::stage_into_lock(&mut nodes);
-    fuse::finalize_into_switch(&mut nodes);
     Plan {
         command: CommandKind::Rollback,
         application: inv.application.clone(),
         release: i.target,
         commit,
         nodes,
-        abort: every(&|t| HostScript::new(wrapup::unlock_only(&t.deploy_path), QUICK)),
-        undo: undo(i.fleet, i.snapshots),
-        undo_logged: undo_logged(i.fleet, i.snapshots, &i.owner, i.target),
+        abort: every(&|t| HostScript::new(wrapup::unlock_only(&t.deploy_path, owner), QUICK)),
+        undo: undo(i.fleet, i.snapshots, owner),
         before: before(i.snapshots),
         payload: None,
         rollout: i.rollout.clone(),
@@ -178,7 +181,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
 }
 
 fn phase(phase: Phase, hosts: IndexMap<String, HostScript>) -> Node {
-    Node::Phase(PhaseNode { phase, batch: None, steps: Vec::new(), hosts, finalizes: false })
+    Node::Phase(PhaseNode { phase, batch: None, steps: Vec::new(), hosts })
 }
 
 /// The steps of `hook` (recipe first, then the inventory's own), per host.
@@ -236,41 +239,16 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
         Hook::AfterFlip => Phase::AfterFlip,
         Hook::AfterRollback => Phase::AfterRollback,
     };
-    Some(Node::Phase(PhaseNode { phase, batch: None, steps, hosts, finalizes: false }))
+    Some(Node::Phase(PhaseNode { phase, batch: None, steps, hosts }))
 }
 
-fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, HostScript> {
+fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>, owner: &LockOwner) -> IndexMap<String, HostScript> {
     fleet
         .hosts
         .iter()
         .map(|t| {
             let previous = snapshots.get(&t.name).and_then(|s| s.current_target.as_deref());
-            (t.name.clone(), HostScript::new(switch::undo(&t.deploy_path, previous), QUICK))
-        })
-        .collect()
-}
-
-/// For a host that already wrapped up (and unlocked): the lock taken again,
-/// provided `current` still points at `switched_to` (no other run came in
-/// between), then [`undo`], then a `put-back` line naming the release the
-/// host is back on.
-fn undo_logged(
-    fleet: &Fleet,
-    snapshots: &IndexMap<String, Snapshot>,
-    owner: &LockOwner,
-    switched_to: ReleaseId,
-) -> IndexMap<String, HostScript> {
-    let undone = undo(fleet, snapshots);
-    let live = format!("releases/{switched_to}");
-    fleet
-        .hosts
-        .iter()
-        .filter_map(|t| {
-            let back_on = snapshots.get(&t.name).and_then(Snapshot::current_name).unwrap_or_else(|| "-".to_owned());
-            let mut script = lock::acquire(&t.deploy_path, owner, Some(&live));
-            script.extend(undone.get(&t.name)?.script.clone());
-            script.extend(wrapup::log(&t.deploy_path, &log_line("put-back", &back_on, "", owner)));
-            Some((t.name.clone(), HostScript::new(script, QUICK)))
+            (t.name.clone(), HostScript::new(switch::undo(&t.deploy_path, owner, previous), QUICK))
         })
         .collect()
 }

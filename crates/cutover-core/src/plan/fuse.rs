@@ -1,7 +1,8 @@
 //! Fewer round trips: phases that need no gate between them are sent as
-//! one script per host. Staging joins the build when no step runs between
-//! them (deploy) or the lock (rollback); the wrap-up joins the last switch
-//! phase of an all-at-once switch. The plan still shows every command.
+//! one script per host. Prepare and staging join the build when no step
+//! runs between them (deploy), staging joins the lock (rollback). Nothing
+//! joins the switch: finalize waits for the fleet's decision. The plan
+//! still shows every command.
 
 use indexmap::IndexMap;
 
@@ -69,29 +70,6 @@ pub(super) fn stage_into_lock(nodes: &mut Vec<Node>) {
         for script in lock_node.hosts.values_mut() {
             script.script.line(lock::KEEP);
         }
-    }
-}
-
-/// Appends the wrap-up to the phase before it when that phase is the end of
-/// an all-at-once switch on every host (flip, reload or health check).
-pub(super) fn finalize_into_switch(nodes: &mut Vec<Node>) {
-    let Some(finalize) = position(nodes, Phase::Finalize) else { return };
-    let Some(prior) = finalize.checked_sub(1) else { return };
-    let joinable = match (&nodes[prior], &nodes[finalize]) {
-        (Node::Phase(p), Node::Phase(f)) => {
-            matches!(p.phase, Phase::Flip | Phase::Reload | Phase::Health)
-                && p.batch.is_none()
-                && p.hosts.keys().eq(f.hosts.keys())
-        }
-        _ => false,
-    };
-    if !joinable {
-        return;
-    }
-    let Node::Phase(finalize_node) = nodes.remove(finalize) else { return };
-    if let Node::Phase(last) = &mut nodes[prior] {
-        append(last, finalize_node.hosts);
-        last.finalizes = true;
     }
 }
 

@@ -72,8 +72,6 @@ pub struct PhaseNode {
     pub batch: Option<usize>,
     pub steps: Vec<StepInfo>,
     pub hosts: IndexMap<String, HostScript>,
-    /// Its scripts end with the wrap-up (log, prune, unlock).
-    pub finalizes: bool,
 }
 
 /// A node of the plan.
@@ -113,10 +111,6 @@ pub struct Plan {
     pub abort: IndexMap<String, HostScript>,
     /// On a failure after switching began: per host, back to where it was.
     pub undo: IndexMap<String, HostScript>,
-    /// The same, for a host whose wrap-up already logged this run (a
-    /// wrap-up that rode with the switch and ended there before another
-    /// host failed): also a `put-back` line in revisions.log.
-    pub undo_logged: IndexMap<String, HostScript>,
     /// Per host, where `current` pointed before the run, as read.
     pub before: IndexMap<String, Option<String>>,
     /// The tar stream of an upload delivery.

@@ -11,6 +11,7 @@ use crate::config::rollout::{BatchHook, HookPlace};
 use crate::config::{BatchSpec, LoadedInventory, OnFailure};
 use crate::event::Phase;
 use crate::fleet::{Fleet, Target};
+use crate::remote::lock::LockOwner;
 use crate::remote::{health, switch};
 use crate::shell::{Script, Sh};
 
@@ -54,6 +55,7 @@ pub(super) fn nodes(
     loaded: &LoadedInventory,
     fleet: &Fleet,
     rollout: &Rollout,
+    owner: &LockOwner,
 ) -> (Vec<Node>, IndexMap<String, usize>) {
     let inv = &loaded.inventory;
     let rolling = rollout.strategy == Strategy::Rolling;
@@ -68,7 +70,7 @@ pub(super) fn nodes(
         if rolling && let Some(drain) = &inv.rolling.drain {
             nodes.push(hook(Phase::Drain, batch, &hosts, drain));
         }
-        let mut flip = phase(Phase::Flip, tag, &hosts, |t| switch::flip(&t.deploy_path));
+        let mut flip = phase(Phase::Flip, tag, &hosts, |t| switch::flip(&t.deploy_path, owner));
         if let Node::Phase(p) = &mut flip {
             p.hosts.values_mut().for_each(|h| h.held = true);
         }
@@ -96,7 +98,7 @@ pub(super) fn nodes(
 
 fn phase(phase: Phase, batch: Option<usize>, hosts: &[&Target], script: impl Fn(&Target) -> Script) -> Node {
     let hosts = hosts.iter().map(|t| (t.name.clone(), HostScript::new(script(t), QUICK))).collect();
-    Node::Phase(PhaseNode { phase, batch, steps: Vec::new(), hosts, finalizes: false })
+    Node::Phase(PhaseNode { phase, batch, steps: Vec::new(), hosts })
 }
 
 /// A drain or undrain hook, here or on each host of the batch.

@@ -88,7 +88,7 @@ fn laravel_plan_has_every_phase_with_gates_before_the_switch() {
     let plan = plan_for("laravel");
     assert_eq!(
         phases(&plan),
-        ["lock", "build", "GATE", "before-flip", "stage", "GATE", "flip", "reload", "after-flip", "finalize"]
+        ["lock", "build", "GATE", "before-flip", "stage", "GATE", "flip", "reload", "after-flip", "GATE", "finalize"]
     );
 }
 
@@ -121,7 +121,7 @@ fn rollback_plan_never_builds_and_never_removes_its_target() {
     let (_dir, loaded) = loaded("laravel");
     let plan = rollback_plan(&loaded);
     // Staging rides with the lock; the wrap-up waits for the after_rollback steps.
-    assert_eq!(phases(&plan), ["lock", "GATE", "flip", "reload", "after-rollback", "finalize"]);
+    assert_eq!(phases(&plan), ["lock", "GATE", "flip", "reload", "after-rollback", "GATE", "finalize"]);
     for script in plan.abort.values() {
         assert!(!script.script.render().contains("rm -rf \"$d/releases/$r\""), "abort must not remove the target");
     }
@@ -149,6 +149,7 @@ fn a_rolling_plan_drains_switches_checks_and_undrains_each_batch() {
             "reload@2",
             "health@2",
             "undrain@2",
+            "GATE",
             "finalize"
         ]
     );
@@ -173,16 +174,15 @@ fn all_at_once_checks_health_after_the_reload_on_every_host() {
 fn phases_with_no_gate_between_them_share_a_round_trip() {
     // php: no before_flip steps, no health check, no after_flip steps.
     let plan = plan_with("php", "");
-    // Prepare and stage ride with the build; the wrap-up with the reload.
-    assert_eq!(phases(&plan), ["lock", "build", "GATE", "flip", "reload"]);
-    let reload = plan.nodes.iter().find_map(|n| match n {
-        Node::Phase(p) if p.phase == Phase::Reload => Some(p),
+    // Prepare and stage ride with the build; finalize waits for the decision.
+    assert_eq!(phases(&plan), ["lock", "build", "GATE", "flip", "reload", "GATE", "finalize"]);
+    let finalize = plan.nodes.iter().find_map(|n| match n {
+        Node::Phase(p) if p.phase == Phase::Finalize => Some(p),
         _ => None,
     });
-    let reload = reload.expect("reload");
-    assert!(reload.finalizes);
-    let script = reload.hosts["web1"].script.render();
-    assert!(script.contains("revisions.log") && script.ends_with("rm -rf \"$d/.cutover/lock\"\n"), "{script}");
+    let script = finalize.expect("finalize").hosts["web1"].script.render();
+    assert!(script.contains("revisions.log"), "{script}");
+    assert!(script.ends_with(&format!("{}\n", crate::remote::lock::RELEASE_OURS)), "released last, if ours: {script}");
     let build = plan.nodes.iter().find_map(|n| match n {
         Node::Phase(p) if p.phase == Phase::Build => Some(p),
         _ => None,

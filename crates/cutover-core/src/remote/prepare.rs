@@ -9,6 +9,7 @@
 use crate::release::ReleaseId;
 use crate::shell::{Script, Sh};
 
+use super::lock::{self, LockOwner};
 use super::script_in;
 
 /// How the code reaches the host.
@@ -28,11 +29,14 @@ pub struct Prepare<'a> {
     pub delivery: &'a Delivery,
     pub shared_dirs: &'a [String],
     pub shared_files: &'a [String],
+    /// Whose lock the work is done under.
+    pub owner: &'a LockOwner,
 }
 
 /// The prepare script.
 pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
     let mut s = script_in(deploy_path);
+    lock::guard(&mut s, p.owner);
     s.push(Sh::assign("r", p.release.to_string()));
     s.push(Sh::assign("commit", p.commit));
     s.line(r#"rel="$d/releases/$r""#);
@@ -84,6 +88,7 @@ mod tests {
             delivery: &delivery,
             shared_dirs: &["storage".into()],
             shared_files: &[".env".into()],
+            owner: &crate::remote::lock::LockOwner::example(),
         };
         insta::assert_snapshot!(script("/var/www/shop", &p).render());
     }

@@ -7,21 +7,38 @@
 use crate::release::ReleaseId;
 use crate::shell::{Script, Sh};
 
+use super::lock::{self, LockOwner};
 use super::script_in;
+
+/// The line a flip or undo prints right after its `rename(2)` of `current`:
+/// the host itself says it switched, whatever happens after.
+pub const SWITCHED: &str = "@@cutover-switched";
+
+/// Whether a flip's or an undo's output says `current` was renamed.
+pub fn switched(stdout: &str) -> bool {
+    stdout.lines().any(|l| l == SWITCHED)
+}
 
 /// Which `mv` renames a link over another without following it: GNU
 /// `mv -T` on Linux hosts, BSD `mv -h` for a local host on macOS. Decided
 /// before the flip is let go, so the rename itself is one process start.
 const PICK_MV: &str = r#"if mv --version >/dev/null 2>&1; then over="-T"; else over="-fh"; fi"#;
 
-/// The atomic rename of `current-tmp` over `current`.
-const RENAME: &str = r#"mv "$over" "$d/current-tmp" "$d/current""#;
+/// The atomic rename of `current-tmp` over `current`, then [`SWITCHED`].
+const RENAME: &str = r#"mv "$over" "$d/current-tmp" "$d/current"; echo '@@cutover-switched'"#;
 
 /// Points `current-tmp` at the release and runs the PHP-FPM config test, so
 /// a host whose FPM config is broken fails before any host switches. For a
 /// new release, first writes REVISION: the mark of a release that built.
-pub fn stage(deploy_path: &str, release: ReleaseId, config_test: Option<&str>, revision: Option<&str>) -> Script {
+pub fn stage(
+    deploy_path: &str,
+    owner: &LockOwner,
+    release: ReleaseId,
+    config_test: Option<&str>,
+    revision: Option<&str>,
+) -> Script {
     let mut s = script_in(deploy_path);
+    lock::guard(&mut s, owner);
     s.push(Sh::assign("r", release.to_string()));
     s.line(r#"if [ ! -d "$d/releases/$r" ]; then echo "release $r is not on this host" >&2; exit 1; fi"#);
     if let Some(revision) = revision {
@@ -44,8 +61,9 @@ pub fn stage(deploy_path: &str, release: ReleaseId, config_test: Option<&str>, r
 /// `rename(2)` itself, so nothing has to start after `go`: on a busy host a
 /// process start for `mv` is most of what spreads the fleet's renames.
 /// Elsewhere the shell waits and runs `mv`.
-pub fn flip(deploy_path: &str) -> Script {
+pub fn flip(deploy_path: &str, owner: &LockOwner) -> Script {
     let mut s = script_in(deploy_path);
+    lock::guard(&mut s, owner);
     s.line(r#"if [ ! -L "$d/current-tmp" ]; then echo "nothing staged: $d/current-tmp is missing" >&2; exit 1; fi"#);
     s.line("if command -v perl >/dev/null 2>&1; then");
     s.line(HELD_RENAME_IN_PERL);
@@ -63,12 +81,9 @@ pub fn flip(deploy_path: &str) -> Script {
 /// `rename(2)`. With Time::HiRes (in Debian's `perl`, not in `perl-base`)
 /// it keeps time: it answers `clock` with its clock and waits for the
 /// moment a `go <time>` names (see [`crate::moment`]); a moment already
-/// past, or more than 5 s ahead, renames at once. After a timed rename it
-/// pauses 20 ms before it exits: where hosts share CPUs (containers on one
-/// machine), the exit of the first processes to rename would otherwise
-/// delay the wake-up of the last (25 renames spread over 8–16 ms instead of
-/// one 4 ms tick). Its program is in single quotes, so it has none itself.
-/// Not `exec`: the wrap-up may follow in the same script.
+/// past, or more than 5 s ahead, renames at once. Right after the rename it
+/// prints [`SWITCHED`]. Its program is in single quotes, so it has none
+/// itself.
 const HELD_RENAME_IN_PERL: &str = concat!(
     r#"perl -e '"#,
     r#"$| = 1; my $hires = eval { require Time::HiRes; 1 }; "#,
@@ -80,7 +95,7 @@ const HELD_RENAME_IN_PERL: &str = concat!(
     r#"my $timed = defined $at && $hires; "#,
     r#"if ($timed) { my $wait = $at - Time::HiRes::time(); Time::HiRes::sleep($wait) if $wait > 0 && $wait < 5 } "#,
     r#"rename($ARGV[0], $ARGV[1]) or do { print STDERR qq(cannot rename $ARGV[0] over $ARGV[1]: $!\n); exit 1 }; "#,
-    r#"Time::HiRes::sleep(0.02) if $timed"#,
+    r#"print qq(\@\@cutover-switched\n)"#,
     r#"' "$d/current-tmp" "$d/current""#,
 );
 
@@ -98,8 +113,9 @@ pub fn reload(reload: &str) -> Script {
 /// probe read it (a Capistrano or Deployer host may use other names), or
 /// removes `current` when the host had none. The reload after it is the
 /// plan's reload phase.
-pub fn undo(deploy_path: &str, previous_target: Option<&str>) -> Script {
+pub fn undo(deploy_path: &str, owner: &LockOwner, previous_target: Option<&str>) -> Script {
     let mut s = script_in(deploy_path);
+    lock::guard(&mut s, owner);
     match previous_target {
         Some(target) => {
             s.push(Sh::assign("t", target));
@@ -108,7 +124,7 @@ pub fn undo(deploy_path: &str, previous_target: Option<&str>) -> Script {
             s.line(RENAME);
         }
         None => {
-            s.line(r#"rm -f "$d/current" "$d/current-tmp""#);
+            s.line(r#"rm -f "$d/current" "$d/current-tmp"; echo '@@cutover-switched'"#);
         }
     }
     s
@@ -121,8 +137,9 @@ mod tests {
     #[test]
     fn stage_and_flip_never_link_onto_current() {
         let id = "20261123143012".parse().expect("id");
-        let stage = stage("/srv/app", id, Some("php-fpm8.3 -t"), Some("abc123")).render();
-        let flip = flip("/srv/app").render();
+        let owner = LockOwner::example();
+        let stage = stage("/srv/app", &owner, id, Some("php-fpm8.3 -t"), Some("abc123")).render();
+        let flip = flip("/srv/app", &owner).render();
         insta::assert_snapshot!(format!("{stage}---\n{flip}"));
         assert!(stage.contains(r#"ln -sfn "releases/$r" "$d/current-tmp""#));
         assert!(!stage.contains(
@@ -141,6 +158,8 @@ mod tests {
         }
         std::os::unix::fs::symlink("releases/a", dir.path().join("current")).expect("current");
         std::os::unix::fs::symlink("releases/b", dir.path().join("current-tmp")).expect("current-tmp");
+        std::fs::create_dir_all(dir.path().join(".cutover/lock")).expect("lock");
+        std::fs::write(dir.path().join(".cutover/lock/token"), LockOwner::example().token).expect("token");
         dir
     }
 
@@ -160,9 +179,9 @@ mod tests {
         use std::io::Write;
         // By its path: a `PATH` set below is also where the program is looked up.
         let mut command = std::process::Command::new("/bin/sh");
-        // What follows the flip in the same script (a fused wrap-up) runs too.
-        let mut script = flip(&host.display().to_string());
-        script.line(r#": > "$d/wrapped-up""#);
+        // What follows the flip in the same script runs too.
+        let mut script = flip(&host.display().to_string(), &LockOwner::example());
+        script.line(r#": > "$d/after-the-flip""#);
         command.arg("-c").arg(script.render());
         let tools = tempfile::tempdir().expect("tools dir");
         match perl {
@@ -207,10 +226,10 @@ mod tests {
                     Perl::Full => format!("{} clock", crate::held::READY),
                     _ => crate::held::READY.to_owned(),
                 };
-                assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{ready}\n"), "{said}");
+                assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{ready}\n{SWITCHED}\n"), "{said}");
                 assert_eq!(current_of(host.path()), "releases/b", "{said}");
                 assert!(!host.path().join("current-tmp").exists(), "{said}: the staged link was renamed");
-                assert!(host.path().join("wrapped-up").exists(), "{said}: the rest of the script ran");
+                assert!(host.path().join("after-the-flip").exists(), "{said}: the rest of the script ran");
             }
         }
     }
@@ -225,8 +244,9 @@ mod tests {
                 assert_eq!(out.status.code(), Some(1), "{said}");
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 assert!(stderr.contains("the flip was called off"), "{said}: {stderr}");
+                assert!(!switched(&String::from_utf8_lossy(&out.stdout)), "{said}");
                 assert_eq!(current_of(host.path()), "releases/a", "{said}");
-                assert!(!host.path().join("wrapped-up").exists(), "{said}: the script stopped");
+                assert!(!host.path().join("after-the-flip").exists(), "{said}: the script stopped");
             }
         }
     }

@@ -1,27 +1,30 @@
-//! The end of a run on a host: after success, append to revisions.log, prune
-//! old releases and unlock; after a failure, remove this run's release where
-//! it is not live and unlock.
+//! The end of a run on a host: finalize after the fleet decided to keep the
+//! run (append to revisions.log, prune old releases, unlock), or abort after
+//! a failure before any switch (remove this run's release where it is not
+//! live, unlock).
 //!
-//! The lock is always released last, whatever failed before it: a line that
-//! fails prints `warning <what>` (the engine reports it) instead of stopping
-//! the script.
+//! Each works only under this run's lock (see [`lock::guard_or_leave`]),
+//! and releases it last whatever failed before: a line that fails prints
+//! `warning <what>` (the engine reports it) instead of stopping the script.
 
 use crate::release::ReleaseId;
 use crate::shell::{Script, Sh};
 
+use super::lock::{self, LockOwner};
 use super::script_in;
 
 /// Appends `log_line` to revisions.log, removes `prune` (never the release
 /// `current` points to, checked again on the host), and releases the lock.
-pub fn finalize(deploy_path: &str, log_line: &str, prune: &[ReleaseId]) -> Script {
+pub fn finalize(deploy_path: &str, owner: &LockOwner, log_line: &str, prune: &[ReleaseId]) -> Script {
     let mut s = script_in(deploy_path);
+    lock::guard_or_leave(&mut s, owner);
     s.push(Sh::assign("line", log_line));
     s.line(LOG_APPEND);
     for release in prune {
         s.push(Sh::assign("r", release.to_string()));
         s.line(r#"if [ "$(readlink "$d/current")" != "releases/$r" ]; then rm -rf "$d/releases/$r" 2>/dev/null || echo "warning could not remove old release $r completely; remove $d/releases/$r by hand"; fi"#);
     }
-    s.line(UNLOCK);
+    s.line(lock::RELEASE_OURS);
     s
 }
 
@@ -29,39 +32,29 @@ pub fn finalize(deploy_path: &str, log_line: &str, prune: &[ReleaseId]) -> Scrip
 const LOG_APPEND: &str =
     r#"printf '%s\n' "$line" >> "$d/revisions.log" || echo "warning could not append to $d/revisions.log""#;
 
-/// Appends `log_line` to revisions.log, for a host put back after its
-/// wrap-up had logged the run (it unlocked then; nothing else is left).
-pub fn log(deploy_path: &str, log_line: &str) -> Script {
-    let mut s = script_in(deploy_path);
-    s.push(Sh::assign("line", log_line));
-    s.line(LOG_APPEND);
-    s
-}
-
-/// Releases the lock; its failure is the script's.
-const UNLOCK: &str = r#"rm -rf "$d/.cutover/lock""#;
-
-/// The `warning ...` lines a wrap-up script printed.
+/// The `warning ...` lines a finalize or abort script printed.
 pub fn warnings(stdout: &str) -> impl Iterator<Item = &str> {
     stdout.lines().filter_map(|l| l.strip_prefix("warning "))
 }
 
 /// Removes this run's release and staged link, and releases the lock.
-pub fn abort(deploy_path: &str, release: ReleaseId) -> Script {
+pub fn abort(deploy_path: &str, owner: &LockOwner, release: ReleaseId) -> Script {
     let mut s = script_in(deploy_path);
+    lock::guard_or_leave(&mut s, owner);
     s.push(Sh::assign("r", release.to_string()));
     s.line(r#"if [ "$(readlink "$d/current" 2>/dev/null)" != "releases/$r" ]; then rm -rf "$d/releases/$r" "$d/releases/$r.tar" 2>/dev/null || echo "warning could not remove $d/releases/$r completely"; fi"#);
     s.line(r#"rm -f "$d/current-tmp" || echo "warning could not remove $d/current-tmp""#);
-    s.line(UNLOCK);
+    s.line(lock::RELEASE_OURS);
     s
 }
 
 /// Releases the lock and removes a staged link, for a rollback that failed
 /// before switching (the target release is kept).
-pub fn unlock_only(deploy_path: &str) -> Script {
+pub fn unlock_only(deploy_path: &str, owner: &LockOwner) -> Script {
     let mut s = script_in(deploy_path);
+    lock::guard_or_leave(&mut s, owner);
     s.line(r#"rm -f "$d/current-tmp" || echo "warning could not remove $d/current-tmp""#);
-    s.line(UNLOCK);
+    s.line(lock::RELEASE_OURS);
     s
 }
 
@@ -73,10 +66,12 @@ mod tests {
     fn a_failing_log_append_still_unlocks_and_warns() {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
+        let owner = LockOwner::current("shop", "deploy", None);
         std::fs::create_dir_all(d.join(".cutover/lock")).expect("lock");
+        std::fs::write(d.join(".cutover/lock/token"), format!("{}\n", owner.token)).expect("token");
         // A directory where the log should be: appending fails, even as root.
         std::fs::create_dir_all(d.join("revisions.log")).expect("log dir");
-        let script = finalize(&d.display().to_string(), "line", &[]).render();
+        let script = finalize(&d.display().to_string(), &owner, "line", &[]).render();
         let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

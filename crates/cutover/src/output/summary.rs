@@ -32,6 +32,11 @@ pub fn text(report: &Report) -> String {
         (_, Outcome::Halted) => "halted where it failed (on_failure: halt): see where each host is below".to_owned(),
         (_, Outcome::Done) => "done".to_owned(),
     };
+    let headline = match (&s.not_undone, s.outcome) {
+        (Some(what), Outcome::Failed) => format!("failed before any host switched: {what}"),
+        (Some(what), _) => format!("{headline}; {what}"),
+        (None, _) => headline,
+    };
     let _ = writeln!(out, "{headline}");
     let width = s.hosts.keys().map(String::len).max().unwrap_or(4);
     for (name, host) in &s.hosts {

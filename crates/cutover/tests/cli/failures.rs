@@ -53,8 +53,20 @@ fn a_held_lock_refuses_with_its_owner_and_unlock_clears_it() {
     assert_eq!(code, Some(0));
     assert_eq!(summary(&events)["hosts"]["web2"]["lock"]["user"], "ana");
 
-    let (code, _) = project.cutover_json(&["unlock"]);
-    assert_eq!(code, Some(0));
+    // Another run's lock is removed only when the user says so.
+    let out = project.cutover(&["unlock"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+    assert!(said.contains("ana@ci-7") && said.contains("pass --yes"), "{said}");
+    assert!(project.locked("web2"), "not removed without --yes");
+    let (code, events) = project.cutover_json(&["unlock", "--yes"]);
+    assert_eq!(code, Some(0), "{events:?}");
+    let end = summary(&events);
+    assert_eq!(
+        (end["hosts"]["web1"]["state"].as_str(), end["hosts"]["web2"]["state"].as_str()),
+        (Some("not locked"), Some("unlocked"))
+    );
+    assert_eq!(end["hosts"]["web2"]["lock"]["user"], "ana", "the summary names whose lock it was");
     assert!(!project.locked("web2"));
     let (code, _) = project.cutover_json(&["deploy"]);
     assert_eq!(code, Some(0));
@@ -91,7 +103,7 @@ fn a_reload_failing_on_one_host_after_the_switch_puts_every_host_back() {
 
 /// Starts `cutover deploy` with a build step that sleeps on every host, and
 /// returns once every host is building.
-fn deploy_with_a_slow_build(project: &Project) -> std::process::Child {
+pub fn deploy_with_a_slow_build(project: &Project) -> std::process::Child {
     let marker = project.path().join("building");
     let hook = format!(
         "hooks:\n  build:\n    - name: slow build\n      run: touch '{}-'\"$CUTOVER_HOST\"; sleep 30\n",
@@ -172,32 +184,4 @@ fn a_host_whose_fpm_config_test_fails_stops_the_deploy_before_any_switch() {
         assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host}");
         assert!(!project.locked(host));
     }
-}
-
-#[test]
-fn a_second_ctrl_c_while_cleaning_up_stops_at_once_and_unlock_clears_the_lock() {
-    let project = Project::new("");
-    // A slow `rm` keeps the clean-up after the first interrupt busy.
-    project.write_executable("bin/rm", "#!/bin/sh\nsleep 3\nexec /bin/rm \"$@\"\n");
-    let mut child = deploy_with_a_slow_build(&project);
-    let interrupt =
-        || std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
-    assert!(interrupt().success());
-    std::thread::sleep(Duration::from_millis(700));
-    assert!(interrupt().success());
-    assert_eq!(child.wait().expect("wait").code(), Some(130), "stopped at once");
-
-    let (code, events) = project.cutover_json(&["status"]);
-    assert!(code.is_some());
-    let status = summary(&events);
-    let locked: Vec<&str> = HOSTS.iter().copied().filter(|h| !status["hosts"][*h]["lock"].is_null()).collect();
-    assert!(!locked.is_empty(), "status reports the lock left behind: {status}");
-    let (code, _) = project.cutover_json(&["unlock"]);
-    assert_eq!(code, Some(0));
-    for host in HOSTS {
-        assert!(!project.locked(host), "{host}: unlocked");
-    }
-    project.write_inventory("");
-    let (code, events) = project.cutover_json(&["deploy"]);
-    assert_eq!(code, Some(0), "a deploy runs again: {events:?}");
 }

@@ -20,6 +20,7 @@ fn plan_prints_every_phase_and_touches_nothing() {
     settings.add_filter(r"upload-[0-9a-f]{16}", "[REVISION]");
     settings.add_filter(r#"owner='\{[^']*\}'"#, "owner='[OWNER]'");
     settings.add_filter(r"line='[^']*'", "line='[LOG LINE]'");
+    settings.add_filter(r"token=[0-9a-f]{32}", "token=[TOKEN]");
     settings.bind(|| insta::assert_snapshot!(text));
 }
 

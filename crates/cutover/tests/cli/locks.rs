@@ -1,0 +1,83 @@
+//! Locks carry the run's token: a run works under a lock and releases it
+//! only while the lock is its own.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{HOSTS, Project, summary};
+
+/// `cutover deploy -i <inventory>` in the background.
+fn deploy_in_background(project: &Project, inventory: &str) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("cutover"))
+        .current_dir(project.path())
+        .args(["deploy", "-i", inventory, "--progress=plain", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+fn wait_for_every_host(project: &Project, marker: &str) {
+    let started = Instant::now();
+    while !HOSTS.iter().all(|h| project.path().join(format!("{marker}-{h}")).exists()) {
+        assert!(started.elapsed() < Duration::from_secs(30), "{marker} never seen on every host");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A build step that says it started, waits while `hold` exists, then
+/// exits with `exit`.
+fn held_build(project: &Project, started: &str, hold: &str, exit: u8) -> String {
+    let p = project.path().display();
+    format!(
+        "hooks:\n  build:\n    - name: held\n      run: touch '{p}/{started}-'\"$CUTOVER_HOST\"; \
+         while [ -e '{p}/{hold}' ]; do sleep 0.05; done; exit {exit}\n"
+    )
+}
+
+#[test]
+fn a_stalled_run_that_wakes_after_an_unlock_touches_neither_the_new_lock_nor_the_new_release() {
+    let project = Project::new("");
+    let (code, _) = project.cutover_json(&["deploy"]);
+    assert_eq!(code, Some(0));
+    // Run B's inventory: the same hosts, a build that waits for `hold-b`.
+    project.write_inventory(&held_build(&project, "b-building", "hold-b", 0));
+    let b_inventory = std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
+    project.write("b.yaml", &b_inventory);
+    // Run A stalls in its build, then fails.
+    project.write_inventory(&held_build(&project, "a-building", "stall", 1));
+    project.write("stall", "");
+    project.write("hold-b", "");
+
+    let a = deploy_in_background(&project, "cutover.yaml");
+    wait_for_every_host(&project, "a-building");
+    let (code, _) = project.cutover_json(&["unlock", "--yes"]);
+    assert_eq!(code, Some(0), "the stalled run's locks are removed by hand");
+    let b = deploy_in_background(&project, "b.yaml");
+    wait_for_every_host(&project, "b-building");
+    let b_owner = |host: &str| std::fs::read_to_string(project.deploy_path(host).join(".cutover/lock/owner"));
+    let b_owners: Vec<String> = HOSTS.iter().map(|h| b_owner(h).expect("b holds the lock")).collect();
+    let b_release = |host: &str| project.releases(host).into_iter().max().expect("b's release");
+    let b_releases: Vec<String> = HOSTS.iter().map(|h| b_release(h)).collect();
+
+    std::fs::remove_file(project.path().join("stall")).expect("wake a");
+    let a = a.wait_with_output().expect("a ends");
+    assert_eq!(a.status.code(), Some(1), "a failed before any switch");
+    for (i, host) in HOSTS.iter().enumerate() {
+        assert_eq!(b_owner(host).ok().as_ref(), Some(&b_owners[i]), "{host}: b's lock is left alone");
+        assert!(project.releases(host).contains(&b_releases[i]), "{host}: b's release is left alone");
+    }
+    let a_events = String::from_utf8_lossy(&a.stdout).into_owned();
+    assert!(a_events.contains("the lock is no longer this run's"), "a says why it left the hosts: {a_events}");
+
+    std::fs::remove_file(project.path().join("hold-b")).expect("let b go");
+    let b = b.wait_with_output().expect("b ends");
+    assert_eq!(b.status.code(), Some(0), "{}", String::from_utf8_lossy(&b.stdout));
+    let last = String::from_utf8_lossy(&b.stdout).lines().last().unwrap_or_default().to_owned();
+    let end: serde_json::Value = serde_json::from_str(&last).expect("summary");
+    let _ = summary(std::slice::from_ref(&end));
+    for (i, host) in HOSTS.iter().enumerate() {
+        assert_eq!(project.current(host).as_ref(), Some(&b_releases[i]), "{host}: b deployed");
+        assert!(!project.locked(host), "{host}");
+    }
+}

@@ -1,0 +1,102 @@
+//! What signals do to a run: the first SIGINT or SIGTERM stops gracefully,
+//! a second stops waiting for remote work and still puts the fleet back and
+//! releases every lock (as when CI cancels a job: SIGINT, then SIGTERM), a
+//! third exits at once.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::failures::deploy_with_a_slow_build;
+use crate::harness::{HOSTS, Project, summary};
+
+fn signal(child: &Child, name: &str) {
+    // The run may have ended already: that is for the caller to check.
+    let _ = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status();
+}
+
+/// Waits until `path` exists in the project.
+fn wait_for(project: &Project, paths: &[String]) {
+    let started = Instant::now();
+    while !paths.iter().all(|p| project.path().join(p).exists()) {
+        assert!(started.elapsed() < Duration::from_secs(30), "never saw {paths:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigint_then_sigterm_during_the_build_leaves_the_fleet_unchanged_and_unlocked() {
+    let project = Project::new("");
+    // A slow `rm` keeps the clean-up after the first signal busy when the
+    // second arrives.
+    project.write_executable("bin/rm", "#!/bin/sh\nsleep 3\nexec /bin/rm \"$@\"\n");
+    let mut child = deploy_with_a_slow_build(&project);
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_secs(2));
+    signal(&child, "TERM");
+    assert_eq!(child.wait().expect("wait").code(), Some(1), "failed before any switch, not 130");
+    for host in HOSTS {
+        assert!(!project.locked(host), "{host}: no lock left");
+        assert!(project.releases(host).is_empty(), "{host}: the release is removed");
+        assert_eq!(project.current(host), None, "{host}");
+    }
+}
+
+#[test]
+fn sigint_then_sigterm_during_the_switch_puts_every_host_back_and_unlocks() {
+    let project = Project::new("");
+    let (code, events) = project.cutover_json(&["deploy"]);
+    assert_eq!(code, Some(0), "{events:?}");
+    let v1 = summary(&events)["release"].as_str().expect("release").to_owned();
+    // A health check that takes its time, on every host.
+    project.write_inventory("health_check:\n  retries: 1\n  command: 'touch ../../../../checking; sleep 20'\n");
+    project.write("app/public/index.php", "<?php echo 'v2';\n");
+    let child = Command::new(assert_cmd::cargo::cargo_bin("cutover"))
+        .current_dir(project.path())
+        .args(["deploy", "--progress=plain", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_for(&project, &HOSTS.map(|h| format!("hosts/{h}/checking")));
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_secs(2));
+    for host in HOSTS {
+        assert_ne!(project.current(host).as_deref(), Some(v1.as_str()), "{host}: the first signal finishes the switch");
+    }
+    signal(&child, "TERM");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(3), "rolled back, not 130");
+    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned();
+    let end: serde_json::Value = serde_json::from_str(&last).expect("summary");
+    assert_eq!(end["outcome"], "rolled_back", "{end}");
+    for host in HOSTS {
+        assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host}: back on v1");
+        assert_eq!(project.served(host), "<?php echo 'v1';\n");
+        assert!(!project.locked(host), "{host}: no lock left");
+    }
+}
+
+#[test]
+fn a_third_signal_exits_at_once_and_unlock_clears_the_lock_left() {
+    let project = Project::new("");
+    project.write_executable("bin/rm", "#!/bin/sh\nsleep 3\nexec /bin/rm \"$@\"\n");
+    let mut child = deploy_with_a_slow_build(&project);
+    for _ in 0..3 {
+        signal(&child, "INT");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(child.wait().expect("wait").code(), Some(130), "exited at once");
+
+    let (_, events) = project.cutover_json(&["status"]);
+    let status = summary(&events);
+    let locked: Vec<&str> = HOSTS.iter().copied().filter(|h| !status["hosts"][*h]["lock"].is_null()).collect();
+    assert!(!locked.is_empty(), "status reports the lock left behind: {status}");
+    let (code, _) = project.cutover_json(&["unlock", "--yes"]);
+    assert_eq!(code, Some(0));
+    for host in HOSTS {
+        assert!(!project.locked(host), "{host}: unlocked");
+    }
+    project.write_inventory("");
+    let (code, events) = project.cutover_json(&["deploy"]);
+    assert_eq!(code, Some(0), "a deploy runs again: {events:?}");
+}
