@@ -1,5 +1,9 @@
 //! The local transport: a host is a directory on this machine and a script
 //! runs with `sh -c` in it. For unit tests and the demo, not for fleets.
+//!
+//! A script that is dropped is not killed here: like on an SSH host, its
+//! supervisor (see [`crate::remote::supervise`]) sees its output's reader
+//! gone and ends it with all its children.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -57,7 +61,6 @@ impl Transport for LocalTransport {
                 .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| TransportError::Spawn { detail: e.to_string() })?;
             if let (Some(bytes), Some(mut stdin)) = (command.stdin, child.stdin.take()) {
@@ -92,7 +95,6 @@ impl Transport for LocalTransport {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| TransportError::Spawn { detail: e.to_string() })?;
             let missing = || TransportError::Spawn { detail: "no standard streams".into() };

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 use crate::event::{Event, HostState, Phase};
 use crate::plan::HostScript;
 use crate::remote::steps::{STEP_MARKER, STEP_TIMED_OUT, last_step};
+use crate::remote::supervise;
 use crate::transport::{Output, RemoteCommand, Transport, TransportError};
 
 use super::Context;
@@ -173,11 +174,8 @@ impl Session {
             }
         };
         let started = Instant::now();
-        let command = RemoteCommand {
-            script: job.script.render(),
-            stdin: if job.upload { payload.cloned() } else { None },
-            timeout: job.timeout,
-        };
+        let stdin = if job.upload { payload.cloned() } else { None };
+        let command = supervised(ctx, phase, host, job, stdin);
         let result = transport.run(command).await;
         let elapsed = Some(started.elapsed().as_millis() as u64);
         let step = |stdout: &str| last_step(stdout).and_then(|i| job.steps.get(i)).cloned();
@@ -222,6 +220,20 @@ impl Session {
         let open = self.hosts.into_values().filter_map(|cell| cell.into_inner().flatten());
         futures::future::join_all(open.map(|t| t.close())).await;
     }
+}
+
+/// The command that runs `job` on `host`, under the supervisor that ends it
+/// when cutover stops waiting (see [`crate::remote::supervise`]).
+pub(crate) fn supervised(
+    ctx: &Context<'_>,
+    phase: Phase,
+    host: &str,
+    job: &HostScript,
+    stdin: Option<Arc<[u8]>>,
+) -> RemoteCommand {
+    let deploy_path = ctx.fleet.hosts.iter().find(|t| t.name == host).map(|t| t.deploy_path.as_str());
+    let jobs = deploy_path.filter(|_| supervise::is_work(phase)).map(supervise::jobs_file);
+    RemoteCommand { script: supervise::wrap(&job.script.render(), jobs.as_deref()), stdin, timeout: job.timeout }
 }
 
 /// Resolves when a run with this patience stops waiting for a phase.

@@ -13,11 +13,11 @@ use crate::event::{Event, HostState, Phase};
 use crate::held::{HeldScript, Signal};
 use crate::moment::{self, ClockReading, Moment};
 use crate::plan::HostScript;
-use crate::transport::{Output, RemoteCommand, TransportError};
+use crate::transport::{Output, TransportError};
 
 use super::Context;
 use super::failure::{FailureKind, HostFailure};
-use super::session::{PhaseOutcome, Session, emit_host, tail};
+use super::session::{PhaseOutcome, Session, emit_host, supervised, tail};
 
 /// Where a host stands before the release.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ impl Session {
                 let result = match start {
                     Start::Ready(held) => held.release(signal).await.map_err(FailureKind::from),
                     Start::Ended(held) => held.release(Signal::CallOff).await.map_err(FailureKind::from),
-                    Start::Plain if go => self.run_released(host, job).await.map_err(FailureKind::from),
+                    Start::Plain if go => self.run_released(ctx, phase, host, job).await.map_err(FailureKind::from),
                     Start::Plain => Err(FailureKind::CalledOff { reason: reason.to_owned() }),
                     Start::Failed(error) => Err(FailureKind::CalledOff { reason: error.to_string() }),
                 };
@@ -102,8 +102,7 @@ impl Session {
         let Some(transport) = self.transport(host) else {
             return Start::Failed(TransportError::ConnectionLost { detail: "not connected".into() });
         };
-        let command = RemoteCommand { script: job.script.render(), stdin: None, timeout: job.timeout };
-        match transport.hold(command).await {
+        match transport.hold(supervised(ctx, phase, host, job, None)).await {
             Ok(Some(mut held)) => match held.ready().await {
                 Ok(true) => Start::Ready(held),
                 Ok(false) => Start::Ended(held),
@@ -115,11 +114,17 @@ impl Session {
     }
 
     /// A plain run of a held script, with `go` already on its stdin.
-    async fn run_released(&self, host: &str, job: &HostScript) -> Result<Output, TransportError> {
+    async fn run_released(
+        &self,
+        ctx: &Context<'_>,
+        phase: Phase,
+        host: &str,
+        job: &HostScript,
+    ) -> Result<Output, TransportError> {
         let transport =
             self.transport(host).ok_or(TransportError::ConnectionLost { detail: "not connected".into() })?;
         let stdin = Some(std::sync::Arc::from(b"go\n".to_vec()));
-        transport.run(RemoteCommand { script: job.script.render(), stdin, timeout: job.timeout }).await
+        transport.run(supervised(ctx, phase, host, job, stdin)).await
     }
 }
 
@@ -168,7 +173,7 @@ mod tests {
 
     use super::*;
     use crate::local::LocalTransport;
-    use crate::transport::Transport;
+    use crate::transport::{RemoteCommand, Transport};
 
     /// Keeps time: answers `clock` with its clock; prints its go line.
     const TIMED: &str = "echo '@@cutover-ready clock'; read -r go; if [ \"$go\" = clock ]; then \

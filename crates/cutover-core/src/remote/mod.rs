@@ -7,6 +7,7 @@ pub mod lock;
 pub mod prepare;
 pub mod probe;
 pub mod steps;
+pub mod supervise;
 pub mod switch;
 pub mod wrapup;
 

@@ -11,6 +11,7 @@ use crate::release::ReleaseId;
 use crate::shell::{Script, Sh};
 
 use super::lock::{self, LockOwner};
+use super::supervise;
 use super::script_in;
 
 /// Appends `log_line` to revisions.log, removes `prune` (never the release
@@ -37,10 +38,13 @@ pub fn warnings(stdout: &str) -> impl Iterator<Item = &str> {
     stdout.lines().filter_map(|l| l.strip_prefix("warning "))
 }
 
-/// Removes this run's release and staged link, and releases the lock.
+/// Waits until this run's work on the host has ended (see
+/// [`supervise`]), then removes its release and staged link, and releases
+/// the lock.
 pub fn abort(deploy_path: &str, owner: &LockOwner, release: ReleaseId) -> Script {
     let mut s = script_in(deploy_path);
     lock::guard_or_leave(&mut s, owner);
+    s.line(supervise::WAIT_FOR_JOBS);
     s.push(Sh::assign("r", release.to_string()));
     s.line(r#"if [ "$(readlink "$d/current" 2>/dev/null)" != "releases/$r" ]; then rm -rf "$d/releases/$r" "$d/releases/$r.tar" 2>/dev/null || echo "warning could not remove $d/releases/$r completely"; fi"#);
     s.line(r#"rm -f "$d/current-tmp" || echo "warning could not remove $d/current-tmp""#);
