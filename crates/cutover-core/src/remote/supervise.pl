@@ -1,151 +1,142 @@
-# cutover job supervisor. Runs a shell script in its own process group and
-# kills that whole group when nobody waits for the result any more.
+# cutover's job supervisor: runs one script and ends it, with every process
+# it started, when nobody waits for its result any more.
 #
-# Usage: perl -e PROGRAM -- [-t SECS] [-g SECS] [-l LOCKFILE] [-k] SCRIPT [NAME [ARG...]]
-#   runs: sh -c SCRIPT [NAME [ARG...]]   (stdin, stdout, stderr inherited)
-#   -t SECS      deadline: terminate the job after SECS seconds, exit 124
-#   -g SECS      grace between SIGTERM and SIGKILL (default 5)
-#   -l LOCKFILE  hold a shared flock on LOCKFILE while the job runs
-#   -k           also terminate what is left of the group after the script exits
+#   perl -e PROGRAM -- [-l JOBS_FILE] SCRIPT
 #
-# The job is terminated (SIGTERM + SIGCONT to the group, SIGKILL to the group
-# after the grace period) when
-#   - the reader of our stdout or stderr went away: a pipe write end then
-#     polls POLLERR (Linux) or POLLHUP (BSD, macOS), a socket POLLHUP;
-#     sshd closes the read end of stdout when the channel is closed, when it
-#     receives eow@openssh.com (mux client gone) and when the connection dies,
-#   - the deadline passed (exit 124),
-#   - we get SIGTERM, SIGHUP, SIGINT or SIGPIPE (exit 128 + signal number).
-# After "reader gone" the exit status is 129; nobody is there to read it.
-# Otherwise the exit status is that of sh (128 + signal if it was killed).
+# runs `sh -c SCRIPT` in a process group of its own, stdin, stdout and
+# stderr passed through, and exits with its exit status (128 + the signal
+# if a signal ended it). The job is ended when
+#   - the reader of our stdout or stderr is gone: sshd closes the channel's
+#     pipe when cutover's side of it goes away (Ctrl-C, a time limit,
+#     cutover killed, the connection lost); a pipe's write end then polls
+#     POLLERR (Linux) or POLLHUP (BSD, macOS), a socket POLLHUP;
+#   - this program gets SIGTERM, SIGHUP, SIGINT or SIGPIPE.
+# Ending it: SIGTERM (and SIGCONT) to the job's process group and to every
+# process below the job, found in /proc or with ps (GNU timeout moves its
+# command to a group of its own); SIGKILL to what is left after GRACE s.
+# With -l, a shared flock on JOBS_FILE is held while the job runs (not
+# inherited by it): a clean-up waits for an exclusive one.
 #
-# Only modules from perl-base are used. IO/Poll.pm is not in perl-base, but
-# IO.so (loaded by IO::Handle) defines IO::Poll::_poll and the POLL constants.
-# This program must not contain single quote characters.
+# Core perl only (perl-base): IO (for IO::Poll::_poll) and Fcntl. No single
+# quote characters outside comments (which are not sent): the program
+# travels inside single quotes.
 
 use strict;
 use warnings;
-use POSIX ();
 use Fcntl qw(:flock F_SETFD FD_CLOEXEC O_RDONLY O_CREAT);
-use IO::Handle ();
+require IO;
 
-my $ME = "cutover-supervise";
-sub fail { print STDERR "$ME: @_\n"; exit 125 }
+$0 = "cutover-supervise";
+my $GRACE = 5;
+my $WNOHANG = 1;    # the same on Linux, macOS and the BSDs
+sub fail { print STDERR "cutover-supervise: @_\n"; exit 125 }
 
-# --- arguments ------------------------------------------------------------
-my ($deadline, $grace, $lockfile, $kill_rest) = (0, 5, "", 0);
+my $jobs = "";
 while (@ARGV && $ARGV[0] =~ /^-/) {
     my $opt = shift @ARGV;
     last if $opt eq "--";
-    if    ($opt eq "-t") { $deadline = shift @ARGV // "" }
-    elsif ($opt eq "-g") { $grace    = shift @ARGV // "" }
-    elsif ($opt eq "-l") { $lockfile = shift @ARGV // "" }
-    elsif ($opt eq "-k") { $kill_rest = 1 }
+    if ($opt eq "-l") { $jobs = shift @ARGV // "" }
     else { fail("unknown option $opt") }
 }
-$deadline =~ /^[0-9]+$/ or fail("-t needs whole seconds");
-$grace    =~ /^[0-9]+$/ && $grace > 0 or fail("-g needs whole seconds > 0");
-@ARGV or fail("no script given");
+@ARGV == 1 or fail("usage: [-l JOBS_FILE] SCRIPT");
 my $script = shift @ARGV;
-my @sh_args = @ARGV ? @ARGV : ("sh");
 
-# --- signals ---------------------------------------------------------------
-# Perl runs these handlers between operations ("safe signals"); each signal
-# also interrupts the sleeping select() below, so we react at once.
-my ($stop, $alarm) = ("", 0);
+# Signals set a flag and interrupt the sleep below.
+my $stop = "";
 my %SIGNO = (HUP => 1, INT => 2, PIPE => 13, TERM => 15);
-for my $name (keys %SIGNO) {
-    $SIG{$name} = sub { $stop ||= $name };
-}
-$SIG{ALRM} = sub { $alarm = 1 };
-$SIG{CHLD} = sub { };    # only to wake up select()
+$SIG{$_} = sub { $stop ||= $_[0] } for keys %SIGNO;
+$SIG{CHLD} = sub { };
 
-# True when the reader of fd 1 or fd 2 is gone. POLLOUT is requested because
-# macOS reports nothing for a pipe unless some event is asked for.
+# Whether the reader of fd 1 or fd 2 went away.
 my $GONE = IO::Poll::POLLERR() | IO::Poll::POLLHUP();
 sub reader_gone {
     for my $fd (1, 2) {
         my ($f, $ev) = ($fd, IO::Poll::POLLOUT());
-        my $n = IO::Poll::_poll(0, $f, $ev);    # fills in revents
-        return 1 if $n > 0 && ($ev & $GONE);
+        return 1 if IO::Poll::_poll(0, $f, $ev) > 0 && ($ev & $GONE);
     }
     return 0;
 }
-
 sub nap { select(undef, undef, undef, $_[0]) }
 
-# --- shared lock ---------------------------------------------------------------
-# Taken before the job starts; a cleanup script waits for all jobs with
-# LOCK_EX. Close-on-exec, so the job itself never holds it.
-my $lock;
-if ($lockfile ne "") {
-    sysopen($lock, $lockfile, O_RDONLY | O_CREAT, 0666) or fail("open $lockfile: $!");
-    fcntl($lock, F_SETFD, FD_CLOEXEC) or fail("fcntl $lockfile: $!");
-    until (flock($lock, LOCK_SH | LOCK_NB)) {
-        exit(128 + $SIGNO{$stop}) if $stop;
-        exit 129 if reader_gone();
-        nap(0.2);
-    }
+# The run's jobs lock, shared, close-on-exec.
+if ($jobs ne "") {
+    sysopen(my $lock, $jobs, O_RDONLY | O_CREAT, 0666) or fail("open $jobs: $!");
+    fcntl($lock, F_SETFD, FD_CLOEXEC) or fail("fcntl $jobs: $!");
+    flock($lock, LOCK_SH) or fail("flock $jobs: $!");
+    our $held = $lock;
 }
 
-# --- start the job -------------------------------------------------------------
 my $pid = fork();
 defined $pid or fail("fork: $!");
 if ($pid == 0) {
-    setpgrp(0, 0);    # own process group: pgid = pid
-    { no warnings "exec"; exec { "/bin/sh" } $sh_args[0], "-c", $script, @sh_args[1 .. $#sh_args] }
-    print STDERR "$ME: exec /bin/sh: $!\n";
-    POSIX::_exit(127);
+    setpgrp(0, 0);
+    { no warnings "exec"; exec { "/bin/sh" } "sh", "-c", $script }
+    print STDERR "cutover-supervise: exec /bin/sh: $!\n";
+    exit 127;
 }
-setpgrp($pid, $pid);    # also from here, so the group exists before any kill
+setpgrp($pid, $pid);
 open(STDIN, "<", "/dev/null");    # the job alone reads stdin
-alarm($deadline) if $deadline;
 
-# --- wait ------------------------------------------------------------------------
 my ($status, $reason);
-sub reap {
-    return if defined $status;
-    $status = $? if waitpid($pid, POSIX::WNOHANG()) == $pid;
-}
+sub reap { $status = $? if !defined $status && waitpid($pid, $WNOHANG) == $pid }
 until (defined $status) {
     reap();
     last if defined $status;
-    if    ($stop)         { $reason = $stop }
-    elsif ($alarm)        { $reason = "deadline" }
-    elsif (reader_gone()) { $reason = "gone" }
+    $reason = $stop || (reader_gone() ? "gone" : "");
     last if $reason;
     nap(0.25);
 }
+exit($status & 127 ? 128 + ($status & 127) : $status >> 8) if defined $status;
 
-# Does any process of the group still exist? EPERM: yes, but not ours.
-sub group_alive { return kill(0, -$pid) || $!{EPERM} }
-
-sub kill_group {
-    kill("TERM", -$pid);
-    kill("CONT", -$pid);    # stopped processes act on SIGTERM only when continued
-    alarm($grace);    # replaces a pending deadline alarm
-    $alarm = 0;
-    while (1) {
-        reap();
-        return unless group_alive();
-        last if $alarm;
-        nap(0.1);
+# Every live process of the job: its group, and every process below it
+# with the group of each (found again on each pass: processes come and go;
+# zombies are left to their parents).
+sub members {
+    my (%parent, %group);
+    if (opendir(my $proc, "/proc")) {
+        for my $p (grep { /^[0-9]+$/ } readdir $proc) {
+            open(my $fh, "<", "/proc/$p/stat") or next;
+            my $stat = <$fh> // next;
+            my @f = split / /, substr($stat, rindex($stat, ")") + 2);
+            ($parent{$p}, $group{$p}) = ($f[1], $f[2]) unless $f[0] eq "Z";
+        }
+    } elsif (open(my $ps, "-|", "ps", "-A", "-o", "pid=", "-o", "ppid=", "-o", "pgid=", "-o", "stat=")) {
+        while (<$ps>) {
+            my ($p, $pp, $g, $st) = split;
+            ($parent{$p}, $group{$p}) = ($pp, $g) if defined $st && $st !~ /^Z/;
+        }
     }
-    kill("KILL", -$pid);
-    for (1 .. 20) {
-        reap();
-        return unless group_alive();
-        nap(0.1);
+    my %in = ();
+    my %groups = ($pid => 1);
+    my $more = 1;
+    while ($more) {
+        $more = 0;
+        for my $p (keys %parent) {
+            next if $in{$p} || $p == $$;
+            if ($p == $pid || $in{$parent{$p}} || $groups{$group{$p}}) {
+                $in{$p} = 1;
+                $groups{$group{$p}} = 1;
+                $more = 1;
+            }
+        }
     }
+    return (keys %in);
+}
+sub signal_job {
+    my ($sig) = @_;
+    my @all = members();
+    kill($sig, @all) if @all;
+    kill("CONT", @all) if @all && $sig eq "TERM";    # a stopped process acts on it once continued
+    return scalar @all;
 }
 
-if (defined $status) {
-    alarm(0);
-    kill_group() if $kill_rest && group_alive();
-    exit($status & 127 ? 128 + ($status & 127) : $status >> 8);
+my $left = signal_job("TERM");
+my $until = time + $GRACE;
+while ($left && time < $until) {
+    nap(0.1);
+    reap();
+    $left = members();
 }
-if ($reason eq "deadline") {
-    print STDERR "$ME: deadline of $deadline s reached, terminating the job\n";
-}
-kill_group();
-exit($reason eq "deadline" ? 124 : $reason eq "gone" ? 129 : 128 + $SIGNO{$reason});
+signal_job("KILL") if $left;
+reap();
+exit($reason eq "gone" ? 129 : 128 + $SIGNO{$reason});

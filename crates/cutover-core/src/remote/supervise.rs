@@ -120,9 +120,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join(".cutover")).expect(".cutover");
         let jobs = jobs_file(&dir.path().display().to_string());
-        // A child and a grandchild, each sleeping for ten minutes.
+        // A child and grandchildren, one under GNU timeout (which moves its
+        // command to a process group of its own), sleeping for ten minutes.
         let tag = format!("60{}", std::process::id() % 1000);
-        let script = format!("echo started; sh -c 'sleep {tag}1 & sleep {tag}2; wait'");
+        let script = format!("echo started; sh -c 'sleep {tag}1 & timeout 900 sleep {tag}2; wait'");
         let mut child =
             sh(&wrap(&script, Some(&jobs))).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("sh");
         let mut stdout = child.stdout.take().expect("stdout");

@@ -11,8 +11,8 @@ use crate::release::ReleaseId;
 use crate::shell::{Script, Sh};
 
 use super::lock::{self, LockOwner};
-use super::supervise;
 use super::script_in;
+use super::supervise;
 
 /// Appends `log_line` to revisions.log, removes `prune` (never the release
 /// `current` points to, checked again on the host), and releases the lock.

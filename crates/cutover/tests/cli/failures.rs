@@ -106,8 +106,9 @@ fn a_reload_failing_on_one_host_after_the_switch_puts_every_host_back() {
 pub fn deploy_with_a_slow_build(project: &Project) -> std::process::Child {
     let marker = project.path().join("building");
     let hook = format!(
-        "hooks:\n  build:\n    - name: slow build\n      run: touch '{}-'\"$CUTOVER_HOST\"; sleep 30\n",
-        marker.display()
+        "hooks:\n  build:\n    - name: slow build\n      run: touch '{}-'\"$CUTOVER_HOST\"; sleep {}\n",
+        marker.display(),
+        slow_build_sleep(project)
     );
     project.write_inventory(&hook);
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cutover"))
@@ -126,14 +127,31 @@ pub fn deploy_with_a_slow_build(project: &Project) -> std::process::Child {
     child
 }
 
+/// What the slow build's step sleeps: 30 s and a fraction of this project's
+/// own, so its processes can be told from other tests'.
+pub fn slow_build_sleep(project: &Project) -> String {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(project.path());
+    format!("30.{:06}", hash % 1_000_000)
+}
+
+/// Whether a process runs whose command line is exactly `sleep <seconds>`.
+pub fn sleeping(seconds: &str) -> bool {
+    let out = std::process::Command::new("ps").args(["-eo", "args"]).output().expect("ps");
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == format!("sleep {seconds}"))
+}
+
 #[test]
 fn ctrl_c_during_the_build_removes_the_release_and_every_lock() {
     let project = Project::new("");
     let mut child = deploy_with_a_slow_build(&project);
+    let step = slow_build_sleep(&project);
+    assert!(sleeping(&step), "the step runs");
     let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(kill.success());
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(1));
+    assert!(!sleeping(&step), "the step's processes ended before cutover exited");
     for host in HOSTS {
         assert!(project.releases(host).is_empty(), "{host}: {:?}", project.releases(host));
         assert!(!project.locked(host), "{host}: lock released");

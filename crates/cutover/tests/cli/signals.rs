@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::failures::deploy_with_a_slow_build;
+use crate::failures::{deploy_with_a_slow_build, sleeping, slow_build_sleep};
 use crate::harness::{HOSTS, Project, summary};
 
 fn signal(child: &Child, name: &str) {
@@ -34,6 +34,7 @@ fn sigint_then_sigterm_during_the_build_leaves_the_fleet_unchanged_and_unlocked(
     std::thread::sleep(Duration::from_secs(2));
     signal(&child, "TERM");
     assert_eq!(child.wait().expect("wait").code(), Some(1), "failed before any switch, not 130");
+    assert!(!sleeping(&slow_build_sleep(&project)), "the step's processes ended");
     for host in HOSTS {
         assert!(!project.locked(host), "{host}: no lock left");
         assert!(project.releases(host).is_empty(), "{host}: the release is removed");
@@ -86,6 +87,13 @@ fn a_third_signal_exits_at_once_and_unlock_clears_the_lock_left() {
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(child.wait().expect("wait").code(), Some(130), "exited at once");
+    // Its jobs end all the same: their reader is gone.
+    let step = slow_build_sleep(&project);
+    let started = Instant::now();
+    while sleeping(&step) {
+        assert!(started.elapsed() < Duration::from_secs(10), "the step's processes outlived cutover");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let (_, events) = project.cutover_json(&["status"]);
     let status = summary(&events);
@@ -99,4 +107,22 @@ fn a_third_signal_exits_at_once_and_unlock_clears_the_lock_left() {
     project.write_inventory("");
     let (code, events) = project.cutover_json(&["deploy"]);
     assert_eq!(code, Some(0), "a deploy runs again: {events:?}");
+}
+
+#[test]
+fn cutover_killed_leaves_its_lock_but_not_its_jobs() {
+    let project = Project::new("");
+    let mut child = deploy_with_a_slow_build(&project);
+    let step = slow_build_sleep(&project);
+    assert!(sleeping(&step));
+    signal(&child, "KILL");
+    let _ = child.wait();
+    let started = Instant::now();
+    while sleeping(&step) {
+        assert!(started.elapsed() < Duration::from_secs(10), "the step's processes outlived cutover");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for host in HOSTS {
+        assert!(project.locked(host), "{host}: a SIGKILL leaves the lock, as documented");
+    }
 }
