@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::release::ReleaseId;
 
 /// The phases of a run, in the order a deploy goes through them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Connect, check the host, read its state. Touches nothing.

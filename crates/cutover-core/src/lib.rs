@@ -13,6 +13,7 @@
 //! - [`engine`]: runs a plan through a [`transport::Transport`], emitting
 //!   [`event::Event`]s.
 //! - [`transport`]: the seam to hosts; [`local`] is a host as a directory;
+//!   [`scripted`] the same with faults per host and phase, for table tests;
 //!   [`held`] is a script that waits for the fleet-wide go of the flip, and
 //!   [`moment`] the one moment that go names.
 
@@ -27,6 +28,7 @@ pub mod moment;
 pub mod plan;
 pub mod release;
 pub mod remote;
+pub mod scripted;
 pub mod shell;
 pub mod source;
 pub mod transport;

@@ -125,7 +125,7 @@ mod tests {
     }
 
     fn command(script: &str, timeout: Duration) -> RemoteCommand {
-        RemoteCommand { script: script.to_owned(), stdin: None, timeout }
+        RemoteCommand { phase: crate::event::Phase::Build, script: script.to_owned(), stdin: None, timeout }
     }
 
     #[tokio::test]

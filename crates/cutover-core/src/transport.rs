@@ -10,12 +10,15 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use crate::event::Phase;
 use crate::fleet::Target;
 use crate::held::HeldScript;
 
 /// One round trip: a script for `sh`, optional bytes for its stdin, a limit.
 #[derive(Clone)]
 pub struct RemoteCommand {
+    /// The phase it belongs to (for logs, and for scripted faults in tests).
+    pub phase: Phase,
     pub script: String,
     pub stdin: Option<Arc<[u8]>>,
     pub timeout: Duration,
@@ -24,6 +27,7 @@ pub struct RemoteCommand {
 impl fmt::Debug for RemoteCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteCommand")
+            .field("phase", &self.phase)
             .field("script", &self.script)
             .field("stdin_bytes", &self.stdin.as_ref().map(|s| s.len()))
             .field("timeout", &self.timeout)

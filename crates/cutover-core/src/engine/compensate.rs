@@ -15,11 +15,10 @@ use crate::plan::{HostScript, Node, Plan};
 use crate::remote::probe::ProbeRequest;
 use crate::remote::switch;
 
-use super::failure::FailureKind;
-use super::forward;
+use super::failure::{FailureKind, HostFailure};
 use super::preflight::{self, Checks};
-use super::session::{Patience, Session};
-use super::state::{HostState, RunState};
+use super::session::{Patience, Session, emit_warnings};
+use super::state::{RunState, Standing};
 use super::{Context, local_hook};
 
 /// Compensates a run that stopped at node `at`; returns its outcome.
@@ -40,7 +39,7 @@ pub(crate) async fn run(ctx: &Context<'_>, session: &Session, plan: &Plan, state
         return if locked { Outcome::Locked } else { Outcome::Failed };
     }
     if plan.rollout.on_failure == OnFailure::Halt {
-        let switched = state.hosts_where(HostState::may_be_switched);
+        let switched = state.hosts_where(Standing::may_be_switched);
         state.warnings.push(format!(
             "halted: {} on release {} ({}); the other hosts are where they were",
             switched.len(),
@@ -75,9 +74,9 @@ async fn read_back(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mu
                     message: format!("read back: `current` points at {} although the flip failed", plan.release),
                 });
             }
-            state.advance(host, HostState::Switched);
+            state.advance(host, Standing::Switched);
         } else if snapshot.current_target == before && here.may_be_switched() {
-            state.set(host, HostState::Staged);
+            state.set(host, Standing::Staged);
         }
     }
 }
@@ -85,7 +84,7 @@ async fn read_back(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mu
 /// Renames `current` back on every host that may have switched, then
 /// reloads those that were put back.
 async fn undo(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mut RunState) {
-    let switched = state.hosts_where(HostState::may_be_switched);
+    let switched = state.hosts_where(Standing::may_be_switched);
     let jobs = only(&plan.undo, &switched);
     let outcome = session.run_phase(ctx, Phase::Undo, &jobs, None, Patience::ToTheEnd).await;
     let mut put_back = Vec::new();
@@ -94,11 +93,11 @@ async fn undo(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mut Run
             let to = plan.before_name(host).unwrap_or_else(|| "(none)".into());
             let at = jiff::Timestamp::now();
             ctx.emit(Event::Switched { host: host.clone(), from: Some(plan.release.to_string()), to, batch: None, at });
-            state.set(host, HostState::Staged);
+            state.set(host, Standing::Staged);
             put_back.push(host.clone());
         }
     }
-    state.failures.extend(outcome.failures.into_iter().map(forward::lock_failure));
+    state.failures.extend(outcome.failures.into_iter().map(HostFailure::about_the_lock));
     let reload = reload_scripts(plan);
     if !reload.is_empty() {
         let reloaded = session.run_phase(ctx, Phase::Reload, &only(&reload, &put_back), None, Patience::ToTheEnd).await;
@@ -132,12 +131,12 @@ async fn undrain(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mut 
 /// On every host that holds this run's lock: this run's release removed
 /// where it is not live, `current-tmp` removed, the lock released.
 async fn abort(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mut RunState) {
-    let locked = state.hosts_where(HostState::holds_lock);
+    let locked = state.hosts_where(Standing::holds_lock);
     let outcome = session.run_phase(ctx, Phase::Abort, &only(&plan.abort, &locked), None, Patience::ToTheEnd).await;
     for (host, output) in &outcome.outputs {
-        forward::warnings(ctx, host, &output.stdout);
+        emit_warnings(ctx, host, &output.stdout);
         if !state.state(host).may_be_switched() {
-            state.set(host, HostState::Released);
+            state.set(host, Standing::Released);
         }
     }
     for failure in outcome.failures {

@@ -12,7 +12,7 @@ use crate::remote::probe::{ProbeRequest, Snapshot};
 use super::forward::{self, Stop};
 use super::preflight::{self, Checks};
 use super::session::Session;
-use super::state::{HostState, RunState};
+use super::state::{RunState, Standing};
 use super::{Context, Report, compensate};
 
 /// Runs `plan` on an open session and reports how it ended.
@@ -42,7 +42,7 @@ async fn finish(ctx: &Context<'_>, session: &Session, plan: &Plan, state: RunSta
             outcome = Outcome::Inconsistent;
         }
     }
-    if outcome == Outcome::Failed && !state.hosts_where(|s| s == HostState::MaybeSwitched).is_empty() {
+    if outcome == Outcome::Failed && !state.hosts_where(|s| s == Standing::MaybeSwitched).is_empty() {
         outcome = Outcome::Inconsistent;
     }
     let hosts = ctx.fleet.hosts.iter().map(|t| (t.name.clone(), host_summary(plan, &state, &fresh, outcome, &t.name)));
@@ -78,7 +78,7 @@ fn host_summary(
             (snap.current_name(), label)
         }
         (Outcome::RolledBack | Outcome::Inconsistent | Outcome::Halted, None) => (None, "unknown"),
-        _ if state.state(name) == HostState::MaybeSwitched => (None, "unknown"),
+        _ if state.state(name) == Standing::MaybeSwitched => (None, "unknown"),
         _ => (plan.before_name(name), if failure.is_some() { "failed" } else { "unchanged" }),
     };
     HostSummary {

@@ -1,6 +1,7 @@
 //! A failure on one host: which host, which phase and step, and what.
 
 use crate::event::Phase;
+use crate::remote::lock::{LOCK_HELD, LOCK_LOST, LockOwner, held_by};
 use crate::transport::TransportError;
 
 /// What went wrong on a host.
@@ -50,6 +51,22 @@ impl HostFailure {
                 Some("wait for the other run to finish, or run `cutover unlock` if it died".to_owned())
             }
             _ => None,
+        }
+    }
+
+    /// A lock script's "held" exit in the lock phase, or a "lost" exit in
+    /// any phase, as what it means: the lock is (now) another run's.
+    pub(crate) fn about_the_lock(self) -> Self {
+        match &self.kind {
+            FailureKind::CommandFailed { exit_code: Some(LOCK_HELD), output_tail } if self.phase == Phase::Lock => {
+                let owner = LockOwner::describe(&held_by(output_tail));
+                Self { kind: FailureKind::Locked { owner }, ..self }
+            }
+            FailureKind::CommandFailed { exit_code: Some(LOCK_LOST), output_tail } => {
+                let owner = LockOwner::describe(&held_by(output_tail));
+                Self { kind: FailureKind::LockLost { owner }, ..self }
+            }
+            _ => self,
         }
     }
 

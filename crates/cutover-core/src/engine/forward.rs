@@ -1,5 +1,5 @@
 //! Running a plan forward: nodes in order (phases, gates, batch hooks,
-//! pauses), each host's [`HostState`] moved on as its part succeeds, until
+//! pauses), each host's [`Standing`] moved on as its part succeeds, until
 //! the plan ends or something fails. It never compensates: it says where
 //! it stopped, and [`super::compensate`] takes over from the state.
 
@@ -8,12 +8,12 @@ use jiff::Timestamp;
 use crate::config::inventory::Strategy;
 use crate::event::{Event, Phase};
 use crate::plan::{Node, Plan};
-use crate::remote::lock::{LOCK_HELD, LOCK_LOST, LockOwner, held_by};
-use crate::remote::{switch, wrapup};
+use crate::remote::lock::LOCK_HELD;
+use crate::remote::switch;
 
 use super::failure::{FailureKind, HostFailure};
-use super::session::{Patience, PhaseOutcome, Session};
-use super::state::{HostState, RunState};
+use super::session::{Patience, PhaseOutcome, Session, emit_warnings};
+use super::state::{RunState, Standing};
 use super::{Context, local_hook};
 
 /// Where a forward run ended.
@@ -73,7 +73,7 @@ pub(crate) async fn run(ctx: &Context<'_>, session: &Session, plan: &Plan, state
                 let patience = patience(p.phase, state);
                 let outcome = session.run_phase(ctx, p.phase, &p.hosts, plan.payload.as_ref(), patience).await;
                 record(ctx, plan, p.phase, p.batch, &outcome, state);
-                outcome.failures.into_iter().map(lock_failure).collect()
+                outcome.failures.into_iter().map(HostFailure::about_the_lock).collect()
             }
         };
         if failures.is_empty() {
@@ -120,22 +120,32 @@ fn record(
     let staged_with_it = !plan.nodes.iter().any(|n| matches!(n, Node::Phase(p) if p.phase == Phase::Stage));
     for (host, output) in &outcome.outputs {
         match phase {
-            Phase::Lock if staged_with_it => state.advance(host, HostState::Staged),
-            Phase::Lock => state.advance(host, HostState::Locked),
-            Phase::Prepare | Phase::Build if staged_with_it => state.advance(host, HostState::Staged),
-            Phase::Prepare | Phase::Build => state.advance(host, HostState::Built),
-            Phase::Stage => state.advance(host, HostState::Staged),
+            Phase::Lock if staged_with_it => state.advance(host, Standing::Staged),
+            Phase::Lock => state.advance(host, Standing::Locked),
+            Phase::Prepare | Phase::Build if staged_with_it => state.advance(host, Standing::Staged),
+            Phase::Prepare | Phase::Build => state.advance(host, Standing::Built),
+            Phase::Stage => state.advance(host, Standing::Staged),
             Phase::Health => {
                 let detail = output.stdout.lines().last().unwrap_or("ok").to_owned();
                 ctx.emit(Event::Health { host: host.clone(), passed: true, detail: detail.clone() });
                 state.health.insert(host.clone(), detail);
-                state.advance(host, HostState::Healthy);
+                state.advance(host, Standing::Healthy);
             }
             Phase::Finalize => {
-                warnings(ctx, host, &output.stdout);
-                state.advance(host, HostState::Finalized);
+                emit_warnings(ctx, host, &output.stdout);
+                state.advance(host, Standing::Finalized);
             }
             _ => {}
+        }
+    }
+    // A lock that may have been taken (the script failed or its answer was
+    // lost; not one held by another run): the abort runs there too, and
+    // touches only a lock holding this run's token.
+    if phase == Phase::Lock {
+        let held_by_another =
+            |f: &&HostFailure| matches!(f.kind, FailureKind::CommandFailed { exit_code: Some(LOCK_HELD), .. });
+        for failure in outcome.failures.iter().filter(|f| !held_by_another(f)) {
+            state.advance(&failure.host, Standing::Locked);
         }
     }
     match phase {
@@ -156,13 +166,13 @@ fn flipped(ctx: &Context<'_>, plan: &Plan, batch: Option<usize>, outcome: &Phase
             let from = plan.before_name(host);
             ctx.emit(Event::Switched { host: host.clone(), from, to: plan.release.to_string(), batch, at });
             state.switched_at.insert(host.clone(), at);
-            state.advance(host, HostState::Switched);
+            state.advance(host, Standing::Switched);
         }
     }
     for failure in &outcome.failures {
         let unheard = !outcome.failed_outputs.contains_key(&failure.host);
         if unheard && matches!(failure.kind, FailureKind::Transport(_)) {
-            state.advance(&failure.host, HostState::MaybeSwitched);
+            state.advance(&failure.host, Standing::MaybeSwitched);
         }
     }
 }
@@ -173,13 +183,6 @@ fn health_verdicts(ctx: &Context<'_>, failures: &[HostFailure], state: &mut RunS
         let detail = failure.output_tail().unwrap_or("failed").lines().last().unwrap_or("failed").to_owned();
         ctx.emit(Event::Health { host: failure.host.clone(), passed: false, detail: detail.clone() });
         state.health.insert(failure.host.clone(), format!("failed: {detail}"));
-    }
-}
-
-/// Reports the `warning ...` lines of a finalize or abort script.
-pub(crate) fn warnings(ctx: &Context<'_>, host: &str, stdout: &str) {
-    for message in wrapup::warnings(stdout) {
-        ctx.emit(Event::Warning { host: Some(host.to_owned()), message: message.to_owned() });
     }
 }
 
@@ -205,20 +208,4 @@ fn interrupted(ctx: &Context<'_>, plan: &Plan, node: &Node, state: &RunState) ->
         || (plan.rollout.strategy == Strategy::Rolling && at_batch_start)
         || (ctx.interrupt.is_hurried() && before_the_decision);
     stop.then(|| HostFailure::new(super::deploy::LOCAL, phase, FailureKind::Interrupted))
-}
-
-/// A script's "held" exit in the lock phase, or "lost" anywhere: the lock
-/// is (now) another run's.
-pub(crate) fn lock_failure(failure: HostFailure) -> HostFailure {
-    match &failure.kind {
-        FailureKind::CommandFailed { exit_code: Some(LOCK_HELD), output_tail } if failure.phase == Phase::Lock => {
-            let owner = LockOwner::describe(&held_by(output_tail));
-            HostFailure { kind: FailureKind::Locked { owner }, ..failure }
-        }
-        FailureKind::CommandFailed { exit_code: Some(LOCK_LOST), output_tail } => {
-            let owner = LockOwner::describe(&held_by(output_tail));
-            HostFailure { kind: FailureKind::LockLost { owner }, ..failure }
-        }
-        _ => failure,
-    }
 }

@@ -90,6 +90,11 @@ pub(crate) async fn probe(
             let problems =
                 problems(&snapshot, checks).into_iter().map(|kind| HostFailure::new(&host, Phase::Preflight, kind));
             found.failures.extend(problems);
+            if snapshot.no_perl {
+                let message = "perl is not installed: scripts run unsupervised (a script cutover stops waiting \
+                               for keeps running on the host), and the flip is not held at one moment";
+                ctx.emit(Event::Warning { host: Some(host.clone()), message: message.to_owned() });
+            }
             if snapshot.fpm_reload_kills_requests() {
                 let message = "PHP-FPM's process_control_timeout is 0: a reload kills requests in flight; \
                                set it in php-fpm.conf's [global] section (see docs/nginx-php-fpm.md)";

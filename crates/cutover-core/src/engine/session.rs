@@ -233,7 +233,8 @@ pub(crate) fn supervised(
 ) -> RemoteCommand {
     let deploy_path = ctx.fleet.hosts.iter().find(|t| t.name == host).map(|t| t.deploy_path.as_str());
     let jobs = deploy_path.filter(|_| supervise::is_work(phase)).map(supervise::jobs_file);
-    RemoteCommand { script: supervise::wrap(&job.script.render(), jobs.as_deref()), stdin, timeout: job.timeout }
+    let script = supervise::wrap(&job.script.render(), jobs.as_deref(), job.timeout);
+    RemoteCommand { phase, script, stdin, timeout: job.timeout }
 }
 
 /// Resolves when a run with this patience stops waiting for a phase.
@@ -270,4 +271,11 @@ pub(crate) fn tail(output: &Output) -> String {
     let text = if output.stderr.trim().is_empty() { &output.stdout } else { &output.stderr };
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(STEP_MARKER)).collect();
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+}
+
+/// Reports the `warning ...` lines of a finalize or abort script.
+pub(crate) fn emit_warnings(ctx: &Context<'_>, host: &str, stdout: &str) {
+    for message in crate::remote::wrapup::warnings(stdout) {
+        ctx.emit(Event::Warning { host: Some(host.to_owned()), message: message.to_owned() });
+    }
 }

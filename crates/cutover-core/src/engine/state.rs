@@ -1,4 +1,4 @@
-//! Where a run stands: one [`HostState`] per host, moved forward by
+//! Where a run stands: one [`Standing`] per host, moved forward by
 //! [`super::forward`] and back by [`super::compensate`]; what to undo, the
 //! outcome (and so the exit code) and the summary are all read from it.
 //!
@@ -24,9 +24,9 @@ use crate::fleet::Fleet;
 
 use super::failure::HostFailure;
 
-/// The states a host moves through in one run.
+/// Where a host stands in one run: the states it moves through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum HostState {
+pub(crate) enum Standing {
     /// Nothing done on it yet (or it could not be locked).
     Untouched,
     /// This run holds its lock.
@@ -48,7 +48,7 @@ pub(crate) enum HostState {
     Released,
 }
 
-impl HostState {
+impl Standing {
     /// Whether this run holds the host's lock.
     pub fn holds_lock(self) -> bool {
         matches!(self, Self::Locked | Self::Built | Self::Staged | Self::MaybeSwitched | Self::Switched | Self::Healthy)
@@ -63,7 +63,7 @@ impl HostState {
 /// A run's state: every host's, and what the run as a whole must remember.
 #[derive(Debug)]
 pub(crate) struct RunState {
-    pub hosts: IndexMap<String, HostState>,
+    pub hosts: IndexMap<String, Standing>,
     pub switched_at: IndexMap<String, Timestamp>,
     pub health: IndexMap<String, String>,
     /// The batch whose drain hook ran and whose undrain hook has not.
@@ -78,7 +78,7 @@ pub(crate) struct RunState {
 impl RunState {
     pub fn new(fleet: &Fleet) -> Self {
         Self {
-            hosts: fleet.hosts.iter().map(|t| (t.name.clone(), HostState::Untouched)).collect(),
+            hosts: fleet.hosts.iter().map(|t| (t.name.clone(), Standing::Untouched)).collect(),
             switched_at: IndexMap::new(),
             health: IndexMap::new(),
             drained: None,
@@ -88,25 +88,25 @@ impl RunState {
         }
     }
 
-    pub fn state(&self, host: &str) -> HostState {
-        self.hosts.get(host).copied().unwrap_or(HostState::Untouched)
+    pub fn state(&self, host: &str) -> Standing {
+        self.hosts.get(host).copied().unwrap_or(Standing::Untouched)
     }
 
-    pub fn set(&mut self, host: &str, state: HostState) {
+    pub fn set(&mut self, host: &str, state: Standing) {
         if let Some(slot) = self.hosts.get_mut(host) {
             *slot = state;
         }
     }
 
     /// Moves `host` forward to `state` (never back).
-    pub fn advance(&mut self, host: &str, state: HostState) {
+    pub fn advance(&mut self, host: &str, state: Standing) {
         if self.state(host) < state {
             self.set(host, state);
         }
     }
 
     /// The hosts in a state that `keep` accepts, in fleet order.
-    pub fn hosts_where(&self, keep: impl Fn(HostState) -> bool) -> Vec<String> {
+    pub fn hosts_where(&self, keep: impl Fn(Standing) -> bool) -> Vec<String> {
         self.hosts.iter().filter(|(_, s)| keep(**s)).map(|(h, _)| h.clone()).collect()
     }
 
@@ -119,7 +119,7 @@ impl RunState {
 
 #[cfg(test)]
 mod tests {
-    use super::HostState::*;
+    use super::Standing::*;
 
     #[test]
     fn only_hosts_between_lock_and_release_hold_the_lock() {

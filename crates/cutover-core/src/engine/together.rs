@@ -90,7 +90,7 @@ impl Session {
                 }
                 Err(kind) => kind,
             };
-            let failure = super::forward::lock_failure(HostFailure::new(&host, phase, failure));
+            let failure = HostFailure::new(&host, phase, failure).about_the_lock();
             emit_host(ctx, &host, phase, HostState::Failed, elapsed, Some(&failure));
             outcome.failures.push(failure);
         }
@@ -185,7 +185,12 @@ mod tests {
     const GARBLED: &str = "echo '@@cutover-ready clock'; read -r q; echo 'half past ten'; read -r go";
 
     async fn ready<'a>(host: &'a LocalTransport, script: &str) -> Start<'a> {
-        let command = RemoteCommand { script: script.to_owned(), stdin: None, timeout: Duration::from_secs(10) };
+        let command = RemoteCommand {
+            phase: crate::event::Phase::Flip,
+            script: script.to_owned(),
+            stdin: None,
+            timeout: Duration::from_secs(10),
+        };
         let mut held = host.hold(command).await.expect("starts").expect("holds");
         assert!(held.ready().await.expect("reads"), "{script}: ready");
         Start::Ready(held)

@@ -55,6 +55,7 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     s.line(r#"if [ -f "$d/current/REVISION" ]; then echo "revision $(head -n 1 "$d/current/REVISION")"; fi"#);
     s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then echo "release ${r##*/}"; elif [ -d "$r" ]; then echo "partial ${r##*/}"; fi; done; fi"#);
     s.line(r#"if [ -d "$d/.cutover/lock" ]; then echo "lock $(cat "$d/.cutover/lock/owner" 2>/dev/null || echo '{}')"; fi"#);
+    s.line(r#"command -v perl >/dev/null 2>&1 || echo "no-perl""#);
     for tool in &request.tools {
         s.push(Sh::assign("t", tool));
         s.line(r#"command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t""#);
@@ -115,6 +116,8 @@ pub struct Snapshot {
     pub fpm_control_timeouts: Vec<String>,
     /// The branch or tag looked up, when the request asked for one.
     pub lookup: Option<LookupOutput>,
+    /// The host has no perl: its scripts run unsupervised.
+    pub no_perl: bool,
 }
 
 impl Snapshot {
@@ -145,6 +148,7 @@ impl Snapshot {
                 "missing-tool" => snap.missing_tools.push(value.to_owned()),
                 "missing-shared" => snap.missing_shared.push(value.to_owned()),
                 "current-not-link" => snap.current_not_link = true,
+                "no-perl" => snap.no_perl = true,
                 "fpm-pct" => snap.fpm_control_timeouts.push(value.to_owned()),
                 "ls-remote-exit" => {
                     let exit_code = value.trim().parse().unwrap_or(-1);

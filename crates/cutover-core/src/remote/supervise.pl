@@ -1,104 +1,128 @@
 # cutover's job supervisor: runs one script and ends it, with every process
 # it started, when nobody waits for its result any more.
 #
-#   perl -e PROGRAM -- [-l JOBS_FILE] SCRIPT
+#   perl -e PROGRAM -- [-l JOBS_FILE] [-t SECONDS] SCRIPT
 #
-# runs `sh -c SCRIPT` in a process group of its own, stdin, stdout and
-# stderr passed through, and exits with its exit status (128 + the signal
-# if a signal ended it). The job is ended when
+# runs `sh -c SCRIPT` in a session of its own (with `setsid`, else a
+# process group of its own), stdin, stdout and stderr passed through, and
+# exits with its exit status (128 + the signal if a signal ended it). What
+# the job leaves running in its session when it exits is ended too: a
+# step that starts a lasting process hands it to a service manager or
+# detaches it (`setsid`). The job is ended when
 #   - the reader of our stdout or stderr is gone: sshd closes the channel's
 #     pipe when cutover's side of it goes away (Ctrl-C, a time limit,
-#     cutover killed, the connection lost); a pipe's write end then polls
-#     POLLERR (Linux) or POLLHUP (BSD, macOS), a socket POLLHUP;
-#   - this program gets SIGTERM, SIGHUP, SIGINT or SIGPIPE.
-# Ending it: SIGTERM (and SIGCONT) to the job's process group and to every
-# process below the job, found in /proc or with ps (GNU timeout moves its
-# command to a group of its own); SIGKILL to what is left after GRACE s.
+#     cutover killed, the connection lost). On Linux a pipe's write end is
+#     then "readable" to select (POLLERR), and never before; otherwise
+#     (BSD, macOS, a socket) fd 1 and 2 are polled for POLLERR or POLLHUP;
+#   - this program gets SIGTERM, SIGHUP, SIGINT or SIGPIPE;
+#   - with -t, SECONDS have passed (exit 124): the backstop when the
+#     connection is cut silently and sshd has not noticed yet.
+# Ending it: SIGTERM (and SIGCONT) to every process of its session, of its
+# process group, and below it, found in /proc or with ps (GNU timeout moves
+# its command to a group of its own; an orphan keeps the session); SIGKILL
+# to what is left after GRACE s.
 # With -l, a shared flock on JOBS_FILE is held while the job runs (not
 # inherited by it): a clean-up waits for an exclusive one.
 #
-# Core perl only (perl-base): IO (for IO::Poll::_poll) and Fcntl. No single
-# quote characters outside comments (which are not sent): the program
-# travels inside single quotes.
+# Core perl only (perl-base), and on Linux no module at all: it starts for
+# every script. No single quote characters outside comments (which are not
+# sent): the program travels inside single quotes.
 
 use strict;
 use warnings;
-use Fcntl qw(:flock F_SETFD FD_CLOEXEC O_RDONLY O_CREAT);
-require IO;
 
 $0 = "cutover-supervise";
 my $GRACE = 5;
 my $WNOHANG = 1;    # the same on Linux, macOS and the BSDs
+my $LOCK_SH = 1;
+my $PIPES = $^O eq "linux" && -p STDOUT && -p STDERR;
+require IO unless $PIPES;    # IO::Poll::_poll and its constants
 sub fail { print STDERR "cutover-supervise: @_\n"; exit 125 }
 
-my $jobs = "";
+my ($jobs, $deadline) = ("", 0);
 while (@ARGV && $ARGV[0] =~ /^-/) {
     my $opt = shift @ARGV;
     last if $opt eq "--";
     if ($opt eq "-l") { $jobs = shift @ARGV // "" }
+    elsif ($opt eq "-t") { $deadline = shift @ARGV // "" }
     else { fail("unknown option $opt") }
 }
-@ARGV == 1 or fail("usage: [-l JOBS_FILE] SCRIPT");
+$deadline =~ /^[0-9]+$/ or fail("-t needs whole seconds");
+@ARGV == 1 or fail("usage: [-l JOBS_FILE] [-t SECONDS] SCRIPT");
 my $script = shift @ARGV;
 
 # Signals set a flag and interrupt the sleep below.
 my $stop = "";
-my %SIGNO = (HUP => 1, INT => 2, PIPE => 13, TERM => 15);
+my %SIGNO = (HUP => 1, INT => 2, PIPE => 13, TERM => 15, ALRM => 14);
 $SIG{$_} = sub { $stop ||= $_[0] } for keys %SIGNO;
 $SIG{CHLD} = sub { };
 
-# Whether the reader of fd 1 or fd 2 went away.
-my $GONE = IO::Poll::POLLERR() | IO::Poll::POLLHUP();
-sub reader_gone {
+# Waits at most $_[0] s (a signal ends the wait); whether the reader of
+# fd 1 or fd 2 went away.
+sub reader_gone_within {
+    my ($wait) = @_;
+    if ($PIPES) {
+        my $watch = "";
+        vec($watch, $_, 1) = 1 for (1, 2);
+        return select(my $seen = $watch, undef, undef, $wait) > 0;
+    }
     for my $fd (1, 2) {
         my ($f, $ev) = ($fd, IO::Poll::POLLOUT());
-        return 1 if IO::Poll::_poll(0, $f, $ev) > 0 && ($ev & $GONE);
+        my $gone = IO::Poll::POLLERR() | IO::Poll::POLLHUP();
+        return 1 if IO::Poll::_poll(0, $f, $ev) > 0 && ($ev & $gone);
     }
+    nap($wait);
     return 0;
 }
 sub nap { select(undef, undef, undef, $_[0]) }
 
-# The run's jobs lock, shared, close-on-exec.
+# The run's jobs lock, shared; perl opens it close-on-exec (fd > $^F).
 if ($jobs ne "") {
-    sysopen(my $lock, $jobs, O_RDONLY | O_CREAT, 0666) or fail("open $jobs: $!");
-    fcntl($lock, F_SETFD, FD_CLOEXEC) or fail("fcntl $jobs: $!");
-    flock($lock, LOCK_SH) or fail("flock $jobs: $!");
+    open(my $lock, ">>", $jobs) or fail("open $jobs: $!");
+    flock($lock, $LOCK_SH) or fail("flock $jobs: $!");
     our $held = $lock;
 }
 
 my $pid = fork();
 defined $pid or fail("fork: $!");
 if ($pid == 0) {
+    # Not a group leader, so setsid(1) calls setsid(2) and execs, no fork.
+    my ($setsid) = grep { -x } ("/usr/bin/setsid", "/bin/setsid");
+    no warnings "exec";
+    exec { $setsid } "setsid", "/bin/sh", "-c", $script if $setsid;
     setpgrp(0, 0);
-    { no warnings "exec"; exec { "/bin/sh" } "sh", "-c", $script }
+    exec { "/bin/sh" } "sh", "-c", $script;
     print STDERR "cutover-supervise: exec /bin/sh: $!\n";
     exit 127;
 }
-setpgrp($pid, $pid);
 open(STDIN, "<", "/dev/null");    # the job alone reads stdin
+alarm($deadline) if $deadline;
 
 my ($status, $reason);
 sub reap { $status = $? if !defined $status && waitpid($pid, $WNOHANG) == $pid }
+$reason = "";
 until (defined $status) {
     reap();
     last if defined $status;
-    $reason = $stop || (reader_gone() ? "gone" : "");
-    last if $reason;
-    nap(0.25);
+    $reason = $stop || (reader_gone_within(0.25) ? "gone" : "");
+    reap() if $reason eq "gone";    # it may have ended meanwhile
+    last if $reason || defined $status;
 }
-exit($status & 127 ? 128 + ($status & 127) : $status >> 8) if defined $status;
+$reason = "" if defined $status;
+alarm(0);
+# The job ended, or must: end whatever of it is left.
 
 # Every live process of the job: its group, and every process below it
 # with the group of each (found again on each pass: processes come and go;
 # zombies are left to their parents).
 sub members {
-    my (%parent, %group);
+    my (%parent, %group, %session);
     if (opendir(my $proc, "/proc")) {
         for my $p (grep { /^[0-9]+$/ } readdir $proc) {
             open(my $fh, "<", "/proc/$p/stat") or next;
             my $stat = <$fh> // next;
             my @f = split / /, substr($stat, rindex($stat, ")") + 2);
-            ($parent{$p}, $group{$p}) = ($f[1], $f[2]) unless $f[0] eq "Z";
+            ($parent{$p}, $group{$p}, $session{$p}) = ($f[1], $f[2], $f[3]) unless $f[0] eq "Z";
         }
     } elsif (open(my $ps, "-|", "ps", "-A", "-o", "pid=", "-o", "ppid=", "-o", "pgid=", "-o", "stat=")) {
         while (<$ps>) {
@@ -113,7 +137,8 @@ sub members {
         $more = 0;
         for my $p (keys %parent) {
             next if $in{$p} || $p == $$;
-            if ($p == $pid || $in{$parent{$p}} || $groups{$group{$p}}) {
+            my $ours = $p == $pid || ($session{$p} // 0) == $pid;
+            if ($ours || $in{$parent{$p}} || $groups{$group{$p}}) {
                 $in{$p} = 1;
                 $groups{$group{$p}} = 1;
                 $more = 1;
@@ -139,4 +164,5 @@ while ($left && time < $until) {
 }
 signal_job("KILL") if $left;
 reap();
-exit($reason eq "gone" ? 129 : 128 + $SIGNO{$reason});
+exit($status & 127 ? 128 + ($status & 127) : $status >> 8) if $reason eq "";
+exit($reason eq "gone" ? 129 : $reason eq "ALRM" ? 124 : 128 + $SIGNO{$reason});

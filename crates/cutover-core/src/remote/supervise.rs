@@ -16,6 +16,7 @@
 //! as preflight warns.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use crate::event::Phase;
 use crate::shell::{Script, Sh};
@@ -49,18 +50,24 @@ pub fn is_work(phase: Phase) -> bool {
     )
 }
 
-/// `script` wrapped in the supervisor; with `jobs`, holding its `flock`
-/// while the script runs (when the directory holding it exists).
-pub fn wrap(script: &str, jobs: Option<&str>) -> String {
+/// How long after cutover's own time limit the host ends a job on its own
+/// (when the connection was cut without sshd noticing).
+const BACKSTOP: Duration = Duration::from_secs(30);
+
+/// `script` wrapped in the supervisor, ended on the host `limit` (plus a
+/// margin) after it started; with `jobs`, holding its `flock` while the
+/// script runs (when the directory holding it exists).
+pub fn wrap(script: &str, jobs: Option<&str>, limit: Duration) -> String {
     let mut s = Script::new();
     s.push(Sh::assign("job", script));
     s.push(Sh::assign("supervise", PROGRAM.as_str()));
+    s.push(Sh::assign("t", (limit + BACKSTOP).as_secs().to_string()));
     s.line("if command -v perl >/dev/null 2>&1; then");
     if let Some(jobs) = jobs {
         s.push(Sh::assign("jobs", jobs));
-        s.line(r#"if [ -d "${jobs%/*}" ]; then exec perl -e "$supervise" -- -l "$jobs" "$job"; fi"#);
+        s.line(r#"if [ -d "${jobs%/*}" ]; then exec perl -e "$supervise" -- -l "$jobs" -t "$t" "$job"; fi"#);
     }
-    s.line(r#"exec perl -e "$supervise" -- "$job""#);
+    s.line(r#"exec perl -e "$supervise" -- -t "$t" "$job""#);
     s.line("fi");
     s.line(r#"exec sh -c "$job""#);
     s.render()
@@ -79,7 +86,7 @@ pub const WAIT_FOR_JOBS: &str = concat!(
 mod tests {
     use std::io::Read;
     use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use super::*;
 
@@ -94,7 +101,7 @@ mod tests {
         assert!(!PROGRAM.contains('\''));
         for code in [0, 3, 127] {
             let script = format!("echo out; echo err >&2; read -r line; echo \"got $line\"; exit {code}");
-            let mut child = sh(&wrap(&script, None))
+            let mut child = sh(&wrap(&script, None, Duration::from_secs(60)))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -124,8 +131,11 @@ mod tests {
         // command to a process group of its own), sleeping for ten minutes.
         let tag = format!("60{}", std::process::id() % 1000);
         let script = format!("echo started; sh -c 'sleep {tag}1 & timeout 900 sleep {tag}2; wait'");
-        let mut child =
-            sh(&wrap(&script, Some(&jobs))).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("sh");
+        let mut child = sh(&wrap(&script, Some(&jobs), Duration::from_secs(60)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh");
         let mut stdout = child.stdout.take().expect("stdout");
         let mut first = [0u8; 8];
         stdout.read_exact(&mut first).expect("started");
@@ -143,6 +153,26 @@ mod tests {
             .output()
             .expect("wait for jobs");
         assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn what_a_job_leaves_running_ends_with_it_even_an_orphan_in_a_group_of_its_own() {
+        let tag = format!("61{}", std::process::id() % 1000);
+        // The step's shell is gone at once; its orphan, in a process group
+        // of its own (as GNU timeout makes one), still holds the output.
+        let script = format!("timeout 900 sleep {tag}3 & echo left");
+        let started = Instant::now();
+        let out = sh(&wrap(&script, None, Duration::from_secs(60))).output().expect("sh");
+        assert!(started.elapsed() < Duration::from_secs(10), "the output closed: {:?}", started.elapsed());
+        assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "left\n"));
+        assert!(!running(&format!("sleep {tag}3")), "the orphan is ended");
+    }
+
+    #[test]
+    fn a_job_past_its_limit_on_the_host_ends_with_124() {
+        let program = PROGRAM.as_str();
+        let out = Command::new("perl").args(["-e", program, "--", "-t", "1", "sleep 30"]).output().expect("perl");
+        assert_eq!(out.status.code(), Some(124));
     }
 
     /// Whether an exclusive `flock` on `file` would be granted now.

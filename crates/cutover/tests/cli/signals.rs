@@ -126,3 +126,80 @@ fn cutover_killed_leaves_its_lock_but_not_its_jobs() {
         assert!(project.locked(host), "{host}: a SIGKILL leaves the lock, as documented");
     }
 }
+
+/// A `before_flip` migration on the primary that says when it starts and
+/// when it ends, taking `seconds`.
+fn slow_migration(project: &Project, seconds: &str) -> String {
+    let p = project.path().display();
+    format!(
+        "hooks:\n  before_flip:\n    - name: migrate\n      once: true\n      \
+         run: touch '{p}/migrating'; sleep {seconds}; touch '{p}/migrated'\n"
+    )
+}
+
+fn deploy_json_in_background(project: &Project) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("cutover"))
+        .current_dir(project.path())
+        .args(["deploy", "--progress=plain", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+fn events_of(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect()
+}
+
+#[test]
+fn ctrl_c_during_a_migration_lets_it_finish_then_stops_before_the_switch() {
+    let project = Project::new("");
+    let (_, events) = project.cutover_json(&["deploy"]);
+    let v1 = summary(&events)["release"].as_str().expect("release").to_owned();
+    project.write_inventory(&slow_migration(&project, "2"));
+    let child = deploy_json_in_background(&project);
+    wait_for(&project, &["migrating".to_owned()]);
+    signal(&child, "INT");
+    let out = child.wait_with_output().expect("wait");
+    let events = events_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{events:?}");
+    assert!(project.path().join("migrated").exists(), "the migration ran to its end");
+    let said: Vec<&str> =
+        events.iter().filter(|e| e["event"] == "warning").filter_map(|e| e["message"].as_str()).collect();
+    assert!(said.iter().any(|m| m.contains("letting `before-flip` finish")), "{said:?}");
+    let end = summary(&events);
+    assert!(end["not_undone"].as_str().unwrap_or_default().contains("migrations"), "{end}");
+    assert!(!events.iter().any(|e| e["event"] == "switched"), "no host switched");
+    for host in HOSTS {
+        assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host}");
+        assert_eq!(project.releases(host), vec![v1.clone()], "{host}");
+        assert!(!project.locked(host), "{host}");
+    }
+}
+
+#[test]
+fn a_second_signal_during_a_migration_stops_it_and_says_so() {
+    let project = Project::new("");
+    let (_, events) = project.cutover_json(&["deploy"]);
+    let v1 = summary(&events)["release"].as_str().expect("release").to_owned();
+    // A duration of this project's own, to tell its process from others'.
+    let seconds = slow_build_sleep(&project).replacen("30.", "20.", 1);
+    project.write_inventory(&slow_migration(&project, &seconds));
+    let child = deploy_json_in_background(&project);
+    wait_for(&project, &["migrating".to_owned()]);
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "TERM");
+    let out = child.wait_with_output().expect("wait");
+    let events = events_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{events:?}");
+    assert!(!project.path().join("migrated").exists(), "the migration was stopped");
+    assert!(!sleeping(&seconds), "no process of it is left");
+    let end = summary(&events);
+    assert!(end["not_undone"].as_str().unwrap_or_default().contains("migrations"), "{end}");
+    assert!(end["message"].as_str().unwrap_or_default().contains("interrupted"), "{end}");
+    for host in HOSTS {
+        assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host}");
+        assert!(!project.locked(host), "{host}");
+    }
+}

@@ -1,0 +1,124 @@
+//! A scripted transport, for table tests of the engine: each host is a
+//! directory where every script really runs (the local transport), except
+//! where a fault table says what goes wrong instead, per host and phase.
+//! Each fault strikes once: the compensation that follows runs normally.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use crate::event::Phase;
+use crate::fleet::Target;
+use crate::held::HeldScript;
+use crate::local::LocalConnector;
+use crate::transport::{Connector, Output, RemoteCommand, Transport, TransportError};
+
+/// What goes wrong with a host's script in a phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The script does not run; it "exits" with this code.
+    Fail(i32),
+    /// The script runs, then exits with this code (a flip that renamed and
+    /// then failed).
+    FailAfter(i32),
+    /// The connection is lost before the script runs.
+    LoseBefore,
+    /// The script runs; the connection is lost before its result arrives.
+    LoseAfter,
+    /// The script never answers: its time limit strikes.
+    Hang,
+}
+
+type Faults = Arc<Mutex<HashMap<(String, Phase), Fault>>>;
+
+/// Connects `connection: local` hosts through the fault table.
+#[derive(Clone, Debug, Default)]
+pub struct ScriptedConnector {
+    faults: Faults,
+}
+
+impl ScriptedConnector {
+    /// A connector with one fault: `fault` for `host`'s script of `phase`.
+    pub fn with(host: &str, phase: Phase, fault: Fault) -> Self {
+        let faults = HashMap::from([((host.to_owned(), phase), fault)]);
+        Self { faults: Arc::new(Mutex::new(faults)) }
+    }
+
+    /// Whether every fault struck.
+    pub fn all_struck(&self) -> bool {
+        self.faults.lock().map(|f| f.is_empty()).unwrap_or(false)
+    }
+}
+
+impl Connector for ScriptedConnector {
+    fn connect<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>> {
+        async move {
+            let inner = LocalConnector.connect(target).await?;
+            let host = target.name.clone();
+            Ok(Box::new(ScriptedTransport { inner, host, faults: Arc::clone(&self.faults) }) as Box<dyn Transport>)
+        }
+        .boxed()
+    }
+}
+
+/// One host of a [`ScriptedConnector`].
+#[derive(Debug)]
+struct ScriptedTransport {
+    inner: Box<dyn Transport>,
+    host: String,
+    faults: Faults,
+}
+
+impl ScriptedTransport {
+    /// The fault for this phase, taken from the table (it strikes once).
+    fn take(&self, phase: Phase) -> Option<Fault> {
+        self.faults.lock().ok()?.remove(&(self.host.clone(), phase))
+    }
+
+    fn has(&self, phase: Phase) -> bool {
+        self.faults.lock().is_ok_and(|f| f.contains_key(&(self.host.clone(), phase)))
+    }
+}
+
+fn lost() -> TransportError {
+    TransportError::ConnectionLost { detail: "scripted: the connection dropped".into() }
+}
+
+impl Transport for ScriptedTransport {
+    fn run(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Output, TransportError>> {
+        async move {
+            let failed =
+                |code| Output { exit_code: Some(code), stderr: "scripted failure\n".into(), ..Output::default() };
+            match self.take(command.phase) {
+                None => self.inner.run(command).await,
+                Some(Fault::Fail(code)) => Ok(failed(code)),
+                Some(Fault::FailAfter(code)) => {
+                    let ran = self.inner.run(command).await?;
+                    Ok(Output { exit_code: Some(code), ..ran })
+                }
+                Some(Fault::LoseBefore) => Err(lost()),
+                Some(Fault::LoseAfter) => {
+                    self.inner.run(command).await?;
+                    Err(lost())
+                }
+                Some(Fault::Hang) => Err(TransportError::TimedOut { after: command.timeout }),
+            }
+        }
+        .boxed()
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        self.inner.close()
+    }
+
+    /// A held script with a fault is run plainly (released with `go`), so
+    /// the fault applies to its whole round trip.
+    fn hold(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Option<HeldScript<'_>>, TransportError>> {
+        if self.has(command.phase) {
+            return async { Ok(None) }.boxed();
+        }
+        self.inner.hold(command)
+    }
+}

@@ -1,0 +1,312 @@
+//! Table tests of the engine: for each phase of a deploy and of a rollback,
+//! each fault (a failure, a connection lost before or after the script, a
+//! hang) on one host, and each strategy, the exact final state of every
+//! host, the outcome and the events. Hosts are directories; the scripts run
+//! for real through the scripted transport.
+
+use std::path::{Path, PathBuf};
+
+use cutover_core::config::{LoadedInventory, load_inventory};
+use cutover_core::engine::{self, Context, DeployRequest, Interrupt, Report, RollbackRequest};
+use cutover_core::event::{Event, Outcome, Phase, Recorder};
+use cutover_core::fleet::{Fleet, Selection};
+use cutover_core::scripted::{Fault, ScriptedConnector};
+use cutover_core::transport::Connector;
+
+const HOSTS: [&str; 3] = ["web1", "web2", "web3"];
+/// The host every fault strikes: in the middle, in batch 2 when rolling.
+const FAULTY: &str = "web2";
+const FAULTS: [Fault; 5] = [Fault::Fail(1), Fault::FailAfter(1), Fault::LoseBefore, Fault::LoseAfter, Fault::Hang];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Strategy {
+    AllAtOnce,
+    Rolling,
+}
+
+/// A project: an app, three local hosts, every kind of step on every host.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(strategy: Strategy) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("app/public")).expect("app");
+        let project = Self { dir };
+        project.version("v1");
+        let hosts: String = HOSTS.iter().map(|h| format!("  - name: {h}\n    address: hosts/{h}\n")).collect();
+        let rolling = match strategy {
+            Strategy::AllAtOnce => "",
+            Strategy::Rolling => "strategy: rolling\nrolling:\n  batch: 1\n",
+        };
+        let step = |name: &str| format!("    - name: {name}\n      run: 'true'\n");
+        let text = format!(
+            "application: shop\ndeploy_path: /srv/shop\nsource: app\nrecipe: php\n\
+             php_fpm:\n  reload: 'true'\n  config_test: none\n\
+             health_check: {{ command: 'true', retries: 1, interval: 0 }}\n\
+             hooks:\n  build:\n{}  before_flip:\n{}  after_flip:\n{}  after_rollback:\n{}\
+             {rolling}defaults:\n  connection: local\nhosts:\n{hosts}",
+            step("compile"),
+            step("migrate"),
+            step("queue restart"),
+            step("queue restart")
+        );
+        std::fs::write(project.dir.path().join("cutover.yaml"), text).expect("inventory");
+        project
+    }
+
+    /// A copy of this project, hosts and all, for one case.
+    fn copy(&self) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let from = format!("{}/.", self.dir.path().display());
+        let out = std::process::Command::new("cp").arg("-a").arg(from).arg(dir.path()).output().expect("cp");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // The inventory names hosts by relative paths: it moves with them.
+        Self { dir }
+    }
+
+    fn version(&self, version: &str) {
+        std::fs::write(self.dir.path().join("app/public/index.php"), version).expect("index.php");
+    }
+
+    fn loaded(&self) -> LoadedInventory {
+        load_inventory(&self.dir.path().join("cutover.yaml")).expect("inventory loads")
+    }
+
+    fn deploy_path(&self, host: &str) -> PathBuf {
+        self.dir.path().join("hosts").join(host).join("srv/shop")
+    }
+
+    /// What `host` has: the release `current` names, whether it is locked,
+    /// and its releases.
+    fn host(&self, host: &str) -> HostOnDisk {
+        let d = self.deploy_path(host);
+        let current = std::fs::read_link(d.join("current")).ok().map(|l| name_of(&l));
+        let mut releases: Vec<String> = std::fs::read_dir(d.join("releases"))
+            .map(|entries| entries.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        releases.sort();
+        HostOnDisk { current, locked: d.join(".cutover/lock").exists(), releases }
+    }
+}
+
+fn name_of(link: &Path) -> String {
+    link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct HostOnDisk {
+    current: Option<String>,
+    locked: bool,
+    releases: Vec<String>,
+}
+
+async fn run(project: &Project, connector: &dyn Connector, rollback: bool) -> (Report, Vec<Event>) {
+    let loaded = project.loaded();
+    let fleet = Fleet::select(&loaded, &Selection::default()).expect("fleet");
+    let events = Recorder::default();
+    let interrupt = Interrupt::never();
+    let ctx = Context { loaded: &loaded, fleet: &fleet, connector, events: &events, interrupt: &interrupt };
+    let report = if rollback {
+        engine::rollback(&ctx, &RollbackRequest::default()).await
+    } else {
+        engine::deploy(&ctx, &DeployRequest::default()).await
+    };
+    (report, events.events())
+}
+
+/// Deploys with no fault; the release.
+async fn deployed(project: &Project) -> String {
+    let (report, _) = run(project, &ScriptedConnector::default(), false).await;
+    assert_eq!(report.summary.outcome, Outcome::Done, "{:?}", report.failures);
+    report.summary.release.expect("release").to_string()
+}
+
+/// What a case must end with: the outcome, and per host where `current`
+/// points, whether it is locked, and its releases.
+struct Expected {
+    outcome: Outcome,
+    current: [String; 3],
+    locked: [bool; 3],
+    releases: Vec<String>,
+}
+
+fn check(project: &Project, case: &str, report: &Report, events: &[Event], expected: &Expected) {
+    assert_eq!(report.summary.outcome, expected.outcome, "{case}: {:#?}", report.failures);
+    for (i, host) in HOSTS.iter().enumerate() {
+        let on_disk = project.host(host);
+        let want = HostOnDisk {
+            current: Some(expected.current[i].clone()),
+            locked: expected.locked[i],
+            releases: expected.releases.clone(),
+        };
+        assert_eq!(on_disk, want, "{case}: {host}");
+        let summary = &report.summary.hosts[*host];
+        assert_eq!(summary.current.as_ref(), Some(&expected.current[i]), "{case}: {host} in the summary");
+    }
+    let failed = report.failures.iter().map(|f| f.host.as_str()).collect::<Vec<_>>();
+    if expected.outcome != Outcome::Done || !failed.is_empty() {
+        assert!(failed.contains(&FAULTY), "{case}: the failure names {FAULTY}: {failed:?}");
+    }
+    // Every host switched to the new release in this run and not kept there
+    // was switched back, event for event.
+    let release = report.summary.release.expect("release").to_string();
+    for host in HOSTS {
+        let to = |to: &str| {
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Switched { host: h, to: t, .. } if h == host && t == to))
+                .count()
+        };
+        let away = to(&release);
+        let kept = expected.current[HOSTS.iter().position(|h| *h == host).unwrap_or(0)] == release;
+        if !kept && away > 0 {
+            let back = events
+                .iter()
+                .filter(|e| matches!(e, Event::Switched { host: h, from: Some(f), .. } if h == host && *f == release))
+                .count();
+            assert_eq!(back, 1, "{case}: {host} switched to {release} and back");
+        }
+    }
+    if matches!(expected.outcome, Outcome::Failed) {
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Gate { passed: false, .. })),
+            "{case}: a failed gate is reported"
+        );
+    }
+    let Some(Event::Summary(last)) = events.last() else { panic!("{case}: the last event is the summary") };
+    assert_eq!(last, &report.summary, "{case}");
+}
+
+fn every(value: &str) -> [String; 3] {
+    [value.to_owned(), value.to_owned(), value.to_owned()]
+}
+
+/// Where a fault in `phase` leaves a deploy from `v1` to the new release.
+fn deploy_expected(phase: Phase, fault: Fault, v1: &str, v2: &str) -> Expected {
+    let unchanged =
+        Expected { outcome: Outcome::Failed, current: every(v1), locked: [false; 3], releases: vec![v1.to_owned()] };
+    match phase {
+        Phase::Lock | Phase::Build | Phase::BeforeFlip | Phase::Stage => unchanged,
+        Phase::Flip | Phase::Reload | Phase::Health | Phase::AfterFlip => {
+            Expected { outcome: Outcome::RolledBack, ..unchanged }
+        }
+        Phase::Finalize => {
+            // After the decision: the run stands; a finalize that did not
+            // run leaves its host locked (a warning says so), and that
+            // host keeps this run's release too (nothing pruned there).
+            let ran = matches!(fault, Fault::FailAfter(_) | Fault::LoseAfter);
+            Expected {
+                outcome: Outcome::Done,
+                current: every(v2),
+                locked: [false, !ran, false],
+                releases: vec![v1.to_owned(), v2.to_owned()],
+            }
+        }
+        other => panic!("no expectation for {other:?}"),
+    }
+}
+
+/// The phases of a deploy where a host can fail, in order.
+const DEPLOY_PHASES: [Phase; 9] = [
+    Phase::Lock,
+    Phase::Build,
+    Phase::BeforeFlip,
+    Phase::Stage,
+    Phase::Flip,
+    Phase::Reload,
+    Phase::Health,
+    Phase::AfterFlip,
+    Phase::Finalize,
+];
+
+async fn deploy_table(strategy: Strategy) {
+    let template = Project::new(strategy);
+    let v1 = deployed(&template).await;
+    template.version("v2");
+    for phase in DEPLOY_PHASES {
+        for fault in FAULTS {
+            let case = format!("deploy {strategy:?}, {fault:?} on {FAULTY} in {phase}");
+            let project = template.copy();
+            let connector = ScriptedConnector::with(FAULTY, phase, fault);
+            let (report, events) = run(&project, &connector, false).await;
+            assert!(connector.all_struck(), "{case}: the fault struck");
+            let v2 = report.summary.release.expect("release").to_string();
+            let expected = deploy_expected(phase, fault, &v1, &v2);
+            check(&project, &case, &report, &events, &expected);
+            // From before-flip on, a failed run says the migrations ran and
+            // are not undone; a run that stands says nothing.
+            let before_flip_ran = phase >= Phase::BeforeFlip && expected.outcome != Outcome::Done;
+            assert_eq!(
+                report.summary.not_undone.is_some(),
+                before_flip_ran,
+                "{case}: whether the summary says migrations ran: {:?}",
+                report.summary.not_undone
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_in_any_phase_of_an_all_at_once_deploy() {
+    deploy_table(Strategy::AllAtOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_in_any_phase_of_a_rolling_deploy() {
+    deploy_table(Strategy::Rolling).await;
+}
+
+/// The phases of a rollback where a host can fail, in order (its lock
+/// carries the staging).
+const ROLLBACK_PHASES: [Phase; 5] = [Phase::Lock, Phase::Flip, Phase::Reload, Phase::Health, Phase::AfterRollback];
+
+async fn rollback_table(strategy: Strategy) {
+    let template = Project::new(strategy);
+    let v1 = deployed(&template).await;
+    template.version("v2");
+    let v2 = deployed(&template).await;
+    for phase in ROLLBACK_PHASES.into_iter().chain([Phase::Finalize]) {
+        for fault in FAULTS {
+            let case = format!("rollback {strategy:?}, {fault:?} on {FAULTY} in {phase}");
+            let project = template.copy();
+            let connector = ScriptedConnector::with(FAULTY, phase, fault);
+            let (report, events) = run(&project, &connector, true).await;
+            assert!(connector.all_struck(), "{case}: the fault struck");
+            let both = vec![v1.clone(), v2.clone()];
+            let expected = match phase {
+                Phase::Lock => {
+                    Expected { outcome: Outcome::Failed, current: every(&v2), locked: [false; 3], releases: both }
+                }
+                Phase::Flip | Phase::Reload | Phase::Health => {
+                    Expected { outcome: Outcome::RolledBack, current: every(&v2), locked: [false; 3], releases: both }
+                }
+                // The rollback stands.
+                Phase::AfterRollback => {
+                    Expected { outcome: Outcome::Done, current: every(&v1), locked: [false; 3], releases: both }
+                }
+                _ => {
+                    let ran = matches!(fault, Fault::FailAfter(_) | Fault::LoseAfter);
+                    Expected {
+                        outcome: Outcome::Done,
+                        current: every(&v1),
+                        locked: [false, !ran, false],
+                        releases: both,
+                    }
+                }
+            };
+            check(&project, &case, &report, &events, &expected);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_in_any_phase_of_an_all_at_once_rollback() {
+    rollback_table(Strategy::AllAtOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_in_any_phase_of_a_rolling_rollback() {
+    rollback_table(Strategy::Rolling).await;
+}
