@@ -275,7 +275,7 @@ pub(crate) fn tail(output: &Output) -> String {
 
 /// Reports the `warning ...` lines of a finalize or abort script.
 pub(crate) fn emit_warnings(ctx: &Context<'_>, host: &str, stdout: &str) {
-    for message in crate::remote::wrapup::warnings(stdout) {
+    for message in crate::remote::end::warnings(stdout) {
         ctx.emit(Event::Warning { host: Some(host.to_owned()), message: message.to_owned() });
     }
 }

@@ -15,7 +15,7 @@ use crate::remote::lock::{self, LockOwner};
 use crate::remote::prepare::{self, Delivery, Prepare};
 use crate::remote::probe::Snapshot;
 use crate::remote::steps::{self, StepEnv};
-use crate::remote::{switch, wrapup};
+use crate::remote::{end, switch};
 
 use super::fuse;
 use super::switch::{self as switching, Rollout};
@@ -101,7 +101,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             let mut prune = cleanup::prune(&on_disk, inv.keep_releases.value as usize, i.release, snap.current());
             // Releases that never finished building (a run that died).
             prune.extend(snap.partial.iter().filter(|r| Some(**r) != snap.current()));
-            HostScript::new(wrapup::finalize(&t.deploy_path, owner, &log_line, &prune), QUICK)
+            HostScript::new(end::finalize(&t.deploy_path, owner, &log_line, &prune), QUICK)
         }),
     ));
     fuse::prepare_into_build(&mut nodes);
@@ -114,7 +114,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         release: i.release,
         commit: i.commit.clone(),
         nodes,
-        abort: every(&|t| HostScript::new(wrapup::abort(&t.deploy_path, owner, i.release), QUICK)),
+        abort: every(&|t| HostScript::new(end::abort(&t.deploy_path, owner, i.release), QUICK)),
         undo: undo(i.fleet, i.snapshots, owner),
         before: before(i.snapshots),
         payload: i.payload.clone(),
@@ -162,7 +162,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
     let log_line = log_line("rollback", &i.target.to_string(), "", &i.owner);
     nodes.push(phase(
         Phase::Finalize,
-        every(&|t| HostScript::new(wrapup::finalize(&t.deploy_path, owner, &log_line, &[]), QUICK)),
+        every(&|t| HostScript::new(end::finalize(&t.deploy_path, owner, &log_line, &[]), QUICK)),
     ));
     fuse::stage_into_lock(&mut nodes);
     Plan {
@@ -171,7 +171,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         release: i.target,
         commit,
         nodes,
-        abort: every(&|t| HostScript::new(wrapup::unlock_only(&t.deploy_path, owner), QUICK)),
+        abort: every(&|t| HostScript::new(end::unlock_only(&t.deploy_path, owner), QUICK)),
         undo: undo(i.fleet, i.snapshots, owner),
         before: before(i.snapshots),
         payload: None,

@@ -120,7 +120,7 @@ fn php_and_symfony_plans_build_and_switch() {
 fn rollback_plan_never_builds_and_never_removes_its_target() {
     let (_dir, loaded) = loaded("laravel");
     let plan = rollback_plan(&loaded);
-    // Staging rides with the lock; the wrap-up waits for the after_rollback steps.
+    // Staging rides with the lock; finalize waits for the after_rollback steps and the decision.
     assert_eq!(phases(&plan), ["lock", "GATE", "flip", "reload", "after-rollback", "GATE", "finalize"]);
     for script in plan.abort.values() {
         assert!(!script.script.render().contains("rm -rf \"$d/releases/$r\""), "abort must not remove the target");

@@ -2,6 +2,7 @@
 //! through [`crate::shell`]. Every script starts by assigning its runtime
 //! values to shell variables (quoted once); the rest is literal text.
 
+pub mod end;
 pub mod health;
 pub mod lock;
 pub mod prepare;
@@ -9,7 +10,6 @@ pub mod probe;
 pub mod steps;
 pub mod supervise;
 pub mod switch;
-pub mod wrapup;
 
 use crate::shell::Script;
 
