@@ -189,9 +189,7 @@ fn deploy_expected(phase: Phase, fault: Fault, v1: &str, v2: &str) -> Expected {
         Expected { outcome: Outcome::Failed, current: every(v1), locked: [false; 3], releases: vec![v1.to_owned()] };
     match phase {
         Phase::Lock | Phase::Build | Phase::BeforeFlip | Phase::Stage => unchanged,
-        Phase::Flip | Phase::Reload | Phase::Health | Phase::AfterFlip => {
-            Expected { outcome: Outcome::RolledBack, ..unchanged }
-        }
+        Phase::Flip | Phase::Health | Phase::AfterFlip => Expected { outcome: Outcome::RolledBack, ..unchanged },
         Phase::Finalize => {
             // After the decision: the run stands; a finalize that did not
             // run leaves its host locked (a warning says so), and that
@@ -208,14 +206,14 @@ fn deploy_expected(phase: Phase, fault: Fault, v1: &str, v2: &str) -> Expected {
     }
 }
 
-/// The phases of a deploy where a host can fail, in order.
-const DEPLOY_PHASES: [Phase; 9] = [
+/// The phases of a deploy where a host can fail, in order. The reload
+/// rides in the flip's script: `FailAfter` in the flip is a failed reload.
+const DEPLOY_PHASES: [Phase; 8] = [
     Phase::Lock,
     Phase::Build,
     Phase::BeforeFlip,
     Phase::Stage,
     Phase::Flip,
-    Phase::Reload,
     Phase::Health,
     Phase::AfterFlip,
     Phase::Finalize,
@@ -260,7 +258,7 @@ async fn a_fault_in_any_phase_of_a_rolling_deploy() {
 
 /// The phases of a rollback where a host can fail, in order (its lock
 /// carries the staging).
-const ROLLBACK_PHASES: [Phase; 5] = [Phase::Lock, Phase::Flip, Phase::Reload, Phase::Health, Phase::AfterRollback];
+const ROLLBACK_PHASES: [Phase; 4] = [Phase::Lock, Phase::Flip, Phase::Health, Phase::AfterRollback];
 
 async fn rollback_table(strategy: Strategy) {
     let template = Project::new(strategy);
@@ -279,7 +277,7 @@ async fn rollback_table(strategy: Strategy) {
                 Phase::Lock => {
                     Expected { outcome: Outcome::Failed, current: every(&v2), locked: [false; 3], releases: both }
                 }
-                Phase::Flip | Phase::Reload | Phase::Health => {
+                Phase::Flip | Phase::Health => {
                     Expected { outcome: Outcome::RolledBack, current: every(&v2), locked: [false; 3], releases: both }
                 }
                 // The rollback stands.

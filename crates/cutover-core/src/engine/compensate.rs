@@ -98,9 +98,9 @@ async fn undo(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mut Run
         }
     }
     state.failures.extend(outcome.failures.into_iter().map(HostFailure::about_the_lock));
-    let reload = reload_scripts(plan);
-    if !reload.is_empty() {
-        let reloaded = session.run_phase(ctx, Phase::Reload, &only(&reload, &put_back), None, Patience::ToTheEnd).await;
+    if !plan.reload.is_empty() {
+        let jobs = only(&plan.reload, &put_back);
+        let reloaded = session.run_phase(ctx, Phase::Reload, &jobs, None, Patience::ToTheEnd).await;
         for failure in reloaded.failures {
             state.warnings.push(format!("{failure}: the host is back on its release but PHP-FPM was not reloaded"));
         }
@@ -154,13 +154,4 @@ fn next_gate(plan: &Plan, index: usize) -> Option<&str> {
 
 fn only(scripts: &IndexMap<String, HostScript>, hosts: &[String]) -> IndexMap<String, HostScript> {
     scripts.iter().filter(|(h, _)| hosts.contains(h)).map(|(h, s)| (h.clone(), s.clone())).collect()
-}
-
-/// Every host's reload script, from whichever batch it is in.
-fn reload_scripts(plan: &Plan) -> IndexMap<String, HostScript> {
-    let reloads = plan.nodes.iter().filter_map(|n| match n {
-        Node::Phase(p) if p.phase == Phase::Reload => Some(&p.hosts),
-        _ => None,
-    });
-    reloads.flat_map(|hosts| hosts.iter().map(|(h, s)| (h.clone(), s.clone()))).collect()
 }

@@ -18,6 +18,7 @@ use crate::transport::{Output, TransportError};
 use super::Context;
 use super::failure::{FailureKind, HostFailure};
 use super::session::{PhaseOutcome, Session, emit_host, supervised, tail};
+use crate::remote::steps::last_step;
 
 /// Where a host stands before the release.
 #[derive(Debug)]
@@ -66,12 +67,13 @@ impl Session {
                     Start::Plain => Err(FailureKind::CalledOff { reason: reason.to_owned() }),
                     Start::Failed(error) => Err(FailureKind::CalledOff { reason: error.to_string() }),
                 };
-                ((*host).clone(), result)
+                ((*host).clone(), *job, result)
             }
         });
         let mut outcome = PhaseOutcome::default();
-        for (host, result) in join_all(finishes).await {
+        for (host, job, result) in join_all(finishes).await {
             let elapsed = Some(started.elapsed().as_millis() as u64);
+            let mut step = None;
             let failure = match result {
                 Ok(output) if output.success() => {
                     emit_host(ctx, &host, phase, HostState::Done, elapsed, None);
@@ -84,13 +86,14 @@ impl Session {
                     FailureKind::CalledOff { reason }
                 }
                 Ok(output) => {
+                    step = last_step(&output.stdout).and_then(|i| job.steps.get(i)).map(|s| s.name.clone());
                     let kind = FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) };
                     outcome.failed_outputs.insert(host.clone(), output);
                     kind
                 }
                 Err(kind) => kind,
             };
-            let failure = HostFailure::new(&host, phase, failure).about_the_lock();
+            let failure = HostFailure { step, ..HostFailure::new(&host, phase, failure) }.about_the_lock();
             emit_host(ctx, &host, phase, HostState::Failed, elapsed, Some(&failure));
             outcome.failures.push(failure);
         }

@@ -111,6 +111,8 @@ pub struct Plan {
     pub abort: IndexMap<String, HostScript>,
     /// On a failure after switching began: per host, back to where it was.
     pub undo: IndexMap<String, HostScript>,
+    /// Per host, the reload after an undo (none without a reload command).
+    pub reload: IndexMap<String, HostScript>,
     /// Per host, where `current` pointed before the run, as read.
     pub before: IndexMap<String, Option<String>>,
     /// The tar stream of an upload delivery.

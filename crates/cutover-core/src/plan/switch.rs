@@ -1,5 +1,5 @@
-//! The switching part of a plan: all at once (flip every host, reload,
-//! check), or rolling (per batch: drain, flip, reload, check, undrain,
+//! The switching part of a plan: all at once (flip and reload every host,
+//! check), or rolling (per batch: drain, flip and reload, check, undrain,
 //! pause). Shared by deploys and rollbacks.
 
 use std::time::Duration;
@@ -15,7 +15,7 @@ use crate::remote::lock::LockOwner;
 use crate::remote::{health, switch};
 use crate::shell::{Script, Sh};
 
-use super::{HostScript, LocalHook, Node, PhaseNode};
+use super::{HostScript, LocalHook, Node, PhaseNode, StepLabel};
 
 /// The time limit of phases that only move links.
 const QUICK: Duration = Duration::from_secs(60);
@@ -70,14 +70,26 @@ pub(super) fn nodes(
         if rolling && let Some(drain) = &inv.rolling.drain {
             nodes.push(hook(Phase::Drain, batch, &hosts, drain));
         }
-        let mut flip = phase(Phase::Flip, tag, &hosts, |t| switch::flip(&t.deploy_path, owner));
+        // The reload rides in the flip's script, right after the rename and
+        // the line that reports it: a failing reload is a switched host.
+        let reload = inv.php_fpm.reload_command();
+        let mut flip = phase(Phase::Flip, tag, &hosts, |t| {
+            let mut script = switch::flip(&t.deploy_path, owner);
+            if let Some(reload) = reload {
+                script.extend(switch::reload_after_flip(reload));
+            }
+            script
+        });
         if let Node::Phase(p) = &mut flip {
-            p.hosts.values_mut().for_each(|h| h.held = true);
+            for script in p.hosts.values_mut() {
+                script.held = true;
+                if reload.is_some() {
+                    script.steps = vec![StepLabel { name: "reload".to_owned(), timeout: QUICK }];
+                    script.timeout += QUICK;
+                }
+            }
         }
         nodes.push(flip);
-        if let Some(reload) = inv.php_fpm.reload_command() {
-            nodes.push(phase(Phase::Reload, tag, &hosts, |_| switch::reload(reload)));
-        }
         if let Some(check) = &inv.health_check {
             let limit = Duration::from_secs((check.timeout + check.interval) * u64::from(check.retries.max(1)) + 30);
             let mut node = phase(Phase::Health, tag, &hosts, |t| health::script(&t.deploy_path, check));
@@ -134,4 +146,10 @@ fn phase_with_env(phase_kind: Phase, batch: usize, hosts: &[&Target], env: &[(St
         s.push(Sh::user_shell(run));
         s
     })
+}
+
+/// Each host's reload alone, for putting a host back after a failure.
+pub(super) fn reloads(loaded: &LoadedInventory, fleet: &Fleet) -> IndexMap<String, HostScript> {
+    let Some(reload) = loaded.inventory.php_fpm.reload_command() else { return IndexMap::new() };
+    fleet.hosts.iter().map(|t| (t.name.clone(), HostScript::new(switch::reload(reload), QUICK))).collect()
 }

@@ -88,7 +88,7 @@ fn laravel_plan_has_every_phase_with_gates_before_the_switch() {
     let plan = plan_for("laravel");
     assert_eq!(
         phases(&plan),
-        ["lock", "build", "GATE", "before-flip", "stage", "GATE", "flip", "reload", "after-flip", "GATE", "finalize"]
+        ["lock", "build", "GATE", "before-flip", "stage", "GATE", "flip", "after-flip", "GATE", "finalize"]
     );
 }
 
@@ -121,7 +121,7 @@ fn rollback_plan_never_builds_and_never_removes_its_target() {
     let (_dir, loaded) = loaded("laravel");
     let plan = rollback_plan(&loaded);
     // Staging rides with the lock; finalize waits for the after_rollback steps and the decision.
-    assert_eq!(phases(&plan), ["lock", "GATE", "flip", "reload", "after-rollback", "GATE", "finalize"]);
+    assert_eq!(phases(&plan), ["lock", "GATE", "flip", "after-rollback", "GATE", "finalize"]);
     for script in plan.abort.values() {
         assert!(!script.script.render().contains("rm -rf \"$d/releases/$r\""), "abort must not remove the target");
     }
@@ -140,13 +140,11 @@ fn a_rolling_plan_drains_switches_checks_and_undrains_each_batch() {
             "GATE",
             "local drain@1",
             "flip@1",
-            "reload@1",
             "health@1",
             "undrain@1",
             "pause 2s",
             "local drain@2",
             "flip@2",
-            "reload@2",
             "health@2",
             "undrain@2",
             "GATE",
@@ -167,7 +165,7 @@ fn all_at_once_checks_health_after_the_reload_on_every_host() {
     let plan = plan_with("php", "health_check: { command: 'true' }\n");
     let names = phases(&plan);
     let flip = names.iter().position(|p| p == "flip").expect("flip");
-    assert_eq!(&names[flip..flip + 3], ["flip", "reload", "health"]);
+    assert_eq!(&names[flip..flip + 2], ["flip", "health"]);
 }
 
 #[test]
@@ -175,7 +173,7 @@ fn phases_with_no_gate_between_them_share_a_round_trip() {
     // php: no before_flip steps, no health check, no after_flip steps.
     let plan = plan_with("php", "");
     // Prepare and stage ride with the build; finalize waits for the decision.
-    assert_eq!(phases(&plan), ["lock", "build", "GATE", "flip", "reload", "GATE", "finalize"]);
+    assert_eq!(phases(&plan), ["lock", "build", "GATE", "flip", "GATE", "finalize"]);
     let finalize = plan.nodes.iter().find_map(|n| match n {
         Node::Phase(p) if p.phase == Phase::Finalize => Some(p),
         _ => None,

@@ -53,18 +53,24 @@ my $script = shift @ARGV;
 
 # Signals set a flag and interrupt the sleep below.
 my $stop = "";
+# Each handler also writes to a pipe the waits watch: a signal that comes
+# just before a wait still ends it.
+pipe(my $wake, my $waker) or fail("pipe: $!");
+sub woken { syswrite($waker, "x") }
 my %SIGNO = (HUP => 1, INT => 2, PIPE => 13, TERM => 15, ALRM => 14);
-$SIG{$_} = sub { $stop ||= $_[0] } for keys %SIGNO;
-$SIG{CHLD} = sub { };
+$SIG{$_} = sub { $stop ||= $_[0]; woken() } for keys %SIGNO;
+$SIG{CHLD} = \&woken;
 
-# Waits at most $_[0] s (a signal ends the wait); whether the reader of
-# fd 1 or fd 2 went away.
+# Waits at most $_[0] s, or until a signal; whether the reader of fd 1 or
+# fd 2 went away.
 sub reader_gone_within {
     my ($wait) = @_;
     if ($PIPES) {
         my $watch = "";
-        vec($watch, $_, 1) = 1 for (1, 2);
-        return select(my $seen = $watch, undef, undef, $wait) > 0;
+        vec($watch, $_, 1) = 1 for (1, 2, fileno($wake));
+        return 0 if select(my $seen = $watch, undef, undef, $wait) <= 0;
+        sysread($wake, my $drained, 64) if vec($seen, fileno($wake), 1);
+        return vec($seen, 1, 1) || vec($seen, 2, 1);
     }
     for my $fd (1, 2) {
         my ($f, $ev) = ($fd, IO::Poll::POLLOUT());
@@ -74,13 +80,29 @@ sub reader_gone_within {
     nap($wait);
     return 0;
 }
-sub nap { select(undef, undef, undef, $_[0]) }
+sub nap {
+    my $watch = "";
+    vec($watch, fileno($wake), 1) = 1;
+    sysread($wake, my $drained, 64) if select(my $seen = $watch, undef, undef, $_[0]) > 0;
+}
 
 # The run's jobs lock, shared; perl opens it close-on-exec (fd > $^F).
 if ($jobs ne "") {
     open(my $lock, ">>", $jobs) or fail("open $jobs: $!");
     flock($lock, $LOCK_SH) or fail("flock $jobs: $!");
     our $held = $lock;
+}
+
+# As a subreaper (Linux), every orphan of the job becomes our child: when
+# none is left after the job exits, nothing of it runs, and /proc need not
+# be read. prctl(PR_SET_CHILD_SUBREAPER) by its number on the two common
+# architectures; elsewhere /proc is always read.
+my %PRCTL = (x86_64 => 157, aarch64 => 167);
+my $subreaper = 0;
+if (open(my $arch, "<", "/proc/sys/kernel/arch")) {
+    my $name = <$arch> // "";
+    chomp $name;
+    $subreaper = syscall($PRCTL{$name}, 36, 1) == 0 if $PRCTL{$name};
 }
 
 my $pid = fork();
@@ -155,14 +177,22 @@ sub signal_job {
     return scalar @all;
 }
 
-my $left = signal_job("TERM");
+# Whether any process of the job may be left: without a child left
+# (orphans included, as a subreaper), none is.
+sub any_left {
+    1 while waitpid(-1, $WNOHANG) > 0;
+    return !$subreaper || waitpid(-1, $WNOHANG) == 0;
+}
+
+my $left = any_left() ? signal_job("TERM") : 0;
 my $until = time + $GRACE;
 while ($left && time < $until) {
     nap(0.1);
     reap();
-    $left = members();
+    $left = any_left() ? members() : 0;
 }
 signal_job("KILL") if $left;
 reap();
+1 while waitpid(-1, $WNOHANG) > 0;
 exit($status & 127 ? 128 + ($status & 127) : $status >> 8) if $reason eq "";
 exit($reason eq "gone" ? 129 : $reason eq "ALRM" ? 124 : 128 + $SIGNO{$reason});

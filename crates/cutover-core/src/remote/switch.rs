@@ -9,6 +9,7 @@ use crate::shell::{Script, Sh};
 
 use super::lock::{self, LockOwner};
 use super::script_in;
+use super::steps::STEP_MARKER;
 
 /// The line a flip or undo prints right after its `rename(2)` of `current`:
 /// the host itself says it switched, whatever happens after.
@@ -105,6 +106,14 @@ const READY_LINE: &str = "echo '@@cutover-ready'";
 /// The graceful reload (never a restart).
 pub fn reload(reload: &str) -> Script {
     let mut s = Script::new();
+    s.push(Sh::user_shell(reload));
+    s
+}
+
+/// The reload as the flip's step 0, after its rename: a failure names it.
+pub fn reload_after_flip(reload: &str) -> Script {
+    let mut s = Script::new();
+    s.push(Sh::new("echo").arg(format!("{STEP_MARKER}0")));
     s.push(Sh::user_shell(reload));
     s
 }

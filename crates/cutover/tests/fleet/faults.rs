@@ -215,8 +215,14 @@ async fn ctrl_c_during_an_all_at_once_switch_finishes_the_switch() {
     );
 
     let mut run = fleet.live("deploy", &[]);
-    run.wait_for("the reload", WAIT, phase_started("reload"));
+    run.wait_for("the flip", WAIT, phase_started("flip"));
     let v2 = chosen(&run.events());
+    // The reload (and its 3 s) rides in the flip's script, after the rename.
+    let waiting = Instant::now();
+    while switched_to(&run.events(), &v2).len() < fleet.hosts.len() {
+        assert!(waiting.elapsed() < WAIT, "not every host switched: {:#?}", run.events());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for (i, host) in fleet.hosts.iter().enumerate() {
         assert_eq!(fleet.current(i).as_deref(), Some(v2.as_str()), "{}: switched before the interrupt", host.name);
     }
