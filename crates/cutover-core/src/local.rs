@@ -57,6 +57,9 @@ impl Transport for LocalTransport {
             let mut child = Command::new("sh")
                 .arg("-c")
                 .arg(&command.script)
+                // Out of cutover's process group: a terminal's Ctrl-C goes
+                // to cutover alone, which decides what stops, as over SSH.
+                .process_group(0)
                 .current_dir(&self.root)
                 .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
                 .stdout(Stdio::piped())
@@ -91,6 +94,9 @@ impl Transport for LocalTransport {
             let mut child = Command::new("sh")
                 .arg("-c")
                 .arg(&command.script)
+                // Out of cutover's process group: a terminal's Ctrl-C goes
+                // to cutover alone, which decides what stops, as over SSH.
+                .process_group(0)
                 .current_dir(&self.root)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())

@@ -37,6 +37,8 @@ pub(crate) async fn run(ctx: &Context<'_>, hook: &LocalHook) -> Result<(), HostF
         .current_dir(&ctx.loaded.dir)
         .envs(hook.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
+        // A terminal's Ctrl-C goes to cutover alone.
+        .process_group(0)
         .kill_on_drop(true);
     let result = tokio::time::timeout(hook.timeout, command.output()).await;
     let elapsed = Some(started.elapsed().as_millis() as u64);

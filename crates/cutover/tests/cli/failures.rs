@@ -1,6 +1,7 @@
 //! Things going wrong: a failing build on one host, a held lock, a reload
 //! that fails after the switch, Ctrl-C during the build.
 
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use crate::harness::{HOSTS, Project, stderr, summary};
@@ -117,6 +118,7 @@ pub fn deploy_with_a_slow_build(project: &Project) -> std::process::Child {
         .args(["deploy", "--progress=plain"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("spawn");
     let started = Instant::now();

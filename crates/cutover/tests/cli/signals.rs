@@ -3,15 +3,18 @@
 //! releases every lock (as when CI cancels a job: SIGINT, then SIGTERM), a
 //! third exits at once.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::failures::{deploy_with_a_slow_build, sleeping, slow_build_sleep};
 use crate::harness::{HOSTS, Project, summary};
 
+/// Sends `name` to cutover's whole process group, as a terminal does with
+/// Ctrl-C (every run here is started as the leader of its own group).
 fn signal(child: &Child, name: &str) {
     // The run may have ended already: that is for the caller to check.
-    let _ = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status();
+    let _ = Command::new("kill").args([&format!("-{name}"), "--", &format!("-{}", child.id())]).status();
 }
 
 /// Waits until `path` exists in the project.
@@ -56,6 +59,7 @@ fn sigint_then_sigterm_during_the_switch_puts_every_host_back_and_unlocks() {
         .args(["deploy", "--progress=plain", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("spawn");
     wait_for(&project, &HOSTS.map(|h| format!("hosts/{h}/checking")));
@@ -143,6 +147,7 @@ fn deploy_json_in_background(project: &Project) -> Child {
         .args(["deploy", "--progress=plain", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("spawn")
 }
