@@ -35,7 +35,7 @@ pub enum Phase {
     Reload,
     /// The health check of switched hosts.
     Health,
-    /// A batch put back into the load balancer.
+    /// A batch returned to the load balancer.
     Undrain,
     /// The wait between two batches.
     Pause,
@@ -91,7 +91,7 @@ pub enum Outcome {
     Done,
     /// Failed before any host switched: the fleet is unchanged.
     Failed,
-    /// Failed after switching began; every switched host was put back.
+    /// Failed after switching began; every switched host was switched back.
     RolledBack,
     /// Hosts are on different releases; the summary says who is where.
     Inconsistent,

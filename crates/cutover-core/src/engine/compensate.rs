@@ -82,24 +82,24 @@ async fn read_back(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mu
 }
 
 /// Renames `current` back on every host that may have switched, then
-/// reloads those that were put back.
+/// reloads those that were switched back.
 async fn undo(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mut RunState) {
     let switched = state.hosts_where(Standing::may_be_switched);
     let jobs = only(&plan.undo, &switched);
     let outcome = session.run_phase(ctx, Phase::Undo, &jobs, None, Patience::ToTheEnd).await;
-    let mut put_back = Vec::new();
+    let mut switched_back = Vec::new();
     for (host, output) in outcome.outputs.iter().chain(&outcome.failed_outputs) {
         if switch::switched(&output.stdout) {
             let to = plan.before_name(host).unwrap_or_else(|| "(none)".into());
             let at = jiff::Timestamp::now();
             ctx.emit(Event::Switched { host: host.clone(), from: Some(plan.release.to_string()), to, batch: None, at });
             state.set(host, Standing::Staged);
-            put_back.push(host.clone());
+            switched_back.push(host.clone());
         }
     }
     state.failures.extend(outcome.failures.into_iter().map(HostFailure::about_the_lock));
     if !plan.reload.is_empty() {
-        let jobs = only(&plan.reload, &put_back);
+        let jobs = only(&plan.reload, &switched_back);
         let reloaded = session.run_phase(ctx, Phase::Reload, &jobs, None, Patience::ToTheEnd).await;
         for failure in reloaded.failures {
             state.warnings.push(format!("{failure}: the host is back on its release but PHP-FPM was not reloaded"));

@@ -17,13 +17,10 @@ use crate::remote::probe::{self, LookupOutput, RefLookup, Snapshot};
 use crate::source;
 use crate::transport::Output;
 
-use super::failure::{FailureKind, HostFailure};
+use super::failure::{FailureKind, HostFailure, LOCAL};
 use super::preflight::{self, Checks, Preflight};
 use super::session::{Patience, Session, emit_host, tail};
 use super::{Context, Report, execute};
-
-/// The name failures of this machine's own work are reported under.
-pub const LOCAL: &str = "(local)";
 
 /// What the user asked a deploy for.
 #[derive(Clone, Debug, Default)]
@@ -45,8 +42,8 @@ pub async fn deploy(ctx: &Context<'_>, request: &DeployRequest) -> Report {
         application: ctx.loaded.inventory.application.clone(),
         hosts: ctx.fleet.names(),
     });
-    let (session, failures) = Session::open(ctx);
-    let report = match build(ctx, &session, failures, request).await {
+    let session = Session::open(ctx);
+    let report = match build(ctx, &session, request).await {
         Ok(plan) => execute::execute(ctx, &session, &plan).await,
         Err(report) => report,
     };
@@ -56,18 +53,13 @@ pub async fn deploy(ctx: &Context<'_>, request: &DeployRequest) -> Report {
 
 /// Builds the plan a deploy would run, touching nothing.
 pub async fn plan_deploy(ctx: &Context<'_>, request: &DeployRequest) -> Result<Plan, Report> {
-    let (session, failures) = Session::open(ctx);
-    let plan = build(ctx, &session, failures, request).await;
+    let session = Session::open(ctx);
+    let plan = build(ctx, &session, request).await;
     session.close().await;
     plan
 }
 
-async fn build(
-    ctx: &Context<'_>,
-    session: &Session,
-    mut failures: Vec<HostFailure>,
-    request: &DeployRequest,
-) -> Result<Plan, Report> {
+async fn build(ctx: &Context<'_>, session: &Session, request: &DeployRequest) -> Result<Plan, Report> {
     let inv = &ctx.loaded.inventory;
     let delivery = match &inv.repository {
         Some(repository) => Delivery::Git { repository: repository.value.clone() },
@@ -90,7 +82,7 @@ async fn build(
         }
     };
     let (found, here) = tokio::join!(preflight::probe(ctx, session, &request_probe, Checks::Deploy), here);
-    failures.extend(found.failures.iter().cloned());
+    let failures = found.failures.clone();
     if !failures.is_empty() {
         return Err(early_report(ctx, CommandKind::Deploy, &found, failures));
     }

@@ -42,9 +42,6 @@ async fn finish(ctx: &Context<'_>, session: &Session, plan: &Plan, state: RunSta
             outcome = Outcome::Inconsistent;
         }
     }
-    if outcome == Outcome::Failed && !state.hosts_where(|s| s == Standing::MaybeSwitched).is_empty() {
-        outcome = Outcome::Inconsistent;
-    }
     let hosts = ctx.fleet.hosts.iter().map(|t| (t.name.clone(), host_summary(plan, &state, &fresh, outcome, &t.name)));
     let not_undone = (state.irreversible_ran && outcome != Outcome::Done).then(|| {
         "before_flip steps ran (migrations): the code is back where it was, but what they changed is not undone"

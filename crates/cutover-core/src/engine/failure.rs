@@ -4,6 +4,9 @@ use crate::event::Phase;
 use crate::remote::lock::{LOCK_HELD, LOCK_LOST, LockOwner, held_by};
 use crate::transport::TransportError;
 
+/// The name failures of this machine's own work are reported under.
+pub const LOCAL: &str = "(local)";
+
 /// What went wrong on a host.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum FailureKind {

@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 
 use crate::config::inventory::Strategy;
-use crate::event::{Event, Phase};
+use crate::event::{CommandKind, Event, Phase};
 use crate::plan::{Node, Plan};
 use crate::remote::lock::LOCK_HELD;
 use crate::remote::switch;
@@ -117,10 +117,13 @@ fn record(
     outcome: &PhaseOutcome,
     state: &mut RunState,
 ) {
+    // Staging rides with the build (a deploy without before_flip steps) or
+    // with the lock (a rollback) when it has no phase of its own.
     let staged_with_it = !plan.nodes.iter().any(|n| matches!(n, Node::Phase(p) if p.phase == Phase::Stage));
+    let rollback = plan.command == CommandKind::Rollback;
     for (host, output) in &outcome.outputs {
         match phase {
-            Phase::Lock if staged_with_it => state.advance(host, Standing::Staged),
+            Phase::Lock if staged_with_it && rollback => state.advance(host, Standing::Staged),
             Phase::Lock => state.advance(host, Standing::Locked),
             Phase::Prepare | Phase::Build if staged_with_it => state.advance(host, Standing::Staged),
             Phase::Prepare | Phase::Build => state.advance(host, Standing::Built),
@@ -207,5 +210,5 @@ fn interrupted(ctx: &Context<'_>, plan: &Plan, node: &Node, state: &RunState) ->
     let stop = !state.switching_began()
         || (plan.rollout.strategy == Strategy::Rolling && at_batch_start)
         || (ctx.interrupt.is_hurried() && before_the_decision);
-    stop.then(|| HostFailure::new(super::deploy::LOCAL, phase, FailureKind::Interrupted))
+    stop.then(|| HostFailure::new(super::failure::LOCAL, phase, FailureKind::Interrupted))
 }

@@ -11,8 +11,7 @@ use crate::event::{Event, HostState};
 use crate::plan::LocalHook;
 
 use super::Context;
-use super::deploy::LOCAL;
-use super::failure::{FailureKind, HostFailure};
+use super::failure::{FailureKind, HostFailure, LOCAL};
 use super::session::tail;
 use crate::transport::{Output, TransportError};
 

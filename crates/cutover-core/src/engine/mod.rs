@@ -44,8 +44,8 @@ use crate::event::{Event, EventSink, Summary};
 use crate::fleet::Fleet;
 use crate::transport::Connector;
 
-pub use deploy::{DeployRequest, LOCAL, deploy, plan_deploy};
-pub use failure::{FailureKind, HostFailure};
+pub use deploy::{DeployRequest, deploy, plan_deploy};
+pub use failure::{FailureKind, HostFailure, LOCAL};
 pub use rollback::{RollbackRequest, plan_rollback, rollback};
 pub use status::{HeldLocks, status, unlock};
 

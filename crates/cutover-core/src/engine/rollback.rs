@@ -33,8 +33,8 @@ pub async fn rollback(ctx: &Context<'_>, request: &RollbackRequest) -> Report {
         application: ctx.loaded.inventory.application.clone(),
         hosts: ctx.fleet.names(),
     });
-    let (session, failures) = Session::open(ctx);
-    let report = match build(ctx, &session, failures, request).await {
+    let session = Session::open(ctx);
+    let report = match build(ctx, &session, request).await {
         Ok(plan) => execute::execute(ctx, &session, &plan).await,
         Err(report) => report,
     };
@@ -44,20 +44,15 @@ pub async fn rollback(ctx: &Context<'_>, request: &RollbackRequest) -> Report {
 
 /// Builds the plan a rollback would run, touching nothing.
 pub async fn plan_rollback(ctx: &Context<'_>, request: &RollbackRequest) -> Result<Plan, Report> {
-    let (session, failures) = Session::open(ctx);
-    let plan = build(ctx, &session, failures, request).await;
+    let session = Session::open(ctx);
+    let plan = build(ctx, &session, request).await;
     session.close().await;
     plan
 }
 
-async fn build(
-    ctx: &Context<'_>,
-    session: &Session,
-    mut failures: Vec<HostFailure>,
-    request: &RollbackRequest,
-) -> Result<Plan, Report> {
+async fn build(ctx: &Context<'_>, session: &Session, request: &RollbackRequest) -> Result<Plan, Report> {
     let found = preflight::probe(ctx, session, &preflight::request(ctx, None), Checks::Rollback).await;
-    failures.extend(found.failures.iter().cloned());
+    let mut failures = found.failures.clone();
     if failures.is_empty() {
         match target(ctx, &found.snapshots, request) {
             Ok(target) => {

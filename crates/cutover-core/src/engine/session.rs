@@ -58,9 +58,9 @@ pub(crate) enum Patience {
 
 impl Session {
     /// A session for the fleet; each host connects when its first script runs.
-    pub fn open(ctx: &Context<'_>) -> (Self, Vec<HostFailure>) {
+    pub fn open(ctx: &Context<'_>) -> Self {
         let hosts = ctx.fleet.hosts.iter().map(|t| (t.name.clone(), OnceCell::new())).collect();
-        (Self { hosts }, Vec::new())
+        Self { hosts }
     }
 
     /// The host's connection, opened now if it is not yet; `Err` when it
@@ -175,7 +175,7 @@ impl Session {
         };
         let started = Instant::now();
         let stdin = if job.upload { payload.cloned() } else { None };
-        let command = supervised(ctx, phase, host, job, stdin);
+        let command = supervised(phase, job, stdin);
         let result = transport.run(command).await;
         let elapsed = Some(started.elapsed().as_millis() as u64);
         let step = |stdout: &str| last_step(stdout).and_then(|i| job.steps.get(i)).cloned();
@@ -224,16 +224,8 @@ impl Session {
 
 /// The command that runs `job` on `host`, under the supervisor that ends it
 /// when cutover stops waiting (see [`crate::remote::supervise`]).
-pub(crate) fn supervised(
-    ctx: &Context<'_>,
-    phase: Phase,
-    host: &str,
-    job: &HostScript,
-    stdin: Option<Arc<[u8]>>,
-) -> RemoteCommand {
-    let deploy_path = ctx.fleet.hosts.iter().find(|t| t.name == host).map(|t| t.deploy_path.as_str());
-    let jobs = deploy_path.filter(|_| supervise::is_work(phase)).map(supervise::jobs_file);
-    let script = supervise::wrap(&job.script.render(), jobs.as_deref(), job.timeout);
+pub(crate) fn supervised(phase: Phase, job: &HostScript, stdin: Option<Arc<[u8]>>) -> RemoteCommand {
+    let script = supervise::wrap(&job.script.render(), job.jobs.as_deref(), job.timeout);
     RemoteCommand { phase, script, stdin, timeout: job.timeout }
 }
 

@@ -21,7 +21,8 @@ pub async fn status(ctx: &Context<'_>) -> Report {
         application: ctx.loaded.inventory.application.clone(),
         hosts: ctx.fleet.names(),
     });
-    let (session, mut failures) = Session::open(ctx);
+    let session = Session::open(ctx);
+    let mut failures = Vec::new();
     let found = preflight::probe(ctx, &session, &ProbeRequest::default(), Checks::None).await;
     session.close().await;
     failures.extend(found.failures);
@@ -83,7 +84,8 @@ pub async fn unlock(ctx: &Context<'_>, confirm: &(dyn Fn(&HeldLocks) -> bool + S
         application: ctx.loaded.inventory.application.clone(),
         hosts: ctx.fleet.names(),
     });
-    let (session, mut failures) = Session::open(ctx);
+    let session = Session::open(ctx);
+    let mut failures = Vec::new();
     let found = preflight::probe(ctx, &session, &ProbeRequest::default(), Checks::None).await;
     failures.extend(found.failures);
     let held: Vec<(String, serde_json::Value)> =
@@ -103,7 +105,12 @@ pub async fn unlock(ctx: &Context<'_>, confirm: &(dyn Fn(&HeldLocks) -> bool + S
                 })
                 .collect();
             let outcome = session.run_phase(ctx, Phase::Unlock, &jobs, None, Patience::ToTheEnd).await;
-            removed.extend(outcome.outputs.into_keys());
+            for host in outcome.outputs.into_keys() {
+                let owner = shown.iter().find(|(h, _)| *h == host).map(|(_, o)| o.clone()).unwrap_or_default();
+                let message = format!("removed the lock held by {owner}");
+                ctx.emit(Event::Warning { host: Some(host.clone()), message });
+                removed.push(host);
+            }
             failures.extend(outcome.failures.into_iter().map(|f| match f.kind {
                 FailureKind::CommandFailed { exit_code: Some(lock::LOCK_LOST), output_tail } => {
                     let owner = LockOwner::describe(&lock::held_by(&output_tail));
@@ -136,7 +143,8 @@ pub async fn unlock(ctx: &Context<'_>, confirm: &(dyn Fn(&HeldLocks) -> bool + S
             };
             let summary = HostSummary {
                 state: state.into(),
-                lock: owner,
+                // The lock as it is now: none where it was removed.
+                lock: owner.filter(|_| !removed.contains(&t.name)),
                 error: failure.map(ToString::to_string),
                 ..HostSummary::default()
             };

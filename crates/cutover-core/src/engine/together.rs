@@ -43,7 +43,21 @@ impl Session {
         let jobs: Vec<(&String, &HostScript)> = jobs.iter().filter(|(h, _)| !self.failed(h)).collect();
         ctx.emit(Event::PhaseStarted { phase, hosts: jobs.iter().map(|(h, _)| (*h).clone()).collect() });
         let started = Instant::now();
-        let mut starts = join_all(jobs.iter().map(|(host, job)| self.start(ctx, phase, host, job))).await;
+        // Until the go, a second interrupt calls the flip off everywhere:
+        // dropping a held script closes its stdin, and it renames nothing.
+        let starting = join_all(jobs.iter().map(|(host, job)| self.start(ctx, phase, host, job)));
+        let mut starts = tokio::select! {
+            starts = starting => starts,
+            () = ctx.interrupt.hurried() => {
+                let mut outcome = PhaseOutcome::default();
+                for (host, _) in &jobs {
+                    let failure = HostFailure::new(host, phase, FailureKind::Interrupted);
+                    emit_host(ctx, host, phase, HostState::Failed, None, Some(&failure));
+                    outcome.failures.push(failure);
+                }
+                return outcome;
+            }
+        };
         let signals = agree_on_a_moment(&mut starts).await;
         let called_off = signals.is_none().then(|| {
             let who: Vec<&str> = jobs
@@ -63,7 +77,7 @@ impl Session {
                 let result = match start {
                     Start::Ready(held) => held.release(signal).await.map_err(FailureKind::from),
                     Start::Ended(held) => held.release(Signal::CallOff).await.map_err(FailureKind::from),
-                    Start::Plain if go => self.run_released(ctx, phase, host, job).await.map_err(FailureKind::from),
+                    Start::Plain if go => self.run_released(phase, host, job).await.map_err(FailureKind::from),
                     Start::Plain => Err(FailureKind::CalledOff { reason: reason.to_owned() }),
                     Start::Failed(error) => Err(FailureKind::CalledOff { reason: error.to_string() }),
                 };
@@ -105,7 +119,7 @@ impl Session {
         let Some(transport) = self.transport(host) else {
             return Start::Failed(TransportError::ConnectionLost { detail: "not connected".into() });
         };
-        match transport.hold(supervised(ctx, phase, host, job, None)).await {
+        match transport.hold(supervised(phase, job, None)).await {
             Ok(Some(mut held)) => match held.ready().await {
                 Ok(true) => Start::Ready(held),
                 Ok(false) => Start::Ended(held),
@@ -117,17 +131,11 @@ impl Session {
     }
 
     /// A plain run of a held script, with `go` already on its stdin.
-    async fn run_released(
-        &self,
-        ctx: &Context<'_>,
-        phase: Phase,
-        host: &str,
-        job: &HostScript,
-    ) -> Result<Output, TransportError> {
+    async fn run_released(&self, phase: Phase, host: &str, job: &HostScript) -> Result<Output, TransportError> {
         let transport =
             self.transport(host).ok_or(TransportError::ConnectionLost { detail: "not connected".into() })?;
         let stdin = Some(std::sync::Arc::from(b"go\n".to_vec()));
-        transport.run(supervised(ctx, phase, host, job, stdin)).await
+        transport.run(supervised(phase, job, stdin)).await
     }
 }
 

@@ -15,7 +15,7 @@ use crate::remote::lock::{self, LockOwner};
 use crate::remote::prepare::{self, Delivery, Prepare};
 use crate::remote::probe::Snapshot;
 use crate::remote::steps::{self, StepEnv};
-use crate::remote::{end, switch};
+use crate::remote::{end, supervise, switch};
 
 use super::fuse;
 use super::switch::{self as switching, Rollout};
@@ -108,6 +108,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     if !nodes.iter().any(|n| matches!(n, Node::Phase(p) if p.phase == Phase::BeforeFlip)) {
         fuse::stage_into_build(&mut nodes);
     }
+    mark_work(&mut nodes, i.fleet, owner);
     Plan {
         command: CommandKind::Deploy,
         application: inv.application.clone(),
@@ -166,6 +167,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         every(&|t| HostScript::new(end::finalize(&t.deploy_path, owner, &log_line, &[]), QUICK)),
     ));
     fuse::stage_into_lock(&mut nodes);
+    mark_work(&mut nodes, i.fleet, owner);
     Plan {
         command: CommandKind::Rollback,
         application: inv.application.clone(),
@@ -222,6 +224,7 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
             vars: target.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
             default_timeout: inv.step_timeout.value,
             full_build: i.full_build,
+            owner: &i.owner,
         };
         if let Some(script) = steps::script(&target.deploy_path, &mine, &env) {
             let timeout = mine.iter().map(|s| Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout.value))).sum();
@@ -253,6 +256,21 @@ fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>, owner: &LockOwner
             (t.name.clone(), HostScript::new(switch::undo(&t.deploy_path, owner, previous), QUICK))
         })
         .collect()
+}
+
+/// Marks the scripts of the run's work with the run's jobs file, which
+/// their supervisors hold while they run.
+fn mark_work(nodes: &mut [Node], fleet: &Fleet, owner: &LockOwner) {
+    for node in nodes {
+        let Node::Phase(p) = node else { continue };
+        if !supervise::is_work(p.phase) {
+            continue;
+        }
+        for (host, script) in &mut p.hosts {
+            let target = fleet.hosts.iter().find(|t| &t.name == host);
+            script.jobs = target.map(|t| supervise::jobs_file(&t.deploy_path, &owner.token));
+        }
+    }
 }
 
 /// Where preflight saw a host's `current` point.

@@ -56,11 +56,15 @@ pub struct HostScript {
     /// Whether the script holds at its ready line until the whole phase is
     /// released together (the flip).
     pub held: bool,
+    /// The file whose shared `flock` the script holds while it runs: the
+    /// run's work, which the abort waits for (see
+    /// [`crate::remote::supervise`]).
+    pub jobs: Option<String>,
 }
 
 impl HostScript {
     pub fn new(script: Script, timeout: Duration) -> Self {
-        Self { script, timeout, steps: Vec::new(), upload: false, held: false }
+        Self { script, timeout, steps: Vec::new(), upload: false, held: false, jobs: None }
     }
 }
 

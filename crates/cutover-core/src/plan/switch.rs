@@ -11,7 +11,7 @@ use crate::config::rollout::{BatchHook, HookPlace};
 use crate::config::{BatchSpec, LoadedInventory, OnFailure};
 use crate::event::Phase;
 use crate::fleet::{Fleet, Target};
-use crate::remote::lock::LockOwner;
+use crate::remote::lock::{self, LockOwner};
 use crate::remote::{health, switch};
 use crate::shell::{Script, Sh};
 
@@ -68,7 +68,7 @@ pub(super) fn nodes(
         of_host.extend(hosts.iter().map(|t| (t.name.clone(), batch)));
         let tag = rolling.then_some(batch);
         if rolling && let Some(drain) = &inv.rolling.drain {
-            nodes.push(hook(Phase::Drain, batch, &hosts, drain));
+            nodes.push(hook(Phase::Drain, batch, &hosts, drain, owner));
         }
         // The reload rides in the flip's script, right after the rename and
         // the line that reports it: a failing reload is a switched host.
@@ -92,14 +92,14 @@ pub(super) fn nodes(
         nodes.push(flip);
         if let Some(check) = &inv.health_check {
             let limit = Duration::from_secs((check.timeout + check.interval) * u64::from(check.retries.max(1)) + 30);
-            let mut node = phase(Phase::Health, tag, &hosts, |t| health::script(&t.deploy_path, check));
+            let mut node = phase(Phase::Health, tag, &hosts, |t| health::script(&t.deploy_path, owner, check));
             if let Node::Phase(p) = &mut node {
                 p.hosts.values_mut().for_each(|h| h.timeout = limit);
             }
             nodes.push(node);
         }
         if rolling && let Some(undrain) = &inv.rolling.undrain {
-            nodes.push(hook(Phase::Undrain, batch, &hosts, undrain));
+            nodes.push(hook(Phase::Undrain, batch, &hosts, undrain, owner));
         }
         if rolling && batch < count && inv.rolling.pause > 0 {
             nodes.push(Node::Pause(Duration::from_secs(inv.rolling.pause)));
@@ -114,7 +114,7 @@ fn phase(phase: Phase, batch: Option<usize>, hosts: &[&Target], script: impl Fn(
 }
 
 /// A drain or undrain hook, here or on each host of the batch.
-fn hook(phase: Phase, batch: usize, hosts: &[&Target], hook: &BatchHook) -> Node {
+fn hook(phase: Phase, batch: usize, hosts: &[&Target], hook: &BatchHook, owner: &LockOwner) -> Node {
     let names: Vec<String> = hosts.iter().map(|t| t.name.clone()).collect();
     let addresses: Vec<String> = hosts.iter().map(|t| t.address.clone()).collect();
     let env = vec![
@@ -128,7 +128,7 @@ fn hook(phase: Phase, batch: usize, hosts: &[&Target], hook: &BatchHook) -> Node
             Node::Local(LocalHook { phase, batch, hosts: names, command: hook.run.clone(), env, timeout })
         }
         HookPlace::Hosts => {
-            let mut node = phase_with_env(phase, batch, hosts, &env, &hook.run);
+            let mut node = phase_with_env(phase, batch, hosts, &env, &hook.run, owner);
             if let Node::Phase(p) = &mut node {
                 p.hosts.values_mut().for_each(|h| h.timeout = timeout);
             }
@@ -137,9 +137,18 @@ fn hook(phase: Phase, batch: usize, hosts: &[&Target], hook: &BatchHook) -> Node
     }
 }
 
-fn phase_with_env(phase_kind: Phase, batch: usize, hosts: &[&Target], env: &[(String, String)], run: &str) -> Node {
-    phase(phase_kind, Some(batch), hosts, |_| {
+fn phase_with_env(
+    phase_kind: Phase,
+    batch: usize,
+    hosts: &[&Target],
+    env: &[(String, String)],
+    run: &str,
+    owner: &LockOwner,
+) -> Node {
+    phase(phase_kind, Some(batch), hosts, |t| {
         let mut s = Script::new();
+        s.assign("d", &t.deploy_path);
+        lock::guard(&mut s, owner);
         for (name, value) in env {
             s.push(Sh::new("export").then(Sh::assign(name.clone(), value)));
         }

@@ -21,6 +21,7 @@ pub fn finalize(deploy_path: &str, owner: &LockOwner, log_line: &str, prune: &[R
     lock::guard_or_leave(&mut s, owner);
     s.push(Sh::assign("line", log_line));
     s.line(LOG_APPEND);
+    s.line(supervise::FORGET_JOBS);
     for release in prune {
         s.push(Sh::assign("r", release.to_string()));
         s.line(r#"if [ "$(readlink "$d/current")" != "releases/$r" ]; then rm -rf "$d/releases/$r" 2>/dev/null || echo "warning could not remove old release $r completely; remove $d/releases/$r by hand"; fi"#);

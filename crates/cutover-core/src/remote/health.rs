@@ -5,11 +5,13 @@
 use crate::config::HealthCheck;
 use crate::shell::{Script, Sh};
 
+use super::lock::{self, LockOwner};
 use super::script_in;
 
 /// The health-check script.
-pub fn script(deploy_path: &str, check: &HealthCheck) -> Script {
+pub fn script(deploy_path: &str, owner: &LockOwner, check: &HealthCheck) -> Script {
     let mut s = script_in(deploy_path);
+    lock::guard(&mut s, owner);
     s.push(Sh::assign("tries", check.retries.max(1).to_string()));
     s.push(Sh::assign("interval", check.interval.to_string()));
     s.push(Sh::assign("limit", check.timeout.max(1).to_string()));
@@ -45,12 +47,21 @@ mod tests {
         serde_saphyr::from_str(yaml).expect("health check")
     }
 
+    /// A host at `dir` locked by [`LockOwner::example`].
+    fn locked(dir: &std::path::Path) {
+        std::fs::create_dir_all(dir.join(".cutover/lock")).expect("lock");
+        std::fs::write(dir.join(".cutover/lock/token"), LockOwner::example().token).expect("token");
+    }
+
     #[test]
     fn a_passing_command_check_says_ok() {
         let dir = tempfile::tempdir().expect("tempdir");
         let deploy = dir.path().to_string_lossy().into_owned();
         std::fs::create_dir_all(dir.path().join("current/public")).expect("release");
-        let script = script(&deploy, &check("command: test -d public\nretries: 2\ninterval: 0\n")).render();
+        locked(dir.path());
+        let script =
+            script(&deploy, &LockOwner::example(), &check("command: test -d public\nretries: 2\ninterval: 0\n"))
+                .render();
         let out = std::process::Command::new("sh").arg("-c").arg(&script).output().expect("sh");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stdout).contains("health ok after 1 attempt(s)"));
@@ -61,10 +72,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let deploy = dir.path().to_string_lossy().into_owned();
         std::fs::create_dir_all(dir.path().join("current")).expect("release");
+        locked(dir.path());
         let yaml = "command: echo 'db down'; exit 3\nretries: 3\ninterval: 0\n";
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(script(&deploy, &check(yaml)).render())
+            .arg(script(&deploy, &LockOwner::example(), &check(yaml)).render())
             .output()
             .expect("sh");
         assert_eq!(out.status.code(), Some(1));
@@ -75,6 +87,6 @@ mod tests {
     #[test]
     fn the_url_check_script_is_exact() {
         let c = check("url: http://127.0.0.1/health?full=1\nbody: \"it's ok\"\n");
-        insta::assert_snapshot!(script("/var/www/app", &c).render());
+        insta::assert_snapshot!(script("/var/www/app", &LockOwner::example(), &c).render());
     }
 }

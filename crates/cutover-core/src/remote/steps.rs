@@ -9,6 +9,7 @@ use crate::config::Step;
 use crate::release::ReleaseId;
 use crate::shell::{Script, Sh, is_identifier};
 
+use super::lock::{self, LockOwner};
 use super::script_in;
 
 /// The marker printed before each step.
@@ -32,6 +33,8 @@ pub struct StepEnv<'a> {
     pub default_timeout: u64,
     /// `--full-build`: steps see CUTOVER_FULL_BUILD=1 and reuse nothing.
     pub full_build: bool,
+    /// Whose lock the steps run under.
+    pub owner: &'a LockOwner,
 }
 
 /// The script for `steps` (already filtered for this host), or `None` when
@@ -41,6 +44,7 @@ pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<S
         return None;
     }
     let mut s = script_in(deploy_path);
+    lock::guard(&mut s, env.owner);
     s.push(Sh::assign("r", env.release.to_string()));
     s.line(r#"rel="$d/releases/$r""#);
     s.line(r#"export CUTOVER_RELEASE="$r" CUTOVER_RELEASE_PATH="$rel" CUTOVER_DEPLOY_PATH="$d" CUTOVER_SHARED_PATH="$d/shared""#);
@@ -96,6 +100,7 @@ mod tests {
             vars: vec![("APP_ENV", "prod uction"), ("bad name", "x")],
             default_timeout: 600,
             full_build: false,
+            owner: &LockOwner::example(),
         };
         let script = script("/var/www/shop", &[&composer, &optimize], &env).expect("steps");
         insta::assert_snapshot!(script.render());

@@ -7,8 +7,9 @@
 # process group of its own), stdin, stdout and stderr passed through, and
 # exits with its exit status (128 + the signal if a signal ended it). What
 # the job leaves running in its session when it exits is ended too: a
-# step that starts a lasting process hands it to a service manager or
-# detaches it (`setsid`). The job is ended when
+# step that starts a lasting process hands it to a service manager, or
+# detaches it as a daemon does (setsid and a double fork). The job is
+# ended when
 #   - the reader of our stdout or stderr is gone: sshd closes the channel's
 #     pipe when cutover's side of it goes away (Ctrl-C, a time limit,
 #     cutover killed, the connection lost). On Linux a pipe's write end is
@@ -92,6 +93,10 @@ if ($jobs ne "") {
     flock($lock, $LOCK_SH) or fail("flock $jobs: $!");
     our $held = $lock;
 }
+# Started after cutover stopped waiting (its abort may be running): nothing
+# to do. Checked after taking the lock, so an abort either waits for this
+# job or finds it never started.
+exit 129 if reader_gone_within(0);
 
 # As a subreaper (Linux), every orphan of the job becomes our child: when
 # none is left after the job exits, nothing of it runs, and /proc need not

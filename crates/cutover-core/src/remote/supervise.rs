@@ -9,8 +9,9 @@
 //! away; a local parent's pipe closes when cutover exits), it sends SIGTERM
 //! to the group, then SIGKILL after a grace period. While a script of a
 //! run's work is running, its supervisor holds a shared `flock` on
-//! `$d/.cutover/jobs`; the abort waits for an exclusive one, so cutover
-//! removes a release only once every job in it has ended.
+//! `$d/.cutover/jobs.<token>`; the abort waits for an exclusive one, so
+//! cutover removes a release only once every job in it has ended. A
+//! supervisor that starts after its reader went away runs nothing.
 //!
 //! A host without perl runs the script with plain `sh -c`: unsupervised,
 //! as preflight warns.
@@ -28,9 +29,10 @@ static PROGRAM: LazyLock<String> = LazyLock::new(|| {
     lines.collect::<Vec<_>>().join("\n")
 });
 
-/// The file whose `flock` the work of a run holds on a host.
-pub fn jobs_file(deploy_path: &str) -> String {
-    format!("{}/.cutover/jobs", deploy_path.trim_end_matches('/'))
+/// The file whose `flock` the work of a run (known by its lock's token)
+/// holds on a host.
+pub fn jobs_file(deploy_path: &str, token: &str) -> String {
+    format!("{}/.cutover/jobs.{token}", deploy_path.trim_end_matches('/'))
 }
 
 /// Whether a phase's scripts are work the abort waits for (rather than the
@@ -74,13 +76,18 @@ pub fn wrap(script: &str, jobs: Option<&str>, limit: Duration) -> String {
 }
 
 /// Waits, in an abort script, until no supervised job of the run holds
-/// `$d/.cutover/jobs` (at most 30 s, then a warning); `$d` must be set.
+/// its jobs file (at most 30 s, then a warning), then removes the file;
+/// `$d` and `$token` must be set.
 pub const WAIT_FOR_JOBS: &str = concat!(
-    r#"if [ -e "$d/.cutover/jobs" ] && command -v perl >/dev/null 2>&1; then "#,
+    r#"if [ -e "$d/.cutover/jobs.$token" ] && command -v perl >/dev/null 2>&1; then "#,
     r#"perl -MFcntl=:flock -e 'open(my $f, "<", $ARGV[0]) or exit 0; "#,
     r#"for (1 .. 300) { exit 0 if flock($f, LOCK_EX | LOCK_NB); select(undef, undef, undef, 0.1) } "#,
-    r#"print "warning work of this run was still running on the host after 30 s\n"' "$d/.cutover/jobs"; fi"#
+    r#"print "warning work of this run was still running on the host after 30 s\n"' "$d/.cutover/jobs.$token"; fi; "#,
+    r#"rm -f "$d/.cutover/jobs.$token""#
 );
+
+/// Removes the run's jobs file (finalize: no job of the run is left).
+pub const FORGET_JOBS: &str = r#"rm -f "$d/.cutover/jobs.$token""#;
 
 #[cfg(test)]
 mod tests {
@@ -126,7 +133,7 @@ mod tests {
     fn a_job_whose_reader_went_away_ends_with_its_children_and_releases_the_jobs_lock() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join(".cutover")).expect(".cutover");
-        let jobs = jobs_file(&dir.path().display().to_string());
+        let jobs = jobs_file(&dir.path().display().to_string(), "t0k3n");
         // A child and grandchildren, one under GNU timeout (which moves its
         // command to a process group of its own), sleeping for ten minutes.
         let tag = format!("60{}", std::process::id() % 1000);
@@ -149,9 +156,8 @@ mod tests {
         }
         let _ = child.wait();
         assert!(exclusive_lock_free(&jobs), "the jobs lock is released");
-        let out = sh(&format!("d={}; {WAIT_FOR_JOBS}", crate::shell::quote(&dir.path().display().to_string())))
-            .output()
-            .expect("wait for jobs");
+        let d = crate::shell::quote(&dir.path().display().to_string()).into_owned();
+        let out = sh(&format!("d={d}; token=t0k3n; {WAIT_FOR_JOBS}")).output().expect("wait for jobs");
         assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
     }
 

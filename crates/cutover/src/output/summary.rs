@@ -18,15 +18,18 @@ pub fn text(report: &Report) -> String {
         (CommandKind::Rollback, Outcome::Done) => {
             format!("rolled back {} host(s) to release {release}", s.hosts.len())
         }
-        (CommandKind::Unlock, Outcome::Done) => format!("unlocked {} host(s)", s.hosts.len()),
+        (CommandKind::Unlock, Outcome::Done) => match s.hosts.values().filter(|h| h.state == "unlocked").count() {
+            0 => "no host was locked".to_owned(),
+            n => format!("removed the lock on {n} host(s)"),
+        },
         (CommandKind::Status, Outcome::Done) => {
             format!("all {} host(s) on release {release}", s.hosts.len())
         }
         (CommandKind::Status, Outcome::Inconsistent) => "the hosts are on different releases".to_owned(),
         (CommandKind::Status, _) => "could not read every host".to_owned(),
-        (CommandKind::Unlock, _) => "could not unlock every host".to_owned(),
+        (CommandKind::Unlock, _) => "not every lock was removed: see below".to_owned(),
         (_, Outcome::Failed) => "failed before any host switched: the fleet is unchanged".to_owned(),
-        (_, Outcome::RolledBack) => "failed after switching began: every switched host was put back".to_owned(),
+        (_, Outcome::RolledBack) => "failed after switching began: every switched host was switched back".to_owned(),
         (_, Outcome::Inconsistent) => "the fleet is left on different releases: see below".to_owned(),
         (_, Outcome::Locked) => "another run holds the lock: nothing was changed".to_owned(),
         (_, Outcome::Halted) => "halted where it failed (on_failure: halt): see where each host is below".to_owned(),

@@ -37,6 +37,18 @@ fn held_build(project: &Project, started: &str, hold: &str, exit: u8) -> String 
 
 #[test]
 fn a_stalled_run_that_wakes_after_an_unlock_touches_neither_the_new_lock_nor_the_new_release() {
+    stalled_run_wakes(1);
+}
+
+#[test]
+fn a_stalled_run_whose_build_then_succeeds_runs_no_migration_under_the_new_lock() {
+    stalled_run_wakes(0);
+}
+
+/// Run A stalls in its build, its locks are removed by hand, run B takes
+/// them and builds; A's build then ends with `a_exit` (then A's migration
+/// would run, were its lock not checked first).
+fn stalled_run_wakes(a_exit: u8) {
     let project = Project::new("");
     let (code, _) = project.cutover_json(&["deploy"]);
     assert_eq!(code, Some(0));
@@ -44,8 +56,13 @@ fn a_stalled_run_that_wakes_after_an_unlock_touches_neither_the_new_lock_nor_the
     project.write_inventory(&held_build(&project, "b-building", "hold-b", 0));
     let b_inventory = std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
     project.write("b.yaml", &b_inventory);
-    // Run A stalls in its build, then fails.
-    project.write_inventory(&held_build(&project, "a-building", "stall", 1));
+    // Run A stalls in its build, then ends with `a_exit`; its migration
+    // leaves a mark.
+    let migration = format!(
+        "  before_flip:\n    - name: migrate\n      once: true\n      run: touch '{}/a-migrated'\n",
+        project.path().display()
+    );
+    project.write_inventory(&format!("{}{migration}", held_build(&project, "a-building", "stall", a_exit)));
     project.write("stall", "");
     project.write("hold-b", "");
 
@@ -63,12 +80,13 @@ fn a_stalled_run_that_wakes_after_an_unlock_touches_neither_the_new_lock_nor_the
     std::fs::remove_file(project.path().join("stall")).expect("wake a");
     let a = a.wait_with_output().expect("a ends");
     assert_eq!(a.status.code(), Some(1), "a failed before any switch");
+    assert!(!project.path().join("a-migrated").exists(), "a ran no migration under b's lock");
     for (i, host) in HOSTS.iter().enumerate() {
         assert_eq!(b_owner(host).ok().as_ref(), Some(&b_owners[i]), "{host}: b's lock is left alone");
         assert!(project.releases(host).contains(&b_releases[i]), "{host}: b's release is left alone");
     }
     let a_events = String::from_utf8_lossy(&a.stdout).into_owned();
-    assert!(a_events.contains("the lock is no longer this run's"), "a says why it left the hosts: {a_events}");
+    assert!(a_events.contains("the lock is no longer this run's"), "a says why it stopped: {a_events}");
 
     std::fs::remove_file(project.path().join("hold-b")).expect("let b go");
     let b = b.wait_with_output().expect("b ends");

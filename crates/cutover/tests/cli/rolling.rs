@@ -61,7 +61,7 @@ fn an_unhealthy_host_in_the_second_batch_rolls_back_the_first() {
         assert!(!project.locked(host));
     }
     let lb = std::fs::read_to_string(project.path().join("lb.log")).expect("lb.log");
-    assert_eq!(lb, "out 1 web1\nin 1 web1\nout 2 web2 web3\nin 2 web2 web3\n", "batch 2 put back in the balancer");
+    assert_eq!(lb, "out 1 web1\nin 1 web1\nout 2 web2 web3\nin 2 web2 web3\n", "batch 2 back in the balancer");
 }
 
 #[test]
@@ -136,7 +136,7 @@ fn no_host_unlocks_or_prunes_while_another_can_still_fail() {
     let seen = std::fs::read_to_string(project.path().join("web1-while-web2-failed")).unwrap_or_default();
     assert_eq!(seen.trim(), "locked", "web1 kept its lock while web2's check could still fail");
     for host in HOSTS {
-        assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host}: put back");
+        assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host}: switched back");
         assert_eq!(project.releases(host), vec![v1.clone()], "{host}: the failed release removed");
         assert!(!project.locked(host), "{host}: unlocked");
     }

@@ -257,7 +257,7 @@ async fn ctrl_c_between_rolling_batches_puts_the_switched_batch_back() {
     run.signal("INT");
     let (code, events, text) = run.finish();
 
-    assert_eq!(code, Some(3), "stopped at the batch boundary and put back:\n{text}");
+    assert_eq!(code, Some(3), "stopped at the batch boundary and switched back:\n{text}");
     assert_eq!(summary(&events)["outcome"], "rolled_back", "{text}");
     assert_eq!(switched_to(&events, &v2), ["web1"], "only batch 1 switched:\n{text}");
     assert_on_v1(&fleet, 3, &before, &v1);
@@ -288,7 +288,7 @@ async fn a_host_stopped_between_staging_and_the_flip_leaves_the_others_on_v1() {
     let (code, events, text) = run.finish();
 
     // The flip of web3 fails (its connection is gone) while web1 and web2
-    // switch; they are put back. Whether web3 switched cannot be read back,
+    // switch; they are switched back. Whether web3 switched cannot be read back,
     // so cutover may say "inconsistent" (4) with web3's state unknown rather
     // than "rolled back" (3); it never claims web3 is on v2.
     assert!(matches!(code, Some(1 | 3 | 4)), "failed, and the reachable hosts are unchanged:\n{text}");
