@@ -49,6 +49,9 @@ pub enum Phase {
     Abort,
     /// After a failure during the switch: switched hosts renamed back.
     Undo,
+    /// `current` read again on every host after a failure, before
+    /// deciding and for the summary.
+    ReadBack,
     /// Read-only report of each host.
     Status,
     /// A held lock removed by `cutover unlock`.

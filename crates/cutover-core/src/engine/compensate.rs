@@ -60,7 +60,7 @@ pub(crate) async fn run(ctx: &Context<'_>, session: &Session, plan: &Plan, state
 /// not. A host that cannot be read keeps its state.
 async fn read_back(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mut RunState) {
     let ours = format!("releases/{}", plan.release);
-    let found = preflight::probe(ctx, session, &ProbeRequest::default(), Checks::None).await;
+    let found = preflight::probe(ctx, session, &ProbeRequest::default(), Checks::None, Phase::ReadBack).await;
     for (host, snapshot) in &found.snapshots {
         let here = state.state(host);
         if !here.holds_lock() {

@@ -81,7 +81,8 @@ async fn build(ctx: &Context<'_>, session: &Session, request: &DeployRequest) ->
             _ => None,
         }
     };
-    let (found, here) = tokio::join!(preflight::probe(ctx, session, &request_probe, Checks::Deploy), here);
+    let (found, here) =
+        tokio::join!(preflight::probe(ctx, session, &request_probe, Checks::Deploy, Phase::Preflight), here);
     let failures = found.failures.clone();
     if !failures.is_empty() {
         return Err(early_report(ctx, CommandKind::Deploy, &found, failures));

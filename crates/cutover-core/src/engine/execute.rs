@@ -5,7 +5,7 @@
 
 use indexmap::IndexMap;
 
-use crate::event::{Event, HostSummary, Outcome, Summary};
+use crate::event::{Event, HostSummary, Outcome, Phase, Summary};
 use crate::plan::Plan;
 use crate::remote::probe::{ProbeRequest, Snapshot};
 
@@ -33,7 +33,7 @@ async fn finish(ctx: &Context<'_>, session: &Session, plan: &Plan, state: RunSta
     let mut outcome = outcome;
     let mut fresh: IndexMap<String, Snapshot> = IndexMap::new();
     if matches!(outcome, Outcome::RolledBack | Outcome::Halted) {
-        fresh = preflight::probe(ctx, session, &ProbeRequest::default(), Checks::None).await.snapshots;
+        fresh = preflight::probe(ctx, session, &ProbeRequest::default(), Checks::None, Phase::ReadBack).await.snapshots;
         let all_back = ctx.fleet.hosts.iter().all(|t| {
             let before = plan.before.get(&t.name).cloned().flatten();
             fresh.get(&t.name).is_some_and(|snap| snap.current_target == before)

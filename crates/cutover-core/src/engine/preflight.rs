@@ -62,13 +62,15 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     ProbeRequest { tools, shared_files, fpm_config, lookup: None }
 }
 
-/// Probes the hosts, and reports what would stop the run as `checks` says.
+/// Probes the hosts, and reports what would stop the run as `checks` says,
+/// as `phase` (preflight, status, or the reading back after a failure).
 /// The request's lookup, if any, is the primary host's alone.
 pub(crate) async fn probe(
     ctx: &Context<'_>,
     session: &Session,
     request: &ProbeRequest<'_>,
     checks: Checks,
+    phase: Phase,
 ) -> Preflight {
     let primary = &ctx.fleet.primary().name;
     let others = ProbeRequest { lookup: None, ..request.clone() };
@@ -82,13 +84,12 @@ pub(crate) async fn probe(
             (t.name.clone(), HostScript::new(script, std::time::Duration::from_secs(60)))
         })
         .collect();
-    let outcome = session.run_phase(ctx, Phase::Preflight, &jobs, None, Patience::ToTheEnd).await;
+    let outcome = session.run_phase(ctx, phase, &jobs, None, Patience::ToTheEnd).await;
     let mut found = Preflight { failures: outcome.failures, ..Preflight::default() };
     for (host, output) in outcome.outputs {
         let snapshot = Snapshot::parse(&output.stdout);
         if checks != Checks::None {
-            let problems =
-                problems(&snapshot, checks).into_iter().map(|kind| HostFailure::new(&host, Phase::Preflight, kind));
+            let problems = problems(&snapshot, checks).into_iter().map(|kind| HostFailure::new(&host, phase, kind));
             found.failures.extend(problems);
             if snapshot.no_perl {
                 let message = "perl is not installed: scripts run unsupervised (a script cutover stops waiting \

@@ -51,7 +51,8 @@ pub async fn plan_rollback(ctx: &Context<'_>, request: &RollbackRequest) -> Resu
 }
 
 async fn build(ctx: &Context<'_>, session: &Session, request: &RollbackRequest) -> Result<Plan, Report> {
-    let found = preflight::probe(ctx, session, &preflight::request(ctx, None), Checks::Rollback).await;
+    let found =
+        preflight::probe(ctx, session, &preflight::request(ctx, None), Checks::Rollback, Phase::Preflight).await;
     let mut failures = found.failures.clone();
     if failures.is_empty() {
         match target(ctx, &found.snapshots, request) {

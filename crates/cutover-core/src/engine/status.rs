@@ -23,7 +23,7 @@ pub async fn status(ctx: &Context<'_>) -> Report {
     });
     let session = Session::open(ctx);
     let mut failures = Vec::new();
-    let found = preflight::probe(ctx, &session, &ProbeRequest::default(), Checks::None).await;
+    let found = preflight::probe(ctx, &session, &ProbeRequest::default(), Checks::None, Phase::Status).await;
     session.close().await;
     failures.extend(found.failures);
     let mut hosts = IndexMap::new();
@@ -86,7 +86,7 @@ pub async fn unlock(ctx: &Context<'_>, confirm: &(dyn Fn(&HeldLocks) -> bool + S
     });
     let session = Session::open(ctx);
     let mut failures = Vec::new();
-    let found = preflight::probe(ctx, &session, &ProbeRequest::default(), Checks::None).await;
+    let found = preflight::probe(ctx, &session, &ProbeRequest::default(), Checks::None, Phase::Status).await;
     failures.extend(found.failures);
     let held: Vec<(String, serde_json::Value)> =
         found.snapshots.iter().filter_map(|(h, s)| Some((h.clone(), s.lock.clone()?))).collect();

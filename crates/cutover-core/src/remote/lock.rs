@@ -266,6 +266,7 @@ mod tests {
             std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh")
         };
         assert_eq!(unlock("another").status.code(), Some(LOCK_LOST), "a lock taken since is left");
+        assert_eq!(unlock("").status.code(), Some(LOCK_LOST), "a lock seen without a token is not this one");
         assert!(dir.path().join(".cutover/lock").exists());
         assert!(unlock(&first.token).status.success());
         assert!(!dir.path().join(".cutover/lock").exists());
