@@ -308,3 +308,48 @@ async fn a_fault_in_any_phase_of_an_all_at_once_rollback() {
 async fn a_fault_in_any_phase_of_a_rolling_rollback() {
     rollback_table(Strategy::Rolling).await;
 }
+
+/// With `on_failure: halt`, a failed health check after the switch leaves
+/// every switched host on the new release, unlocked, and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_health_check_with_on_failure_halt_stops_where_it_is() {
+    for strategy in [Strategy::AllAtOnce, Strategy::Rolling] {
+        let template = Project::new(strategy);
+        let inventory = template.dir.path().join("cutover.yaml");
+        let text = std::fs::read_to_string(&inventory).expect("inventory");
+        std::fs::write(&inventory, format!("{text}on_failure: halt\n")).expect("inventory");
+        let v1 = deployed(&template).await;
+        template.version("v2");
+        for fault in FAULTS {
+            let case = format!("halt {strategy:?}, {fault:?} on {FAULTY} in health");
+            let project = template.copy();
+            let connector = ScriptedConnector::with(FAULTY, Phase::Health, fault);
+            let (report, events) = run(&project, &connector, false).await;
+            let v2 = report.summary.release.expect("release").to_string();
+            // Rolling: web1 (batch 1) and web2 (batch 2) switched; web3 never.
+            let current = match strategy {
+                Strategy::AllAtOnce => every(&v2),
+                Strategy::Rolling => [v2.clone(), v2.clone(), v1.clone()],
+            };
+            let releases = vec![v1.clone(), v2.clone()];
+            let expected = Expected { outcome: Outcome::Halted, current, locked: [false; 3], releases };
+            // Every host built v2; the halt removes it where it is not live.
+            if strategy == Strategy::Rolling {
+                let web3 = project.host("web3");
+                assert_eq!(web3.releases, vec![v1.clone()], "{case}: web3's unused release is removed");
+                assert!(!web3.locked && web3.current.as_ref() == Some(&v1), "{case}: web3");
+                for (i, host) in HOSTS.iter().enumerate().take(2) {
+                    let on_disk = project.host(host);
+                    assert_eq!(on_disk.current.as_ref(), Some(&expected.current[i]), "{case}: {host}");
+                    assert!(!on_disk.locked, "{case}: {host}");
+                }
+                assert_eq!(report.summary.outcome, Outcome::Halted, "{case}");
+            } else {
+                check(&project, &case, &report, &events, &expected);
+            }
+            let warned =
+                events.iter().any(|e| matches!(e, Event::Warning { message, .. } if message.starts_with("halted")));
+            assert!(warned, "{case}: the summary says it halted");
+        }
+    }
+}
