@@ -47,6 +47,7 @@ pub fn is_work(phase: Phase) -> bool {
             | Phase::Abort
             | Phase::Undo
             | Phase::Finalize
+            | Phase::ReadBack
             | Phase::Status
             | Phase::Unlock
     )

@@ -74,16 +74,36 @@ impl Project {
             .expect("cutover runs")
     }
 
+    /// `cutover <args> --progress=plain --json` started in the background,
+    /// as the leader of its own process group (as a terminal starts it).
+    pub fn spawn_json(&self, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("cutover"))
+            .current_dir(self.path())
+            .args(args)
+            .args(["--progress=plain", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn cutover")
+    }
+
+    /// Waits (at most 30 s) until every one of `paths` exists in the project.
+    pub fn wait_for(&self, paths: &[String]) {
+        let started = std::time::Instant::now();
+        while !paths.iter().all(|p| self.path().join(p).exists()) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "never saw {paths:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// `cutover <args> --json`, its events parsed.
     pub fn cutover_json(&self, args: &[&str]) -> (Option<i32>, Vec<Value>) {
         let mut all = args.to_vec();
         all.push("--json");
         let out = self.cutover(&all);
-        let events = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect();
-        (out.status.code(), events)
+        (out.status.code(), events_of(&out))
     }
 
     /// A host's deploy path.
@@ -116,6 +136,14 @@ impl Project {
     pub fn served(&self, host: &str) -> String {
         std::fs::read_to_string(self.deploy_path(host).join("current/public/index.php")).unwrap_or_default()
     }
+}
+
+/// The events a `--json` run printed.
+pub fn events_of(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }
 
 /// The summary event (the last line of `--json`).

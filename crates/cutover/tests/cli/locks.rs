@@ -1,29 +1,7 @@
 //! Locks carry the run's token: a run works under a lock and releases it
 //! only while the lock is its own.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use crate::harness::{HOSTS, Project, summary};
-
-/// `cutover deploy -i <inventory>` in the background.
-fn deploy_in_background(project: &Project, inventory: &str) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("cutover"))
-        .current_dir(project.path())
-        .args(["deploy", "-i", inventory, "--progress=plain", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn")
-}
-
-fn wait_for_every_host(project: &Project, marker: &str) {
-    let started = Instant::now();
-    while !HOSTS.iter().all(|h| project.path().join(format!("{marker}-{h}")).exists()) {
-        assert!(started.elapsed() < Duration::from_secs(30), "{marker} never seen on every host");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::harness::{HOSTS, Project, events_of, summary};
 
 /// A build step that says it started, waits while `hold` exists, then
 /// exits with `exit`.
@@ -66,12 +44,12 @@ fn stalled_run_wakes(a_exit: u8) {
     project.write("stall", "");
     project.write("hold-b", "");
 
-    let a = deploy_in_background(&project, "cutover.yaml");
-    wait_for_every_host(&project, "a-building");
+    let a = project.spawn_json(&["deploy", "-i", "cutover.yaml"]);
+    project.wait_for(&HOSTS.map(|h| format!("a-building-{h}")));
     let (code, _) = project.cutover_json(&["unlock", "--yes"]);
     assert_eq!(code, Some(0), "the stalled run's locks are removed by hand");
-    let b = deploy_in_background(&project, "b.yaml");
-    wait_for_every_host(&project, "b-building");
+    let b = project.spawn_json(&["deploy", "-i", "b.yaml"]);
+    project.wait_for(&HOSTS.map(|h| format!("b-building-{h}")));
     let b_owner = |host: &str| std::fs::read_to_string(project.deploy_path(host).join(".cutover/lock/owner"));
     let b_owners: Vec<String> = HOSTS.iter().map(|h| b_owner(h).expect("b holds the lock")).collect();
     let b_release = |host: &str| project.releases(host).into_iter().max().expect("b's release");
@@ -91,9 +69,8 @@ fn stalled_run_wakes(a_exit: u8) {
     std::fs::remove_file(project.path().join("hold-b")).expect("let b go");
     let b = b.wait_with_output().expect("b ends");
     assert_eq!(b.status.code(), Some(0), "{}", String::from_utf8_lossy(&b.stdout));
-    let last = String::from_utf8_lossy(&b.stdout).lines().last().unwrap_or_default().to_owned();
-    let end: serde_json::Value = serde_json::from_str(&last).expect("summary");
-    let _ = summary(std::slice::from_ref(&end));
+    let events = events_of(&b);
+    let _ = summary(&events);
     for (i, host) in HOSTS.iter().enumerate() {
         assert_eq!(project.current(host).as_ref(), Some(&b_releases[i]), "{host}: b deployed");
         assert!(!project.locked(host), "{host}");

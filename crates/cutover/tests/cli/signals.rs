@@ -3,27 +3,17 @@
 //! releases every lock (as when CI cancels a job: SIGINT, then SIGTERM), a
 //! third exits at once.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::failures::{deploy_with_a_slow_build, sleeping, slow_build_sleep};
-use crate::harness::{HOSTS, Project, summary};
+use crate::harness::{HOSTS, Project, events_of, summary};
 
 /// Sends `name` to cutover's whole process group, as a terminal does with
 /// Ctrl-C (every run here is started as the leader of its own group).
 fn signal(child: &Child, name: &str) {
     // The run may have ended already: that is for the caller to check.
     let _ = Command::new("kill").args([&format!("-{name}"), "--", &format!("-{}", child.id())]).status();
-}
-
-/// Waits until `path` exists in the project.
-fn wait_for(project: &Project, paths: &[String]) {
-    let started = Instant::now();
-    while !paths.iter().all(|p| project.path().join(p).exists()) {
-        assert!(started.elapsed() < Duration::from_secs(30), "never saw {paths:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -54,15 +44,8 @@ fn sigint_then_sigterm_during_the_switch_puts_every_host_back_and_unlocks() {
     // A health check that takes its time, on every host.
     project.write_inventory("health_check:\n  retries: 1\n  command: 'touch ../../../../checking; sleep 20'\n");
     project.write("app/public/index.php", "<?php echo 'v2';\n");
-    let child = Command::new(assert_cmd::cargo::cargo_bin("cutover"))
-        .current_dir(project.path())
-        .args(["deploy", "--progress=plain", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("spawn");
-    wait_for(&project, &HOSTS.map(|h| format!("hosts/{h}/checking")));
+    let child = project.spawn_json(&["deploy"]);
+    project.wait_for(&HOSTS.map(|h| format!("hosts/{h}/checking")));
     signal(&child, "INT");
     std::thread::sleep(Duration::from_secs(2));
     for host in HOSTS {
@@ -71,8 +54,8 @@ fn sigint_then_sigterm_during_the_switch_puts_every_host_back_and_unlocks() {
     signal(&child, "TERM");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(3), "rolled back, not 130");
-    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned();
-    let end: serde_json::Value = serde_json::from_str(&last).expect("summary");
+    let events = events_of(&out);
+    let end = summary(&events);
     assert_eq!(end["outcome"], "rolled_back", "{end}");
     for host in HOSTS {
         assert_eq!(project.current(host).as_deref(), Some(v1.as_str()), "{host}: back on v1");
@@ -141,29 +124,14 @@ fn slow_migration(project: &Project, seconds: &str) -> String {
     )
 }
 
-fn deploy_json_in_background(project: &Project) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("cutover"))
-        .current_dir(project.path())
-        .args(["deploy", "--progress=plain", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("spawn")
-}
-
-fn events_of(out: &std::process::Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect()
-}
-
 #[test]
 fn ctrl_c_during_a_migration_lets_it_finish_then_stops_before_the_switch() {
     let project = Project::new("");
     let (_, events) = project.cutover_json(&["deploy"]);
     let v1 = summary(&events)["release"].as_str().expect("release").to_owned();
     project.write_inventory(&slow_migration(&project, "2"));
-    let child = deploy_json_in_background(&project);
-    wait_for(&project, &["migrating".to_owned()]);
+    let child = project.spawn_json(&["deploy"]);
+    project.wait_for(&["migrating".to_owned()]);
     signal(&child, "INT");
     let out = child.wait_with_output().expect("wait");
     let events = events_of(&out);
@@ -190,8 +158,8 @@ fn a_second_signal_during_a_migration_stops_it_and_says_so() {
     // A duration of this project's own, to tell its process from others'.
     let seconds = slow_build_sleep(&project).replacen("30.", "20.", 1);
     project.write_inventory(&slow_migration(&project, &seconds));
-    let child = deploy_json_in_background(&project);
-    wait_for(&project, &["migrating".to_owned()]);
+    let child = project.spawn_json(&["deploy"]);
+    project.wait_for(&["migrating".to_owned()]);
     signal(&child, "INT");
     std::thread::sleep(Duration::from_millis(500));
     signal(&child, "TERM");
