@@ -98,6 +98,11 @@ impl<'a> HeldScript<'a> {
         tokio::time::timeout_at(self.deadline, wait).await.map_err(|_| TransportError::TimedOut { after: limit })?
     }
 
+    /// What the script printed before its last ready line.
+    pub fn seen(&self) -> &str {
+        &self.seen
+    }
+
     /// Whether the script said, on its ready line, that it keeps time.
     pub fn keeps_time(&self) -> bool {
         self.keeps_time
@@ -132,19 +137,24 @@ impl<'a> HeldScript<'a> {
         tokio::time::timeout_at(self.deadline, exchange).await.map_err(|_| TransportError::TimedOut { after: limit })?
     }
 
+    /// Sends a go and keeps stdin open, for a script that holds again
+    /// further on (at the fleet's decision): [`Self::ready`] waits for that
+    /// next ready line. A call-off sends nothing.
+    pub async fn let_go(&mut self, signal: Signal) {
+        let go = match signal {
+            Signal::Go => "go\n".to_owned(),
+            Signal::GoAt(at) => format!("go {at:.6}\n"),
+            Signal::CallOff => return,
+        };
+        // A script that already ended has closed its stdin: its exit code says.
+        let _ = self.stdin.write_all(go.as_bytes()).await;
+        let _ = self.stdin.flush().await;
+    }
+
     /// Sends the signal (a call-off closes stdin with no go, so the script
     /// stops) and collects the script's output.
     pub async fn release(mut self, signal: Signal) -> Result<Output, TransportError> {
-        let go = match signal {
-            Signal::Go => Some("go\n".to_owned()),
-            Signal::GoAt(at) => Some(format!("go {at:.6}\n")),
-            Signal::CallOff => None,
-        };
-        if let Some(go) = go {
-            // A script that already ended has closed its stdin: its exit code says.
-            let _ = self.stdin.write_all(go.as_bytes()).await;
-            let _ = self.stdin.flush().await;
-        }
+        self.let_go(signal).await;
         let _ = self.stdin.shutdown().await;
         drop(self.stdin);
         let (limit, deadline) = (self.timeout, self.deadline);

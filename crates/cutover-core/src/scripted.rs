@@ -33,17 +33,26 @@ pub enum Fault {
 
 type Faults = Arc<Mutex<HashMap<(String, Phase), Fault>>>;
 
+/// Every round trip started, in order: host and phase.
+type RoundTrips = Arc<Mutex<Vec<(String, Phase)>>>;
+
 /// Connects `connection: local` hosts through the fault table.
 #[derive(Clone, Debug, Default)]
 pub struct ScriptedConnector {
     faults: Faults,
+    round_trips: RoundTrips,
 }
 
 impl ScriptedConnector {
     /// A connector with one fault: `fault` for `host`'s script of `phase`.
     pub fn with(host: &str, phase: Phase, fault: Fault) -> Self {
         let faults = HashMap::from([((host.to_owned(), phase), fault)]);
-        Self { faults: Arc::new(Mutex::new(faults)) }
+        Self { faults: Arc::new(Mutex::new(faults)), round_trips: RoundTrips::default() }
+    }
+
+    /// The round trips started so far (one per script), host and phase.
+    pub fn round_trips(&self) -> Vec<(String, Phase)> {
+        self.round_trips.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// Whether every fault struck.
@@ -57,7 +66,8 @@ impl Connector for ScriptedConnector {
         async move {
             let inner = LocalConnector.connect(target).await?;
             let host = target.name.clone();
-            Ok(Box::new(ScriptedTransport { inner, host, faults: Arc::clone(&self.faults) }) as Box<dyn Transport>)
+            let (faults, round_trips) = (Arc::clone(&self.faults), Arc::clone(&self.round_trips));
+            Ok(Box::new(ScriptedTransport { inner, host, faults, round_trips }) as Box<dyn Transport>)
         }
         .boxed()
     }
@@ -69,12 +79,19 @@ struct ScriptedTransport {
     inner: Box<dyn Transport>,
     host: String,
     faults: Faults,
+    round_trips: RoundTrips,
 }
 
 impl ScriptedTransport {
     /// The fault for this phase, taken from the table (it strikes once).
     fn take(&self, phase: Phase) -> Option<Fault> {
         self.faults.lock().ok()?.remove(&(self.host.clone(), phase))
+    }
+
+    fn count(&self, phase: Phase) {
+        if let Ok(mut round_trips) = self.round_trips.lock() {
+            round_trips.push((self.host.clone(), phase));
+        }
     }
 
     fn has(&self, phase: Phase) -> bool {
@@ -88,6 +105,7 @@ fn lost() -> TransportError {
 
 impl Transport for ScriptedTransport {
     fn run(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Output, TransportError>> {
+        self.count(command.phase);
         async move {
             let failed =
                 |code| Output { exit_code: Some(code), stderr: "scripted failure\n".into(), ..Output::default() };
@@ -114,11 +132,16 @@ impl Transport for ScriptedTransport {
     }
 
     /// A held script with a fault is run plainly (released with `go`), so
-    /// the fault applies to its whole round trip.
+    /// the fault applies to its whole round trip. So is a flip that would
+    /// finalize in the same script when finalize has a fault: the engine
+    /// then runs that host's finalize as a script of its own, where the
+    /// fault strikes.
     fn hold(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Option<HeldScript<'_>>, TransportError>> {
-        if self.has(command.phase) {
+        let finalizes_here = command.phase == Phase::Flip && command.script.contains(crate::remote::switch::FINALIZING);
+        if self.has(command.phase) || (finalizes_here && self.has(Phase::Finalize)) {
             return async { Ok(None) }.boxed();
         }
+        self.count(command.phase);
         self.inner.hold(command)
     }
 }

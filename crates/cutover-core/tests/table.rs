@@ -24,6 +24,17 @@ enum Strategy {
     Rolling,
 }
 
+/// What runs around the switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// A health check and steps after the switch: finalize is a phase of
+    /// its own.
+    Full,
+    /// Nothing after the switch: finalize rides in the flip's script, held
+    /// until every host switched.
+    Lean,
+}
+
 /// A project: an app, three local hosts, every kind of step on every host.
 struct Project {
     dir: tempfile::TempDir,
@@ -31,6 +42,10 @@ struct Project {
 
 impl Project {
     fn new(strategy: Strategy) -> Self {
+        Self::shaped(strategy, Shape::Full)
+    }
+
+    fn shaped(strategy: Strategy, shape: Shape) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("app/public")).expect("app");
         let project = Self { dir };
@@ -41,16 +56,22 @@ impl Project {
             Strategy::Rolling => "strategy: rolling\nrolling:\n  batch: 1\n",
         };
         let step = |name: &str| format!("    - name: {name}\n      run: 'true'\n");
+        let after_the_switch = match shape {
+            Shape::Full => format!(
+                "health_check: {{ command: 'true', retries: 1, interval: 0 }}\n\
+                 hooks:\n  after_flip:\n{}  after_rollback:\n{}",
+                step("queue restart"),
+                step("queue restart")
+            ),
+            Shape::Lean => "hooks:\n".to_owned(),
+        };
         let text = format!(
             "application: shop\ndeploy_path: /srv/shop\nsource: app\nrecipe: php\n\
              php_fpm:\n  reload: 'true'\n  config_test: none\n\
-             health_check: {{ command: 'true', retries: 1, interval: 0 }}\n\
-             hooks:\n  build:\n{}  before_flip:\n{}  after_flip:\n{}  after_rollback:\n{}\
+             {after_the_switch}  build:\n{}  before_flip:\n{}\
              {rolling}defaults:\n  connection: local\nhosts:\n{hosts}",
             step("compile"),
             step("migrate"),
-            step("queue restart"),
-            step("queue restart")
         );
         std::fs::write(project.dir.path().join("cutover.yaml"), text).expect("inventory");
         project
@@ -118,8 +139,20 @@ async fn run(project: &Project, connector: &dyn Connector, rollback: bool) -> (R
 
 /// Deploys with no fault; the release.
 async fn deployed(project: &Project) -> String {
-    let (report, _) = run(project, &ScriptedConnector::default(), false).await;
+    let connector = ScriptedConnector::default();
+    let (report, events) = run(project, &connector, false).await;
     assert_eq!(report.summary.outcome, Outcome::Done, "{:?}", report.failures);
+    for host in HOSTS {
+        assert!(!project.host(host).locked, "{host} finalized");
+    }
+    // Finalize is reported as a phase whether or not it has a round trip
+    // of its own.
+    let finalized = |e: &&Event| matches!(e, Event::PhaseStarted { phase: Phase::Finalize, hosts } if hosts.len() == 3);
+    assert_eq!(events.iter().filter(finalized).count(), 1, "{events:#?}");
+    let round_trips = connector.round_trips();
+    let alone = round_trips.iter().filter(|(_, phase)| *phase == Phase::Finalize).count();
+    let after_the_switch = round_trips.iter().any(|(_, p)| matches!(p, Phase::Health | Phase::AfterFlip));
+    assert_eq!(alone, if after_the_switch { 3 } else { 0 }, "finalize rides in the flip when nothing follows it");
     report.summary.release.expect("release").to_string()
 }
 
@@ -219,13 +252,15 @@ const DEPLOY_PHASES: [Phase; 8] = [
     Phase::Finalize,
 ];
 
-async fn deploy_table(strategy: Strategy) {
-    let template = Project::new(strategy);
+async fn deploy_table(strategy: Strategy, shape: Shape) {
+    let template = Project::shaped(strategy, shape);
     let v1 = deployed(&template).await;
     template.version("v2");
-    for phase in DEPLOY_PHASES {
+    let after_the_switch = [Phase::Health, Phase::AfterFlip];
+    let phases = DEPLOY_PHASES.into_iter().filter(|p| shape == Shape::Full || !after_the_switch.contains(p));
+    for phase in phases {
         for fault in FAULTS {
-            let case = format!("deploy {strategy:?}, {fault:?} on {FAULTY} in {phase}");
+            let case = format!("deploy {strategy:?} {shape:?}, {fault:?} on {FAULTY} in {phase}");
             let project = template.copy();
             let connector = ScriptedConnector::with(FAULTY, phase, fault);
             let (report, events) = run(&project, &connector, false).await;
@@ -248,26 +283,36 @@ async fn deploy_table(strategy: Strategy) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fault_in_any_phase_of_an_all_at_once_deploy() {
-    deploy_table(Strategy::AllAtOnce).await;
+    deploy_table(Strategy::AllAtOnce, Shape::Full).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fault_in_any_phase_of_a_rolling_deploy() {
-    deploy_table(Strategy::Rolling).await;
+    deploy_table(Strategy::Rolling, Shape::Full).await;
+}
+
+/// Finalize held in the flip: the hosts that switched wait for the
+/// decision while one fails, and are undone; a finalize that fails after
+/// the decision leaves the run standing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_in_any_phase_of_a_deploy_that_finalizes_in_the_flip() {
+    deploy_table(Strategy::AllAtOnce, Shape::Lean).await;
 }
 
 /// The phases of a rollback where a host can fail, in order (its lock
 /// carries the staging).
 const ROLLBACK_PHASES: [Phase; 4] = [Phase::Lock, Phase::Flip, Phase::Health, Phase::AfterRollback];
 
-async fn rollback_table(strategy: Strategy) {
-    let template = Project::new(strategy);
+async fn rollback_table(strategy: Strategy, shape: Shape) {
+    let template = Project::shaped(strategy, shape);
     let v1 = deployed(&template).await;
     template.version("v2");
     let v2 = deployed(&template).await;
-    for phase in ROLLBACK_PHASES.into_iter().chain([Phase::Finalize]) {
+    let after_the_switch = [Phase::Health, Phase::AfterRollback];
+    let phases = ROLLBACK_PHASES.into_iter().filter(|p| shape == Shape::Full || !after_the_switch.contains(p));
+    for phase in phases.chain([Phase::Finalize]) {
         for fault in FAULTS {
-            let case = format!("rollback {strategy:?}, {fault:?} on {FAULTY} in {phase}");
+            let case = format!("rollback {strategy:?} {shape:?}, {fault:?} on {FAULTY} in {phase}");
             let project = template.copy();
             let connector = ScriptedConnector::with(FAULTY, phase, fault);
             let (report, events) = run(&project, &connector, true).await;
@@ -301,12 +346,17 @@ async fn rollback_table(strategy: Strategy) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fault_in_any_phase_of_an_all_at_once_rollback() {
-    rollback_table(Strategy::AllAtOnce).await;
+    rollback_table(Strategy::AllAtOnce, Shape::Full).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fault_in_any_phase_of_a_rolling_rollback() {
-    rollback_table(Strategy::Rolling).await;
+    rollback_table(Strategy::Rolling, Shape::Full).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_in_any_phase_of_a_rollback_that_finalizes_in_the_flip() {
+    rollback_table(Strategy::AllAtOnce, Shape::Lean).await;
 }
 
 /// With `on_failure: halt`, a failed health check after the switch leaves

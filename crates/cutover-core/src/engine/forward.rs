@@ -154,7 +154,13 @@ fn record(
     match phase {
         Phase::Drain => state.drained = batch,
         Phase::Undrain if outcome.failures.is_empty() => state.drained = None,
-        Phase::Flip => flipped(ctx, plan, batch, outcome, state),
+        Phase::Flip => {
+            flipped(ctx, plan, batch, outcome, state);
+            for (host, output) in &outcome.finalized {
+                emit_warnings(ctx, host, &output.stdout);
+                state.advance(host, Standing::Finalized);
+            }
+        }
         _ => {}
     }
 }
@@ -163,7 +169,9 @@ fn record(
 /// right after its rename. A host whose connection failed may have renamed:
 /// it is read again before anything is decided.
 fn flipped(ctx: &Context<'_>, plan: &Plan, batch: Option<usize>, outcome: &PhaseOutcome, state: &mut RunState) {
-    for (host, output) in outcome.outputs.iter().chain(&outcome.failed_outputs) {
+    // A host that switched and then failed to finalize has both.
+    let failed = outcome.failed_outputs.iter().filter(|(h, _)| !outcome.outputs.contains_key(*h));
+    for (host, output) in outcome.outputs.iter().chain(failed) {
         if switch::switched(&output.stdout) {
             let at = Timestamp::now();
             let from = plan.before_name(host);
@@ -172,7 +180,7 @@ fn flipped(ctx: &Context<'_>, plan: &Plan, batch: Option<usize>, outcome: &Phase
             state.advance(host, Standing::Switched);
         }
     }
-    for failure in &outcome.failures {
+    for failure in outcome.failures.iter().filter(|f| f.phase == Phase::Flip) {
         let unheard = !outcome.failed_outputs.contains_key(&failure.host);
         if unheard && matches!(failure.kind, FailureKind::Transport(_)) {
             state.advance(&failure.host, Standing::MaybeSwitched);

@@ -41,6 +41,9 @@ pub(crate) struct PhaseOutcome {
     pub failures: Vec<HostFailure>,
     /// What the failed scripts that ran to their end printed.
     pub failed_outputs: IndexMap<String, Output>,
+    /// The hosts that finalized in the same script (a flip that held for
+    /// the fleet's decision), with what they printed.
+    pub finalized: IndexMap<String, Output>,
 }
 
 /// How long a phase is waited for once the user asked the run to stop.

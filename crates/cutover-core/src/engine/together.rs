@@ -12,11 +12,11 @@ use indexmap::IndexMap;
 use crate::event::{Event, HostState, Phase};
 use crate::held::{HeldScript, Signal};
 use crate::moment::{self, ClockReading, Moment};
-use crate::plan::HostScript;
+use crate::plan::{DECIDED, HostScript};
 use crate::transport::{Output, TransportError};
 
 use super::Context;
-use super::failure::{FailureKind, HostFailure};
+use super::failure::{FailureKind, HostFailure, LOCAL};
 use super::session::{PhaseOutcome, Session, emit_host, supervised, tail};
 use crate::remote::steps::last_step;
 
@@ -30,6 +30,15 @@ enum Start<'a> {
     /// Its transport cannot hold a script: it runs when released.
     Plain,
     Failed(TransportError),
+}
+
+/// Where a host of a flip that finalizes in the same script stands once
+/// let go.
+enum Arrival<'a> {
+    /// Switched and reloaded, waiting for the fleet's decision.
+    AtDecision(HeldScript<'a>),
+    /// Its script ended (it failed, or it ran unheld).
+    Ended(Result<Output, FailureKind>),
 }
 
 impl Session {
@@ -69,7 +78,11 @@ impl Session {
             format!("not released: {} failed before the go", who.join(", "))
         });
         let go = signals.is_some();
-        let mut signals = signals.unwrap_or_default().into_iter();
+        let signals = signals.unwrap_or_default();
+        if go && jobs.iter().any(|(_, job)| job.then_finalize.is_some()) {
+            return self.go_then_decide(ctx, phase, &jobs, starts, signals, started).await;
+        }
+        let mut signals = signals.into_iter();
         let reason = called_off.as_deref().unwrap_or_default();
         let finishes = jobs.iter().zip(starts).map(|((host, job), start)| {
             let signal = signals.next().unwrap_or(Signal::CallOff);
@@ -86,32 +99,107 @@ impl Session {
         });
         let mut outcome = PhaseOutcome::default();
         for (host, job, result) in join_all(finishes).await {
-            let elapsed = Some(started.elapsed().as_millis() as u64);
-            let mut step = None;
-            let failure = match result {
-                Ok(output) if output.success() => {
-                    emit_host(ctx, &host, phase, HostState::Done, elapsed, None);
-                    outcome.outputs.insert(host, output);
-                    continue;
-                }
-                Ok(output) if !go => {
-                    let reason = called_off.clone().unwrap_or_else(|| tail(&output));
-                    outcome.failed_outputs.insert(host.clone(), output);
-                    FailureKind::CalledOff { reason }
-                }
-                Ok(output) => {
-                    step = last_step(&output.stdout).and_then(|i| job.steps.get(i)).map(|s| s.name.clone());
-                    let kind = FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) };
-                    outcome.failed_outputs.insert(host.clone(), output);
-                    kind
-                }
-                Err(kind) => kind,
-            };
-            let failure = HostFailure { step, ..HostFailure::new(&host, phase, failure) }.about_the_lock();
-            emit_host(ctx, &host, phase, HostState::Failed, elapsed, Some(&failure));
-            outcome.failures.push(failure);
+            let elapsed = started.elapsed();
+            judge(ctx, phase, &host, job, result, called_off.as_deref(), elapsed, &mut outcome);
         }
         outcome
+    }
+
+    /// Lets every host go and waits for each at its second ready line,
+    /// where it switched and reloaded. If every host got there, the fleet
+    /// has decided (the gate [`DECIDED`] passes): each goes on to finalize.
+    /// Otherwise, or when the user interrupted a second time meanwhile,
+    /// none does: each ends where it is, switched and locked, and the
+    /// compensation takes over.
+    async fn go_then_decide<'s>(
+        &'s self,
+        ctx: &Context<'_>,
+        phase: Phase,
+        jobs: &[(&String, &HostScript)],
+        starts: Vec<Start<'s>>,
+        signals: Vec<Signal>,
+        started: Instant,
+    ) -> PhaseOutcome {
+        let arrivals = jobs.iter().zip(starts).zip(signals).map(|(((host, job), start), signal)| async move {
+            match start {
+                Start::Ready(mut held) => {
+                    held.let_go(signal).await;
+                    match held.ready().await {
+                        Ok(true) => Arrival::AtDecision(held),
+                        Ok(false) => Arrival::Ended(held.release(Signal::CallOff).await.map_err(FailureKind::from)),
+                        Err(error) => Arrival::Ended(Err(error.into())),
+                    }
+                }
+                Start::Plain => Arrival::Ended(self.run_released(phase, host, job).await.map_err(FailureKind::from)),
+                Start::Ended(held) => Arrival::Ended(held.release(Signal::CallOff).await.map_err(FailureKind::from)),
+                Start::Failed(error) => Arrival::Ended(Err(error.into())),
+            }
+        });
+        let arrivals = join_all(arrivals).await;
+        let every_host_switched = arrivals.iter().all(|a| match a {
+            Arrival::AtDecision(_) => true,
+            Arrival::Ended(result) => result.as_ref().is_ok_and(Output::success),
+        });
+        let decided = every_host_switched && !ctx.interrupt.is_hurried();
+        let mut outcome = PhaseOutcome::default();
+        let mut waiting = Vec::new();
+        for ((host, job), arrival) in jobs.iter().zip(arrivals) {
+            let result = match arrival {
+                Arrival::AtDecision(held) => {
+                    emit_host(ctx, host, phase, HostState::Done, Some(started.elapsed().as_millis() as u64), None);
+                    let flip = Output { exit_code: Some(0), stdout: held.seen().to_owned(), stderr: String::new() };
+                    outcome.outputs.insert((*host).clone(), flip);
+                    waiting.push((*host, *job, Some(held)));
+                    continue;
+                }
+                Arrival::Ended(result) => result,
+            };
+            let ran = result.as_ref().is_ok_and(Output::success);
+            judge(ctx, phase, host, job, result, None, started.elapsed(), &mut outcome);
+            if ran {
+                // Its transport could not hold it: it finalizes on its own.
+                waiting.push((*host, *job, None));
+            }
+        }
+        if !decided {
+            if every_host_switched {
+                outcome.failures.push(HostFailure::new(LOCAL, phase, FailureKind::Interrupted));
+            }
+            // Each waiting script ends at its decision line; the host stays switched.
+            join_all(waiting.into_iter().filter_map(|(_, _, held)| held).map(|h| h.release(Signal::CallOff))).await;
+            return outcome;
+        }
+        ctx.emit(Event::Gate { name: DECIDED.to_owned(), passed: true, failed: Vec::new() });
+        let hosts = waiting.iter().map(|(h, _, _)| (*h).clone()).collect();
+        ctx.emit(Event::PhaseStarted { phase: Phase::Finalize, hosts });
+        let finishing = Instant::now();
+        let finalizes = waiting.into_iter().map(|(host, job, held)| async move {
+            emit_host(ctx, host, Phase::Finalize, HostState::Started, None, None);
+            let result = match held {
+                Some(held) => held.release(Signal::Go).await,
+                None => self.finalize_alone(host, job).await,
+            };
+            (host, job, result.map_err(FailureKind::from))
+        });
+        for (host, job, result) in join_all(finalizes).await {
+            if let Ok(output) = &result
+                && output.success()
+            {
+                outcome.finalized.insert(host.clone(), output.clone());
+            }
+            judge(ctx, Phase::Finalize, host, job, result, None, finishing.elapsed(), &mut outcome);
+        }
+        outcome
+    }
+
+    /// The finalize of a flip whose transport could not hold it, as a
+    /// script of its own.
+    async fn finalize_alone(&self, host: &str, job: &HostScript) -> Result<Output, TransportError> {
+        let transport =
+            self.transport(host).ok_or(TransportError::ConnectionLost { detail: "not connected".into() })?;
+        let script = job.then_finalize.clone().unwrap_or_default();
+        let finalize = HostScript { jobs: None, ..HostScript::new(script, job.timeout) };
+        transport.run(supervised(Phase::Finalize, &finalize, None)).await
     }
 
     async fn start<'s>(&'s self, ctx: &Context<'_>, phase: Phase, host: &str, job: &HostScript) -> Start<'s> {
@@ -137,6 +225,45 @@ impl Session {
         let stdin = Some(std::sync::Arc::from(b"go\n".to_vec()));
         transport.run(supervised(phase, job, stdin)).await
     }
+}
+
+/// Records one host's result of a held phase (or of the finalize that
+/// rode in it): its event, and its output or failure in `outcome`.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    ctx: &Context<'_>,
+    phase: Phase,
+    host: &str,
+    job: &HostScript,
+    result: Result<Output, FailureKind>,
+    called_off: Option<&str>,
+    elapsed: std::time::Duration,
+    outcome: &mut PhaseOutcome,
+) {
+    let elapsed = Some(elapsed.as_millis() as u64);
+    let mut step = None;
+    let failure = match result {
+        Ok(output) if output.success() => {
+            emit_host(ctx, host, phase, HostState::Done, elapsed, None);
+            outcome.outputs.entry(host.to_owned()).or_insert(output);
+            return;
+        }
+        Ok(output) if called_off.is_some() => {
+            let reason = called_off.unwrap_or_default().to_owned();
+            outcome.failed_outputs.insert(host.to_owned(), output);
+            FailureKind::CalledOff { reason }
+        }
+        Ok(output) => {
+            step = last_step(&output.stdout).and_then(|i| job.steps.get(i)).map(|s| s.name.clone());
+            let kind = FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) };
+            outcome.failed_outputs.insert(host.to_owned(), output);
+            kind
+        }
+        Err(kind) => kind,
+    };
+    let failure = HostFailure { step, ..HostFailure::new(host, phase, failure) }.about_the_lock();
+    emit_host(ctx, host, phase, HostState::Failed, elapsed, Some(&failure));
+    outcome.failures.push(failure);
 }
 
 /// When every host is ready, the signal for each (in the order of

@@ -90,7 +90,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout, owner);
     nodes.extend(switch_nodes);
     nodes.extend(hook(&i, Hook::AfterFlip, i.release));
-    nodes.push(Node::Gate("every host switched and healthy"));
+    nodes.push(Node::Gate(super::DECIDED));
     let log_line = log_line("deploy", &i.release.to_string(), &i.commit, &i.owner);
     nodes.push(phase(
         Phase::Finalize,
@@ -108,6 +108,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     if !nodes.iter().any(|n| matches!(n, Node::Phase(p) if p.phase == Phase::BeforeFlip)) {
         fuse::stage_into_build(&mut nodes);
     }
+    fuse::finalize_into_flip(&mut nodes);
     mark_work(&mut nodes, i.fleet, owner);
     Plan {
         command: CommandKind::Deploy,
@@ -160,13 +161,14 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         full_build: false,
     };
     nodes.extend(hook(&deploy_like, Hook::AfterRollback, i.target));
-    nodes.push(Node::Gate("every host switched and healthy"));
+    nodes.push(Node::Gate(super::DECIDED));
     let log_line = log_line("rollback", &i.target.to_string(), "", &i.owner);
     nodes.push(phase(
         Phase::Finalize,
         every(&|t| HostScript::new(end::finalize(&t.deploy_path, owner, &log_line, &[]), QUICK)),
     ));
     fuse::stage_into_lock(&mut nodes);
+    fuse::finalize_into_flip(&mut nodes);
     mark_work(&mut nodes, i.fleet, owner);
     Plan {
         command: CommandKind::Rollback,

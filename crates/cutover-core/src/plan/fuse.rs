@@ -1,15 +1,17 @@
 //! Fewer round trips: phases that need no gate between them are sent as
 //! one script per host. Prepare and staging join the build when no step
-//! runs between them (deploy), staging joins the lock (rollback). Nothing
-//! joins the switch: finalize waits for the fleet's decision. The plan
+//! runs between them (deploy), staging joins the lock (rollback). Finalize
+//! joins a flip that every host runs at once with nothing after it, but
+//! held: each host's script waits at a second ready line until every host
+//! switched, so finalize still waits for the fleet's decision. The plan
 //! still shows every command.
 
 use indexmap::IndexMap;
 
 use crate::event::Phase;
-use crate::remote::lock;
+use crate::remote::{lock, switch};
 
-use super::{HostScript, Node, PhaseNode};
+use super::{DECIDED, HostScript, Node, PhaseNode};
 
 /// Puts the prepare phase (release directory, code, shared links) at the
 /// head of the build phase right after it: no gate stands between them, so
@@ -69,6 +71,35 @@ pub(super) fn stage_into_lock(nodes: &mut Vec<Node>) {
         append(lock_node, stage_node.hosts);
         for script in lock_node.hosts.values_mut() {
             script.script.line(lock::KEEP);
+        }
+    }
+}
+
+/// Joins finalize to the flip right before its gate, when that flip is
+/// every host's (all at once, no health check, no step after the switch):
+/// each host's flip script holds once it switched and reloaded, and goes
+/// on to finalize when the engine lets it (see
+/// [`crate::remote::switch::decide_then`]). The gate and the finalize phase
+/// then live in the flip; the engine reports them as before.
+pub(super) fn finalize_into_flip(nodes: &mut Vec<Node>) {
+    let Some(flip) = position(nodes, Phase::Flip) else { return };
+    let joinable = matches!(nodes.get(flip + 1), Some(Node::Gate(name)) if *name == DECIDED)
+        && matches!(nodes.get(flip + 2), Some(Node::Phase(p)) if p.phase == Phase::Finalize);
+    if !joinable || position(&nodes[flip + 1..], Phase::Flip).is_some() {
+        return;
+    }
+    let (Node::Phase(flip_node), Some(Node::Phase(finalize))) = (&nodes[flip], nodes.get(flip + 2)) else { return };
+    if !finalize.hosts.keys().all(|h| flip_node.hosts.contains_key(h)) {
+        return;
+    }
+    let Node::Phase(finalize) = nodes.remove(flip + 2) else { return };
+    nodes.remove(flip + 1);
+    let Node::Phase(flip_node) = &mut nodes[flip] else { return };
+    for (host, then) in finalize.hosts {
+        if let Some(script) = flip_node.hosts.get_mut(&host) {
+            script.script.extend(switch::decide_then(then.script.clone()));
+            script.timeout += then.timeout;
+            script.then_finalize = Some(then.script);
         }
     }
 }

@@ -60,13 +60,21 @@ pub struct HostScript {
     /// run's work, which the abort waits for (see
     /// [`crate::remote::supervise`]).
     pub jobs: Option<String>,
+    /// For a held flip that finalizes in the same round trip: the finalize
+    /// part, which the script holds before (at a second ready line) until
+    /// every host switched. Kept apart to run on its own on a host whose
+    /// transport cannot hold a script.
+    pub then_finalize: Option<Script>,
 }
 
 impl HostScript {
     pub fn new(script: Script, timeout: Duration) -> Self {
-        Self { script, timeout, steps: Vec::new(), upload: false, held: false, jobs: None }
+        Self { script, timeout, steps: Vec::new(), upload: false, held: false, jobs: None, then_finalize: None }
     }
 }
+
+/// The gate before finalize: the fleet's decision to keep the run.
+pub const DECIDED: &str = "every host switched and healthy";
 
 /// A phase: the same kind of work on some hosts, concurrently.
 #[derive(Clone, Debug)]

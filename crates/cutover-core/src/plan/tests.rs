@@ -172,15 +172,25 @@ fn all_at_once_checks_health_after_the_reload_on_every_host() {
 fn phases_with_no_gate_between_them_share_a_round_trip() {
     // php: no before_flip steps, no health check, no after_flip steps.
     let plan = plan_with("php", "");
-    // Prepare and stage ride with the build; finalize waits for the decision.
-    assert_eq!(phases(&plan), ["lock", "build", "GATE", "flip", "GATE", "finalize"]);
-    let finalize = plan.nodes.iter().find_map(|n| match n {
-        Node::Phase(p) if p.phase == Phase::Finalize => Some(p),
+    // Prepare and stage ride with the build; finalize rides with the flip,
+    // held until every host switched.
+    assert_eq!(phases(&plan), ["lock", "build", "GATE", "flip"]);
+    let flip = plan.nodes.iter().find_map(|n| match n {
+        Node::Phase(p) if p.phase == Phase::Flip => Some(p),
         _ => None,
     });
-    let script = finalize.expect("finalize").hosts["web1"].script.render();
-    assert!(script.contains("revisions.log"), "{script}");
-    assert!(script.ends_with(&format!("{}\n", crate::remote::lock::RELEASE_OURS)), "released last, if ours: {script}");
+    let flip = &flip.expect("flip").hosts["web1"];
+    let script = flip.script.render();
+    let finalize = flip.then_finalize.as_ref().expect("finalize rides with the flip").render();
+    assert!(finalize.contains("revisions.log"), "{finalize}");
+    assert!(finalize.ends_with(&format!("{}\n", crate::remote::lock::RELEASE_OURS)), "released last: {finalize}");
+    let (switched, held, logged) = (
+        script.find("@@cutover-switched").expect("switch"),
+        script.rfind("@@cutover-ready").expect("held again"),
+        script.find("revisions.log").expect("log"),
+    );
+    assert!(switched < held && held < logged, "finalize waits for the decision after the switch: {script}");
+    assert!(script.ends_with(&format!("{}\n", crate::remote::lock::RELEASE_OURS)), "released last: {script}");
     let build = plan.nodes.iter().find_map(|n| match n {
         Node::Phase(p) if p.phase == Phase::Build => Some(p),
         _ => None,

@@ -118,6 +118,33 @@ pub fn reload_after_flip(reload: &str) -> Script {
     s
 }
 
+/// The line a flip that finalizes in the same script prints once it is
+/// told the fleet decided to keep the run, before finalizing.
+pub const FINALIZING: &str = "@@cutover-finalizing";
+
+/// Whether a flip's output says it went on to finalize.
+pub fn finalizing(stdout: &str) -> bool {
+    stdout.lines().any(|l| l == FINALIZING)
+}
+
+/// Holds a flip that switched and reloaded at a second ready line until
+/// the fleet decides (see [`crate::held`]): on `go` (every host switched)
+/// it goes on to `finalize`; on anything else, its stdin closed included,
+/// it ends there, leaving the host switched and locked for the engine to
+/// undo or finalize. The decision's `go` is sent only once this second
+/// ready line is read: the perl that waited for the first `go` reads its
+/// stdin buffered and would take a line sent with it.
+pub fn decide_then(finalize: Script) -> Script {
+    let mut s = Script::new();
+    s.line("# held until every host switched (the decision), then finalize:");
+    s.line(READY_LINE);
+    s.line("read -r verdict || verdict=''");
+    s.line(r#"if [ "$verdict" != go ]; then exit 0; fi"#);
+    s.line("echo '@@cutover-finalizing'");
+    s.extend(finalize);
+    s
+}
+
 /// Puts a host back where `current` pointed before the run, exactly as the
 /// probe read it (a Capistrano or Deployer host may use other names), or
 /// removes `current` when the host had none. The reload after it is the
@@ -241,6 +268,55 @@ mod tests {
                 assert!(host.path().join("after-the-flip").exists(), "{said}: the rest of the script ran");
             }
         }
+    }
+
+    /// Holds the flip with finalize after it on `host`, lets it go, and
+    /// answers the decision with `verdict`; what it printed.
+    async fn flip_then_decide(host: &std::path::Path, verdict: crate::held::Signal) -> String {
+        use crate::held::Signal;
+        use crate::transport::{RemoteCommand, Transport};
+        let d = host.display().to_string();
+        let owner = LockOwner::example();
+        let mut script = flip(&d, &owner);
+        script.extend(decide_then(super::super::end::finalize(&d, &owner, "a line", &[])));
+        let local = crate::local::LocalTransport::at(host);
+        let command = RemoteCommand {
+            phase: crate::event::Phase::Flip,
+            script: script.render(),
+            stdin: None,
+            timeout: std::time::Duration::from_secs(10),
+        };
+        let mut held = local.hold(command).await.expect("starts").expect("holds");
+        assert!(held.ready().await.expect("ready"), "held before the rename");
+        held.let_go(Signal::Go).await;
+        assert!(held.ready().await.expect("switched"), "held again at the decision");
+        assert!(switched(held.seen()), "it said it switched before the decision: {}", held.seen());
+        assert_eq!(current_of(host), "releases/b", "switched while waiting");
+        assert!(host.join(".cutover/lock").exists(), "still locked while waiting");
+        let out = held.release(verdict).await.expect("ends");
+        assert_eq!(out.exit_code, Some(0), "{out:?}");
+        out.stdout
+    }
+
+    #[tokio::test]
+    async fn a_flip_finalizes_only_when_the_fleet_decided() {
+        let host = staged_host();
+        let stdout = flip_then_decide(host.path(), crate::held::Signal::Go).await;
+        assert!(finalizing(&stdout), "{stdout}");
+        assert!(!host.path().join(".cutover/lock").exists(), "unlocked");
+        let log = std::fs::read_to_string(host.path().join("revisions.log")).expect("logged");
+        assert_eq!(log, "a line\n");
+    }
+
+    #[tokio::test]
+    async fn a_flip_called_off_at_the_decision_stays_switched_and_locked() {
+        // Called off, or cutover gone: its stdin closes with no go.
+        let host = staged_host();
+        let stdout = flip_then_decide(host.path(), crate::held::Signal::CallOff).await;
+        assert!(!finalizing(&stdout), "{stdout}");
+        assert_eq!(current_of(host.path()), "releases/b");
+        assert!(host.path().join(".cutover/lock").exists(), "still locked, for the undo");
+        assert!(!host.path().join("revisions.log").exists(), "not logged");
     }
 
     #[test]
