@@ -103,6 +103,35 @@ fn lost() -> TransportError {
     TransportError::ConnectionLost { detail: "scripted: the connection dropped".into() }
 }
 
+impl ScriptedTransport {
+    /// A held script that fails before its ready line: at once, or once it
+    /// ran as far as its ready line (and is then called off).
+    async fn fail_before_ready(
+        &self,
+        command: RemoteCommand,
+        fault: Fault,
+    ) -> Result<Option<HeldScript<'_>>, TransportError> {
+        let timeout = command.timeout;
+        if matches!(fault, Fault::FailAfter(_) | Fault::LoseAfter)
+            && let Some(mut held) = self.inner.hold(command).await?
+        {
+            held.ready().await?;
+            held.release(crate::held::Signal::CallOff).await?;
+        }
+        match fault {
+            Fault::Fail(code) | Fault::FailAfter(code) => Ok(Some(HeldScript::new(
+                Box::pin(tokio::io::sink()),
+                Box::pin(tokio::io::empty()),
+                Box::pin(&b"scripted failure\n"[..]),
+                async move { Ok(Some(code)) }.boxed(),
+                timeout,
+            ))),
+            Fault::LoseBefore | Fault::LoseAfter => Err(lost()),
+            Fault::Hang => Err(TransportError::TimedOut { after: timeout }),
+        }
+    }
+}
+
 impl Transport for ScriptedTransport {
     fn run(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Output, TransportError>> {
         self.count(command.phase);
@@ -136,7 +165,17 @@ impl Transport for ScriptedTransport {
     /// finalize in the same script when finalize has a fault: the engine
     /// then runs that host's finalize as a script of its own, where the
     /// fault strikes.
+    ///
+    /// A lock fault still pending when a flip starts means the lock rides
+    /// in the flip (a rollback all at once): it strikes before the ready
+    /// line, so no host is let go.
     fn hold(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Option<HeldScript<'_>>, TransportError>> {
+        if command.phase == Phase::Flip
+            && let Some(fault) = self.take(Phase::Lock)
+        {
+            self.count(command.phase);
+            return self.fail_before_ready(command, fault).boxed();
+        }
         let finalizes_here = command.phase == Phase::Flip && command.script.contains(crate::remote::switch::FINALIZING);
         if self.has(command.phase) || (finalizes_here && self.has(Phase::Finalize)) {
             return async { Ok(None) }.boxed();

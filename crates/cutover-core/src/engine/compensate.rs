@@ -145,11 +145,19 @@ async fn abort(ctx: &Context<'_>, session: &Session, plan: &Plan, state: &mut Ru
 }
 
 /// The first gate at or after node `index`.
+/// The gate the failure at node `index` failed: the next one, or the
+/// decision when it rode in the flip's script.
 fn next_gate(plan: &Plan, index: usize) -> Option<&str> {
-    plan.nodes[index..].iter().find_map(|n| match n {
+    let next = plan.nodes[index..].iter().find_map(|n| match n {
         Node::Gate(name) => Some(*name),
         _ => None,
-    })
+    });
+    let decides_in_flip = || {
+        plan.nodes[index..]
+            .iter()
+            .any(|n| matches!(n, Node::Phase(p) if p.hosts.values().any(|h| h.then_finalize.is_some())))
+    };
+    next.or_else(|| decides_in_flip().then_some(crate::plan::DECIDED))
 }
 
 fn only(scripts: &IndexMap<String, HostScript>, hosts: &[String]) -> IndexMap<String, HostScript> {

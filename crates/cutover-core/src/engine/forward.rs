@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use crate::config::inventory::Strategy;
 use crate::event::{CommandKind, Event, Phase};
-use crate::plan::{Node, Plan};
+use crate::plan::{Node, PhaseNode, Plan};
 use crate::remote::lock::LOCK_HELD;
 use crate::remote::switch;
 
@@ -72,7 +72,7 @@ pub(crate) async fn run(ctx: &Context<'_>, session: &Session, plan: &Plan, state
                 }
                 let patience = patience(p.phase, state);
                 let outcome = session.run_phase(ctx, p.phase, &p.hosts, plan.payload.as_ref(), patience).await;
-                record(ctx, plan, p.phase, p.batch, &outcome, state);
+                record(ctx, plan, p, &outcome, state);
                 outcome.failures.into_iter().map(HostFailure::about_the_lock).collect()
             }
         };
@@ -109,14 +109,8 @@ fn patience(phase: Phase, state: &RunState) -> Patience {
 }
 
 /// Moves each host on by what the phase did.
-fn record(
-    ctx: &Context<'_>,
-    plan: &Plan,
-    phase: Phase,
-    batch: Option<usize>,
-    outcome: &PhaseOutcome,
-    state: &mut RunState,
-) {
+fn record(ctx: &Context<'_>, plan: &Plan, node: &PhaseNode, outcome: &PhaseOutcome, state: &mut RunState) {
+    let (phase, batch) = (node.phase, node.batch);
     // Staging rides with the build (a deploy without before_flip steps) or
     // with the lock (a rollback) when it has no phase of its own.
     let staged_with_it = !plan.nodes.iter().any(|n| matches!(n, Node::Phase(p) if p.phase == Phase::Stage));
@@ -141,13 +135,20 @@ fn record(
             _ => {}
         }
     }
+    // A flip that locks first (a rollback all at once): a host that got to
+    // its ready line holds the lock and is staged.
+    let locks = node.hosts.values().any(|h| h.locks);
+    if locks {
+        outcome.ready.iter().for_each(|host| state.advance(host, Standing::Staged));
+    }
     // A lock that may have been taken (the script failed or its answer was
     // lost; not one held by another run): the abort runs there too, and
     // touches only a lock holding this run's token.
-    if phase == Phase::Lock {
-        let held_by_another =
-            |f: &&HostFailure| matches!(f.kind, FailureKind::CommandFailed { exit_code: Some(LOCK_HELD), .. });
-        for failure in outcome.failures.iter().filter(|f| !held_by_another(f)) {
+    if phase == Phase::Lock || locks {
+        let held_by_another = |f: &&HostFailure| {
+            matches!(f.kind, FailureKind::CommandFailed { exit_code: Some(LOCK_HELD), .. } | FailureKind::Locked { .. })
+        };
+        for failure in outcome.failures.iter().filter(|f| f.host != super::failure::LOCAL && !held_by_another(f)) {
             state.advance(&failure.host, Standing::Locked);
         }
     }

@@ -44,6 +44,8 @@ pub(crate) struct PhaseOutcome {
     /// The hosts that finalized in the same script (a flip that held for
     /// the fleet's decision), with what they printed.
     pub finalized: IndexMap<String, Output>,
+    /// The hosts of a held phase that reached their ready line.
+    pub ready: Vec<String>,
 }
 
 /// How long a phase is waited for once the user asked the run to stop.

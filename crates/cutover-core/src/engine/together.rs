@@ -79,28 +79,35 @@ impl Session {
         });
         let go = signals.is_some();
         let signals = signals.unwrap_or_default();
+        let ready =
+            jobs.iter().zip(&starts).filter(|(_, s)| matches!(s, Start::Ready(_))).map(|((h, _), _)| (*h).clone());
+        let ready: Vec<String> = ready.collect();
         if go && jobs.iter().any(|(_, job)| job.then_finalize.is_some()) {
-            return self.go_then_decide(ctx, phase, &jobs, starts, signals, started).await;
+            let mut outcome = self.go_then_decide(ctx, phase, &jobs, starts, signals, started).await;
+            outcome.ready = ready;
+            return outcome;
         }
         let mut signals = signals.into_iter();
         let reason = called_off.as_deref().unwrap_or_default();
+        // A host that failed before the go reports its own failure; the
+        // others were called off because of it.
         let finishes = jobs.iter().zip(starts).map(|((host, job), start)| {
             let signal = signals.next().unwrap_or(Signal::CallOff);
             async move {
-                let result = match start {
-                    Start::Ready(held) => held.release(signal).await.map_err(FailureKind::from),
-                    Start::Ended(held) => held.release(Signal::CallOff).await.map_err(FailureKind::from),
-                    Start::Plain if go => self.run_released(phase, host, job).await.map_err(FailureKind::from),
-                    Start::Plain => Err(FailureKind::CalledOff { reason: reason.to_owned() }),
-                    Start::Failed(error) => Err(FailureKind::CalledOff { reason: error.to_string() }),
+                let (result, called_off_here) = match start {
+                    Start::Ready(held) => (held.release(signal).await.map_err(FailureKind::from), !go),
+                    Start::Plain if go => (self.run_released(phase, host, job).await.map_err(FailureKind::from), false),
+                    Start::Plain => (Err(FailureKind::CalledOff { reason: reason.to_owned() }), false),
+                    Start::Ended(held) => (held.release(Signal::CallOff).await.map_err(FailureKind::from), false),
+                    Start::Failed(error) => (Err(FailureKind::Transport(error)), false),
                 };
-                ((*host).clone(), *job, result)
+                ((*host).clone(), *job, result, called_off_here)
             }
         });
-        let mut outcome = PhaseOutcome::default();
-        for (host, job, result) in join_all(finishes).await {
-            let elapsed = started.elapsed();
-            judge(ctx, phase, &host, job, result, called_off.as_deref(), elapsed, &mut outcome);
+        let mut outcome = PhaseOutcome { ready, ..PhaseOutcome::default() };
+        for (host, job, result, called_off_here) in join_all(finishes).await {
+            let called_off = if called_off_here { called_off.as_deref() } else { None };
+            judge(ctx, phase, &host, job, result, called_off, started.elapsed(), &mut outcome);
         }
         outcome
     }

@@ -169,6 +169,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
     ));
     fuse::stage_into_lock(&mut nodes);
     fuse::finalize_into_flip(&mut nodes);
+    fuse::lock_into_flip(&mut nodes);
     mark_work(&mut nodes, i.fleet, owner);
     Plan {
         command: CommandKind::Rollback,

@@ -1,6 +1,8 @@
 //! Fewer round trips: phases that need no gate between them are sent as
 //! one script per host. Prepare and staging join the build when no step
-//! runs between them (deploy), staging joins the lock (rollback). Finalize
+//! runs between them (deploy), staging joins the lock (rollback), and a
+//! rollback all at once locks in its flip's script, before the ready line
+//! that holds every host until all are ready. Finalize
 //! joins a flip that every host runs at once with nothing after it, but
 //! held: each host's script waits at a second ready line until every host
 //! switched, so finalize still waits for the fleet's decision. The plan
@@ -100,6 +102,37 @@ pub(super) fn finalize_into_flip(nodes: &mut Vec<Node>) {
             script.script.extend(switch::decide_then(then.script.clone()));
             script.timeout += then.timeout;
             script.then_finalize = Some(then.script);
+        }
+    }
+}
+
+/// Puts a rollback's lock (with its staging) at the head of its flip when
+/// the flip is every host's and comes right after the lock's gate (all at
+/// once, no drain): each host locks and stages, then says it is ready, and
+/// no host is let go unless every host got there. A host that cannot lock
+/// or stage gives its lock back itself; the others keep theirs until the
+/// engine aborts them.
+pub(super) fn lock_into_flip(nodes: &mut Vec<Node>) {
+    let joinable = matches!(nodes.first(), Some(Node::Phase(p)) if p.phase == Phase::Lock)
+        && matches!(nodes.get(1), Some(Node::Gate(_)))
+        && matches!(nodes.get(2), Some(Node::Phase(p)) if p.phase == Phase::Flip)
+        && position(&nodes[3..], Phase::Flip).is_none();
+    if !joinable {
+        return;
+    }
+    let (Node::Phase(lock_node), Some(Node::Phase(flip))) = (&nodes[0], nodes.get(2)) else { return };
+    if lock_node.hosts.len() != flip.hosts.len() || !lock_node.hosts.keys().all(|h| flip.hosts.contains_key(h)) {
+        return;
+    }
+    let Node::Phase(lock_node) = nodes.remove(0) else { return };
+    nodes.remove(0);
+    let Node::Phase(flip) = &mut nodes[0] else { return };
+    for (host, mut first) in lock_node.hosts {
+        if let Some(then) = flip.hosts.get_mut(&host) {
+            first.script.extend(std::mem::take(&mut then.script));
+            then.script = first.script;
+            then.timeout += first.timeout;
+            then.locks = true;
         }
     }
 }

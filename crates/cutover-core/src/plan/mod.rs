@@ -65,11 +65,23 @@ pub struct HostScript {
     /// every host switched. Kept apart to run on its own on a host whose
     /// transport cannot hold a script.
     pub then_finalize: Option<Script>,
+    /// Whether the script takes the run's lock (and stages) before its
+    /// ready line: a rollback all at once, whose lock rides in its flip.
+    pub locks: bool,
 }
 
 impl HostScript {
     pub fn new(script: Script, timeout: Duration) -> Self {
-        Self { script, timeout, steps: Vec::new(), upload: false, held: false, jobs: None, then_finalize: None }
+        Self {
+            script,
+            timeout,
+            steps: Vec::new(),
+            upload: false,
+            held: false,
+            jobs: None,
+            then_finalize: None,
+            locks: false,
+        }
     }
 }
 

@@ -120,8 +120,18 @@ fn php_and_symfony_plans_build_and_switch() {
 fn rollback_plan_never_builds_and_never_removes_its_target() {
     let (_dir, loaded) = loaded("laravel");
     let plan = rollback_plan(&loaded);
-    // Staging rides with the lock; finalize waits for the after_rollback steps and the decision.
-    assert_eq!(phases(&plan), ["lock", "GATE", "flip", "after-rollback", "GATE", "finalize"]);
+    // The lock and staging ride in the flip's script, before it holds;
+    // finalize waits for the after_rollback steps and the decision.
+    assert_eq!(phases(&plan), ["flip", "after-rollback", "GATE", "finalize"]);
+    let Some(Node::Phase(flip)) = plan.nodes.first() else { panic!("flip first") };
+    let script = flip.hosts["web1"].script.render();
+    let (lock, staged, held) = (
+        script.find(r#"mkdir "$d/.cutover/lock""#).expect("locks"),
+        script.find("current-tmp\"\n").expect("stages"),
+        script.find("@@cutover-ready").expect("holds"),
+    );
+    assert!(lock < staged && staged < held, "locked and staged before it holds: {script}");
+    assert!(flip.hosts.values().all(|h| h.locks && h.held));
     for script in plan.abort.values() {
         assert!(!script.script.render().contains("rm -rf \"$d/releases/$r\""), "abort must not remove the target");
     }
@@ -206,7 +216,7 @@ fn phases_with_no_gate_between_them_share_a_round_trip() {
 fn a_rollback_that_fails_staging_gives_its_lock_back() {
     let (_dir, loaded) = loaded_with("php", "");
     let plan = rollback_plan(&loaded);
-    let Some(Node::Phase(lock)) = plan.nodes.first() else { panic!("lock first") };
+    let Some(Node::Phase(lock)) = plan.nodes.first() else { panic!("the flip, which locks, first") };
     let dir = tempfile::tempdir().expect("tempdir");
     // The target is not on this "host": staging fails after the lock is taken.
     let script = lock.hosts["web1"]
