@@ -35,9 +35,35 @@ pub fn connect_error(error: openssh::Error, timeout: Duration) -> TransportError
     }
 }
 
-/// Why a command on an open connection did not complete.
+/// Why a command on an open connection could not be started or followed.
 pub fn run_error(error: openssh::Error) -> TransportError {
     TransportError::ConnectionLost { detail: last_line(&error.to_string()) }
+}
+
+/// How a remote command ended, as the mux reported it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// It exited with this code: whatever the code, the command ran and
+    /// the connection held.
+    Exited(i32),
+    /// It ended without an exit code: killed by a signal, or its connection
+    /// was lost (the mux protocol cannot tell which). A check of the
+    /// master decides.
+    Unsure,
+    /// The connection failed under it.
+    Lost(TransportError),
+}
+
+/// Reads the end of a remote command. The `openssh` crate reports an exit
+/// code of 127 (command not found) as an error of its own; here it is an
+/// exit code like any other, never a lost connection.
+pub fn end(status: Result<std::process::ExitStatus, openssh::Error>) -> End {
+    match status {
+        Ok(status) => status.code().map_or(End::Unsure, End::Exited),
+        Err(openssh::Error::Remote(io)) if io.kind() == ErrorKind::NotFound => End::Exited(127),
+        Err(openssh::Error::RemoteProcessTerminated) => End::Unsure,
+        Err(other) => End::Lost(run_error(other)),
+    }
 }
 
 fn mentions_host_key(text: &str) -> bool {
@@ -72,6 +98,26 @@ mod tests {
         let changed =
             "@@@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\nHost key verification failed.";
         assert!(matches!(connect(ErrorKind::ConnectionAborted, changed), TransportError::HostKeyChanged { .. }));
+    }
+
+    #[test]
+    fn an_exit_status_is_never_a_lost_connection() {
+        use std::os::unix::process::ExitStatusExt;
+        for code in [0, 1, 2, 75, 124, 126, 127, 255] {
+            assert_eq!(end(Ok(std::process::ExitStatus::from_raw(code << 8))), End::Exited(code), "{code}");
+        }
+        // What openssh 0.11 makes of an exit status of 127.
+        let not_found = openssh::Error::Remote(std::io::Error::new(ErrorKind::NotFound, "remote command not found"));
+        assert_eq!(end(Err(not_found)), End::Exited(127));
+    }
+
+    #[test]
+    fn an_end_without_an_exit_code_is_decided_by_the_master() {
+        assert_eq!(end(Err(openssh::Error::RemoteProcessTerminated)), End::Unsure);
+        let lost = end(Err(openssh::Error::Disconnected));
+        assert!(matches!(lost, End::Lost(TransportError::ConnectionLost { .. })), "{lost:?}");
+        let other = openssh::Error::Remote(std::io::Error::new(ErrorKind::BrokenPipe, "broken pipe"));
+        assert!(matches!(end(Err(other)), End::Lost(_)));
     }
 
     #[test]

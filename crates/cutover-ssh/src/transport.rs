@@ -9,10 +9,10 @@ use cutover_core::shell::quote;
 use cutover_core::transport::{Output, RemoteCommand, Transport, TransportError};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-use crate::classify;
+use crate::classify::{self, End};
 
 /// An open master connection to one host.
 #[derive(Debug)]
@@ -45,18 +45,51 @@ impl SshTransport {
             })),
             _ => None,
         };
-        let output = tokio::time::timeout(command.timeout, child.wait_with_output())
+        let (mut stdout, mut stderr) = (child.stdout().take(), child.stderr().take());
+        // The output is read here, not by `wait_with_output`, so that it is
+        // kept whatever the exit code.
+        let finish = async {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let (read_out, read_err) = tokio::join!(read_all(&mut stdout, &mut out), read_all(&mut stderr, &mut err));
+            read_out.and(read_err).map_err(|e| TransportError::ConnectionLost { detail: e.to_string() })?;
+            Ok::<_, TransportError>((out, err, child.wait().await))
+        };
+        let (stdout, stderr, status) = tokio::time::timeout(command.timeout, finish)
             .await
-            .map_err(|_| TransportError::TimedOut { after: command.timeout })?
-            .map_err(classify::run_error)?;
+            .map_err(|_| TransportError::TimedOut { after: command.timeout })??;
         if let Some(feeder) = feeder {
             feeder.abort();
         }
         Ok(Output {
-            exit_code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            exit_code: self.exit_code(status).await?,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
+    }
+
+    /// The exit code of a command that ended (`None`: killed by a signal),
+    /// or a lost connection: decided by the master's state, never by a code.
+    async fn exit_code(
+        &self,
+        status: Result<std::process::ExitStatus, openssh::Error>,
+    ) -> Result<Option<i32>, TransportError> {
+        match classify::end(status) {
+            End::Exited(code) => Ok(Some(code)),
+            End::Unsure => match self.session.check().await {
+                Ok(()) => Ok(None),
+                Err(error) => {
+                    Err(TransportError::ConnectionLost { detail: format!("the master connection is gone ({error})") })
+                }
+            },
+            End::Lost(error) => Err(error),
+        }
+    }
+}
+
+async fn read_all(stream: &mut Option<impl AsyncRead + Unpin>, into: &mut Vec<u8>) -> std::io::Result<()> {
+    match stream {
+        Some(stream) => stream.read_to_end(into).await.map(|_| ()),
+        None => Ok(()),
     }
 }
 
@@ -75,7 +108,7 @@ impl Transport for SshTransport {
             let stdin = child.stdin().take().ok_or_else(missing)?;
             let stdout = child.stdout().take().ok_or_else(missing)?;
             let stderr = child.stderr().take().ok_or_else(missing)?;
-            let exit = async move { child.wait().await.map(|status| status.code()).map_err(classify::run_error) };
+            let exit = async move { self.exit_code(child.wait().await).await };
             let held =
                 HeldScript::new(Box::pin(stdin), Box::pin(stdout), Box::pin(stderr), exit.boxed(), command.timeout);
             Ok(Some(held))

@@ -12,7 +12,7 @@ pub const LOCAL: &str = "(local)";
 pub enum FailureKind {
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("command failed with exit code {}", exit_code.map_or("(killed by a signal)".to_owned(), |c| c.to_string()))]
+    #[error("command failed with {}", exit_status(*exit_code))]
     CommandFailed { exit_code: Option<i32>, output_tail: String },
     #[error("locked by {owner}")]
     Locked { owner: String },
@@ -28,6 +28,17 @@ pub enum FailureKind {
     /// ready): it did not switch.
     #[error("flip called off ({reason})")]
     CalledOff { reason: String },
+}
+
+/// An exit code for people, with what the shell means by it when that is
+/// well known.
+fn exit_status(code: Option<i32>) -> String {
+    match code {
+        None => "no exit code (killed by a signal)".to_owned(),
+        Some(127) => "exit code 127 (command not found)".to_owned(),
+        Some(126) => "exit code 126 (found but not executable)".to_owned(),
+        Some(code) => format!("exit code {code}"),
+    }
 }
 
 /// A failure on one host, in one phase.

@@ -59,7 +59,8 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     }
     let fpm_config = inv.php_fpm.reload_command().map(|_| inv.php_fpm.config_file.as_deref().unwrap_or(""));
     let shared_files = if delivery.is_some() { inv.shared.files() } else { Vec::new() };
-    ProbeRequest { tools, shared_files, fpm_config, lookup: None }
+    let free_space = delivery.is_some();
+    ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space }
 }
 
 /// Probes the hosts, and reports what would stop the run as `checks` says,

@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 
 use crate::event::{Event, HostState, Phase};
 use crate::plan::HostScript;
-use crate::remote::steps::{STEP_MARKER, STEP_TIMED_OUT, last_step};
+use crate::remote::steps::{STEP_TIMED_OUT, after_last_step, last_step};
 use crate::remote::supervise;
 use crate::transport::{Output, RemoteCommand, Transport, TransportError};
 
@@ -183,7 +183,13 @@ impl Session {
         let command = supervised(phase, job, stdin);
         let result = transport.run(command).await;
         let elapsed = Some(started.elapsed().as_millis() as u64);
-        let step = |stdout: &str| last_step(stdout).and_then(|i| job.steps.get(i)).cloned();
+        // The part of the script that was running, and its own time limit
+        // when it is a recipe step.
+        let step = |stdout: &str| {
+            let name = last_step(stdout)?;
+            let limit = job.steps.iter().find(|s| s.name == name).map(|s| s.timeout);
+            Some((name.to_owned(), limit))
+        };
         // A step stopped by its own limit exits 124, like `timeout(1)`.
         match result {
             Ok(output) if output.success() => {
@@ -193,12 +199,12 @@ impl Session {
             Ok(output) => {
                 let step = step(&output.stdout);
                 let kind = match &step {
-                    Some(step) if output.exit_code == Some(STEP_TIMED_OUT) => {
-                        FailureKind::Transport(TransportError::TimedOut { after: step.timeout })
+                    Some((_, Some(limit))) if output.exit_code == Some(STEP_TIMED_OUT) => {
+                        FailureKind::Transport(TransportError::TimedOut { after: *limit })
                     }
                     _ => FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) },
                 };
-                let failure = HostFailure { host: host.to_owned(), phase, step: step.map(|s| s.name), kind };
+                let failure = HostFailure { host: host.to_owned(), phase, step: step.map(|(name, _)| name), kind };
                 emit_host(ctx, host, phase, HostState::Failed, elapsed, Some(&failure));
                 Err((failure, Some(output)))
             }
@@ -262,13 +268,22 @@ pub(crate) fn emit_host(
     });
 }
 
-/// The last lines of a failed command's output, stderr first, without
-/// cutover's own step markers.
+/// The last lines of a failed script's output: what its failing part (a
+/// step, or one of cutover's marked parts) printed, on either stream, in
+/// the order written, then anything on stderr; without cutover's own
+/// protocol lines.
 pub(crate) fn tail(output: &Output) -> String {
-    let text = if output.stderr.trim().is_empty() { &output.stdout } else { &output.stderr };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(STEP_MARKER)).collect();
+    let text = match after_last_step(&output.stdout) {
+        Some(own) => format!("{own}{}", output.stderr),
+        None if output.stderr.trim().is_empty() => output.stdout.clone(),
+        None => output.stderr.clone(),
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(PROTOCOL)).collect();
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
+
+/// The start of every line cutover's scripts print for cutover itself.
+const PROTOCOL: &str = "@@cutover-";
 
 /// Reports the `warning ...` lines of a finalize or abort script.
 pub(crate) fn emit_warnings(ctx: &Context<'_>, host: &str, stdout: &str) {

@@ -101,13 +101,13 @@ impl Session {
                     Start::Ended(held) => (held.release(Signal::CallOff).await.map_err(FailureKind::from), false),
                     Start::Failed(error) => (Err(FailureKind::Transport(error)), false),
                 };
-                ((*host).clone(), *job, result, called_off_here)
+                ((*host).clone(), result, called_off_here)
             }
         });
         let mut outcome = PhaseOutcome { ready, ..PhaseOutcome::default() };
-        for (host, job, result, called_off_here) in join_all(finishes).await {
+        for (host, result, called_off_here) in join_all(finishes).await {
             let called_off = if called_off_here { called_off.as_deref() } else { None };
-            judge(ctx, phase, &host, job, result, called_off, started.elapsed(), &mut outcome);
+            judge(ctx, phase, &host, result, called_off, started.elapsed(), &mut outcome);
         }
         outcome
     }
@@ -162,7 +162,7 @@ impl Session {
                 Arrival::Ended(result) => result,
             };
             let ran = result.as_ref().is_ok_and(Output::success);
-            judge(ctx, phase, host, job, result, None, started.elapsed(), &mut outcome);
+            judge(ctx, phase, host, result, None, started.elapsed(), &mut outcome);
             if ran {
                 // Its transport could not hold it: it finalizes on its own.
                 waiting.push((*host, *job, None));
@@ -186,15 +186,15 @@ impl Session {
                 Some(held) => held.release(Signal::Go).await,
                 None => self.finalize_alone(host, job).await,
             };
-            (host, job, result.map_err(FailureKind::from))
+            (host, result.map_err(FailureKind::from))
         });
-        for (host, job, result) in join_all(finalizes).await {
+        for (host, result) in join_all(finalizes).await {
             if let Ok(output) = &result
                 && output.success()
             {
                 outcome.finalized.insert(host.clone(), output.clone());
             }
-            judge(ctx, Phase::Finalize, host, job, result, None, finishing.elapsed(), &mut outcome);
+            judge(ctx, Phase::Finalize, host, result, None, finishing.elapsed(), &mut outcome);
         }
         outcome
     }
@@ -236,12 +236,10 @@ impl Session {
 
 /// Records one host's result of a held phase (or of the finalize that
 /// rode in it): its event, and its output or failure in `outcome`.
-#[allow(clippy::too_many_arguments)]
 fn judge(
     ctx: &Context<'_>,
     phase: Phase,
     host: &str,
-    job: &HostScript,
     result: Result<Output, FailureKind>,
     called_off: Option<&str>,
     elapsed: std::time::Duration,
@@ -261,7 +259,7 @@ fn judge(
             FailureKind::CalledOff { reason }
         }
         Ok(output) => {
-            step = last_step(&output.stdout).and_then(|i| job.steps.get(i)).map(|s| s.name.clone());
+            step = last_step(&output.stdout).map(str::to_owned);
             let kind = FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) };
             outcome.failed_outputs.insert(host.to_owned(), output);
             kind

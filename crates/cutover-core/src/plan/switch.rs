@@ -84,7 +84,7 @@ pub(super) fn nodes(
             for script in p.hosts.values_mut() {
                 script.held = true;
                 if reload.is_some() {
-                    script.steps = vec![StepLabel { name: "reload".to_owned(), timeout: QUICK }];
+                    script.steps = vec![StepLabel { name: switch::RELOAD_STEP.to_owned(), timeout: QUICK }];
                     script.timeout += QUICK;
                 }
             }

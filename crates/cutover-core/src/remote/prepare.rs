@@ -10,7 +10,7 @@ use crate::release::ReleaseId;
 use crate::shell::{Script, Sh};
 
 use super::lock::{self, LockOwner};
-use super::script_in;
+use super::{script_in, steps};
 
 /// How the code reaches the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,12 +37,15 @@ pub struct Prepare<'a> {
 pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
     let mut s = script_in(deploy_path);
     lock::guard(&mut s, p.owner);
+    s.line(steps::ONE_STREAM);
+    steps::mark(&mut s, "release directory");
     s.push(Sh::assign("r", p.release.to_string()));
     s.push(Sh::assign("commit", p.commit));
     s.line(r#"rel="$d/releases/$r""#);
     s.line(r#"mkdir -p "$d/releases" "$d/shared""#);
     s.line(r#"if [ -e "$rel" ]; then echo "release $r already exists on this host" >&2; exit 1; fi"#);
     s.line(r#"mkdir "$rel""#);
+    steps::mark(&mut s, "code");
     match p.delivery {
         Delivery::Git { repository } => {
             s.push(Sh::assign("url", repository));
@@ -59,6 +62,9 @@ pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
         Delivery::Upload => {
             s.line(r#"tar -x -f - -C "$rel""#);
         }
+    }
+    if !p.shared_dirs.is_empty() || !p.shared_files.is_empty() {
+        steps::mark(&mut s, "shared links");
     }
     for dir in p.shared_dirs {
         s.push(Sh::assign("p", dir));

@@ -19,6 +19,9 @@ pub struct ProbeRequest<'a> {
     /// A branch or tag to look up with `git ls-remote` on the host (the
     /// primary's probe, when the commit is resolved there).
     pub lookup: Option<RefLookup<'a>>,
+    /// Read the free space where releases go (a deploy needs room; a
+    /// rollback or a read-back does not).
+    pub free_space: bool,
 }
 
 /// A branch or tag in a repository.
@@ -50,7 +53,9 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     s.line(r#"if [ -d "$d" ]; then echo "exists 1"; else echo "exists 0"; fi"#);
     s.line(r#"p="$d"; while [ ! -e "$p" ]; do p=$(dirname "$p"); done"#);
     s.line(r#"if [ -w "$p" ]; then echo "writable 1"; else echo "writable 0"; fi"#);
-    s.line(r#"echo "free-kb $(df -Pk "$p" | awk 'NR==2 {print $4}')""#);
+    if request.free_space {
+        s.line(r#"echo "free-kb $(df -Pk "$p" | awk 'NR==2 {print $4}')""#);
+    }
     s.line(r#"if [ -L "$d/current" ]; then echo "current $(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo "current-not-link"; fi"#);
     s.line(r#"if [ -f "$d/current/REVISION" ]; then echo "revision $(head -n 1 "$d/current/REVISION")"; fi"#);
     s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then echo "release ${r##*/}"; elif [ -d "$r" ]; then echo "partial ${r##*/}"; fi; done; fi"#);

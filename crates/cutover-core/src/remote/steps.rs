@@ -2,8 +2,9 @@
 //! the release directory, with the run's variables exported, skipped when its
 //! `when` does not hold, and stopped after its own time limit (with
 //! `timeout(1)` where the host has it; the phase's limit backs it up).
-//! Before each step the script prints `@@cutover-step <index>`, so a failure
-//! names its step.
+//! Before each step the script prints `@@cutover-step <name>` (see
+//! [`mark`]), so a failure names its step, and the step's stdout and stderr
+//! go to stdout in the order written: what follows its marker is its own.
 
 use crate::config::Step;
 use crate::release::ReleaseId;
@@ -21,6 +22,19 @@ pub const STEP_TIMED_OUT: i32 = 124;
 /// Runs a command under a time limit where `timeout(1)` exists (GNU
 /// coreutils, BusyBox), as is elsewhere.
 const STEP_LIMIT: &str = r#"step_limit() { s=$1; shift; if command -v timeout >/dev/null 2>&1; then timeout -k 10 "$s" "$@"; else "$@"; fi; }"#;
+
+/// Sends the rest of a script's stderr to its stdout, so that what each
+/// marked part prints, on either stream, follows its marker in the order
+/// written.
+pub const ONE_STREAM: &str = "exec 2>&1";
+
+/// Marks the start of a part of a script that can fail on its own: a
+/// recipe step, or one of cutover's (the code, the shared links, the config
+/// test, the reload). A failure after it is reported under `name`.
+pub fn mark(s: &mut Script, name: &str) {
+    let name = name.replace(['\n', '\r'], " ");
+    s.push(Sh::new("echo").arg(format!("{STEP_MARKER}{name}")));
+}
 
 /// The variables every step sees.
 #[derive(Clone, Debug)]
@@ -45,6 +59,7 @@ pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<S
     }
     let mut s = script_in(deploy_path);
     lock::guard(&mut s, env.owner);
+    s.line(ONE_STREAM);
     s.push(Sh::assign("r", env.release.to_string()));
     s.line(r#"rel="$d/releases/$r""#);
     s.line(r#"export CUTOVER_RELEASE="$r" CUTOVER_RELEASE_PATH="$rel" CUTOVER_DEPLOY_PATH="$d" CUTOVER_SHARED_PATH="$d/shared""#);
@@ -59,8 +74,8 @@ pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<S
         }
     }
     s.line(STEP_LIMIT);
-    for (index, step) in steps.iter().enumerate() {
-        s.push(Sh::new("echo").arg(format!("{STEP_MARKER}{index}")));
+    for step in steps {
+        mark(&mut s, &step.name);
         if let Some(when) = &step.when {
             s.push(Sh::assign("w", &when.exists));
             s.line(r#"if [ -e "$rel/$w" ]; then"#);
@@ -76,9 +91,17 @@ pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<S
     Some(s)
 }
 
-/// The index of the step that was running when the script stopped.
-pub fn last_step(stdout: &str) -> Option<usize> {
-    stdout.lines().rev().find_map(|l| l.strip_prefix(STEP_MARKER)).and_then(|i| i.trim().parse().ok())
+/// The name of the step that was running when the script stopped.
+pub fn last_step(stdout: &str) -> Option<&str> {
+    stdout.lines().rev().find_map(|l| l.strip_prefix(STEP_MARKER))
+}
+
+/// What the script printed after the last step's marker (that step's own
+/// output), or `None` when no step began.
+pub fn after_last_step(stdout: &str) -> Option<&str> {
+    let start = stdout.rfind(STEP_MARKER).filter(|&i| i == 0 || stdout[..i].ends_with('\n'))?;
+    let rest = &stdout[start..];
+    Some(rest.split_once('\n').map_or("", |(_, after)| after))
 }
 
 #[cfg(test)]
@@ -107,8 +130,43 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_failing_step() {
-        assert_eq!(last_step("@@cutover-step 0\nok\n@@cutover-step 1\nboom\n"), Some(1));
+    fn finds_the_failing_step_and_its_own_output() {
+        let stdout = "@@cutover-step composer\nok\n@@cutover-step migrate\nboom\nno table\n";
+        assert_eq!(last_step(stdout), Some("migrate"));
+        assert_eq!(after_last_step(stdout), Some("boom\nno table\n"));
         assert_eq!(last_step("nothing"), None);
+        assert_eq!(after_last_step("nothing"), None);
+        let mut script = Script::new();
+        mark(&mut script, "it's a\nstep");
+        assert_eq!(script.render(), "set -eu\necho \"@@cutover-step it's a step\"\n");
+    }
+
+    /// A step's stdout and stderr come back in the order written, after
+    /// its marker, and a failure stops the script there.
+    #[test]
+    fn a_failing_step_keeps_its_own_output_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("releases/20261123143012")).expect("release");
+        std::fs::create_dir_all(d.join(".cutover/lock")).expect("lock");
+        std::fs::write(d.join(".cutover/lock/token"), LockOwner::example().token).expect("token");
+        let first = step("name: first\nrun: echo fine\n");
+        let second = step("name: second\nrun: 'echo out; echo err >&2; echo out again; exit 3'\n");
+        let third = step("name: third\nrun: echo never\n");
+        let env = StepEnv {
+            host: "web1",
+            release: "20261123143012".parse().expect("id"),
+            revision: "abc",
+            vars: Vec::new(),
+            default_timeout: 60,
+            full_build: false,
+            owner: &LockOwner::example(),
+        };
+        let script = script(&d.display().to_string(), &[&first, &second, &third], &env).expect("steps");
+        let out = std::process::Command::new("sh").arg("-c").arg(script.render()).output().expect("sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(3), "{stdout}");
+        assert_eq!(last_step(&stdout), Some("second"));
+        assert_eq!(after_last_step(&stdout), Some("out\nerr\nout again\n"));
     }
 }

@@ -9,7 +9,7 @@ use crate::shell::{Script, Sh};
 
 use super::lock::{self, LockOwner};
 use super::script_in;
-use super::steps::STEP_MARKER;
+use super::steps;
 
 /// The line a flip or undo prints right after its `rename(2)` of `current`:
 /// the host itself says it switched, whatever happens after.
@@ -40,6 +40,8 @@ pub fn stage(
 ) -> Script {
     let mut s = script_in(deploy_path);
     lock::guard(&mut s, owner);
+    s.line(steps::ONE_STREAM);
+    steps::mark(&mut s, "stage");
     s.push(Sh::assign("r", release.to_string()));
     s.line(r#"if [ ! -d "$d/releases/$r" ]; then echo "release $r is not on this host" >&2; exit 1; fi"#);
     if let Some(revision) = revision {
@@ -48,6 +50,7 @@ pub fn stage(
     }
     s.line(r#"ln -sfn "releases/$r" "$d/current-tmp""#);
     if let Some(test) = config_test {
+        steps::mark(&mut s, "config test");
         s.push(Sh::user_shell(test));
     }
     s
@@ -110,13 +113,17 @@ pub fn reload(reload: &str) -> Script {
     s
 }
 
-/// The reload as the flip's step 0, after its rename: a failure names it.
+/// The reload in the flip's script, after its rename: a failure names it.
 pub fn reload_after_flip(reload: &str) -> Script {
     let mut s = Script::new();
-    s.push(Sh::new("echo").arg(format!("{STEP_MARKER}0")));
+    s.line(steps::ONE_STREAM);
+    steps::mark(&mut s, RELOAD_STEP);
     s.push(Sh::user_shell(reload));
     s
 }
+
+/// The name a failing reload is reported under.
+pub const RELOAD_STEP: &str = "reload";
 
 /// The line a flip that finalizes in the same script prints once it is
 /// told the fleet decided to keep the run, before finalizing.
