@@ -10,5 +10,6 @@ mod harness;
 mod leftovers;
 mod lifecycle;
 mod migrations;
+mod reports;
 mod smoke;
 mod zero_downtime;
