@@ -6,7 +6,10 @@
 //! on its ready line (`@@cutover-ready clock`): asked `clock`, it answers
 //! with its clock, and its go can carry the moment to act at on that clock
 //! (`go 1764581234.250000`, see [`crate::moment`]). A script whose stdin
-//! closes without `go` (cutover died) does nothing.
+//! closes without `go` (cutover died) does nothing. A script can hold again
+//! further on (a flip that waits for the fleet's decision before it
+//! finalizes): [`HeldScript::let_go`] keeps its stdin open, and
+//! [`HeldScript::ready`] waits for the next ready line.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -96,6 +99,13 @@ impl<'a> HeldScript<'a> {
             }
         };
         tokio::time::timeout_at(self.deadline, wait).await.map_err(|_| TransportError::TimedOut { after: limit })?
+    }
+
+    /// Gives the script `limit` from now to end, whatever it used so far
+    /// (the part after a second ready line has a time of its own).
+    pub fn renew(&mut self, limit: Duration) {
+        self.timeout = limit;
+        self.deadline = tokio::time::Instant::now() + limit;
     }
 
     /// What the script printed before its last ready line.

@@ -29,7 +29,12 @@ pub enum Fault {
     LoseAfter,
     /// The script never answers: its time limit strikes.
     Hang,
+    /// The lock is held by another run: the lock script's "held" answer.
+    HeldByAnother,
 }
+
+/// What a lock script prints when another run holds the lock.
+const HELD: &str = "held {\"user\":\"someone\",\"machine\":\"elsewhere\",\"command\":\"deploy\"}\n";
 
 type Faults = Arc<Mutex<HashMap<(String, Phase), Fault>>>;
 
@@ -118,14 +123,18 @@ impl ScriptedTransport {
             held.ready().await?;
             held.release(crate::held::Signal::CallOff).await?;
         }
-        match fault {
-            Fault::Fail(code) | Fault::FailAfter(code) => Ok(Some(HeldScript::new(
+        let ended = |code: i32, stdout: &'static str, stderr: &'static str| {
+            Ok(Some(HeldScript::new(
                 Box::pin(tokio::io::sink()),
-                Box::pin(tokio::io::empty()),
-                Box::pin(&b"scripted failure\n"[..]),
+                Box::pin(stdout.as_bytes()),
+                Box::pin(stderr.as_bytes()),
                 async move { Ok(Some(code)) }.boxed(),
                 timeout,
-            ))),
+            )))
+        };
+        match fault {
+            Fault::Fail(code) | Fault::FailAfter(code) => ended(code, "", "scripted failure\n"),
+            Fault::HeldByAnother => ended(crate::remote::lock::LOCK_HELD, HELD, ""),
             Fault::LoseBefore | Fault::LoseAfter => Err(lost()),
             Fault::Hang => Err(TransportError::TimedOut { after: timeout }),
         }
@@ -151,6 +160,11 @@ impl Transport for ScriptedTransport {
                     Err(lost())
                 }
                 Some(Fault::Hang) => Err(TransportError::TimedOut { after: command.timeout }),
+                Some(Fault::HeldByAnother) => Ok(Output {
+                    exit_code: Some(crate::remote::lock::LOCK_HELD),
+                    stdout: HELD.into(),
+                    ..Output::default()
+                }),
             }
         }
         .boxed()
@@ -172,6 +186,15 @@ impl Transport for ScriptedTransport {
     fn hold(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Option<HeldScript<'_>>, TransportError>> {
         if command.phase == Phase::Flip
             && let Some(fault) = self.take(Phase::Lock)
+        {
+            self.count(command.phase);
+            return self.fail_before_ready(command, fault).boxed();
+        }
+        // A flip that locks cannot run unheld: its fault strikes before
+        // its ready line too (in staging, say).
+        if command.phase == Phase::Flip
+            && crate::remote::lock::takes_lock(&command.script)
+            && let Some(fault) = self.take(Phase::Flip)
         {
             self.count(command.phase);
             return self.fail_before_ready(command, fault).boxed();

@@ -38,6 +38,8 @@ enum Shape {
 /// A project: an app, three local hosts, every kind of step on every host.
 struct Project {
     dir: tempfile::TempDir,
+    /// Whether finalize rides in the flip (all at once, nothing after it).
+    finalizes_in_the_flip: bool,
 }
 
 impl Project {
@@ -48,7 +50,8 @@ impl Project {
     fn shaped(strategy: Strategy, shape: Shape) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("app/public")).expect("app");
-        let project = Self { dir };
+        let finalizes_in_the_flip = strategy == Strategy::AllAtOnce && shape == Shape::Lean;
+        let project = Self { dir, finalizes_in_the_flip };
         project.version("v1");
         let hosts: String = HOSTS.iter().map(|h| format!("  - name: {h}\n    address: hosts/{h}\n")).collect();
         let rolling = match strategy {
@@ -84,7 +87,7 @@ impl Project {
         let out = std::process::Command::new("cp").arg("-a").arg(from).arg(dir.path()).output().expect("cp");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         // The inventory names hosts by relative paths: it moves with them.
-        Self { dir }
+        Self { dir, finalizes_in_the_flip: self.finalizes_in_the_flip }
     }
 
     fn version(&self, version: &str) {
@@ -149,10 +152,13 @@ async fn deployed(project: &Project) -> String {
     // of its own.
     let finalized = |e: &&Event| matches!(e, Event::PhaseStarted { phase: Phase::Finalize, hosts } if hosts.len() == 3);
     assert_eq!(events.iter().filter(finalized).count(), 1, "{events:#?}");
-    let round_trips = connector.round_trips();
-    let alone = round_trips.iter().filter(|(_, phase)| *phase == Phase::Finalize).count();
-    let after_the_switch = round_trips.iter().any(|(_, p)| matches!(p, Phase::Health | Phase::AfterFlip));
-    assert_eq!(alone, if after_the_switch { 3 } else { 0 }, "finalize rides in the flip when nothing follows it");
+    // Every host is said to have switched before the decision is.
+    let last_switch = events.iter().rposition(|e| matches!(e, Event::Switched { .. })).expect("switched");
+    let decided = events.iter().position(|e| matches!(e, Event::Gate { name, .. } if name.starts_with("every host switched")));
+    assert!(decided.is_some_and(|d| last_switch < d), "{events:#?}");
+    let alone = connector.round_trips().iter().filter(|(_, phase)| *phase == Phase::Finalize).count();
+    let expected = if project.finalizes_in_the_flip { 0 } else { 3 };
+    assert_eq!(alone, expected, "finalize rides in the flip when nothing follows it, all at once");
     report.summary.release.expect("release").to_string()
 }
 
@@ -310,7 +316,12 @@ async fn rollback_table(strategy: Strategy, shape: Shape) {
     let v2 = deployed(&template).await;
     let after_the_switch = [Phase::Health, Phase::AfterRollback];
     let phases = ROLLBACK_PHASES.into_iter().filter(|p| shape == Shape::Full || !after_the_switch.contains(p));
-    for phase in phases.chain([Phase::Finalize]) {
+    // Lean, all at once, finalize rides in a flip that also locks: a host
+    // there cannot run unheld, so the scripted transport has no way to
+    // strike inside it. The same decision and finalize code is struck in
+    // the lean deploy (a finalize on its own) and the full rollback.
+    let finalize = (shape == Shape::Full).then_some(Phase::Finalize);
+    for phase in phases.chain(finalize) {
         for fault in FAULTS {
             let case = format!("rollback {strategy:?} {shape:?}, {fault:?} on {FAULTY} in {phase}");
             let project = template.copy();
@@ -320,6 +331,11 @@ async fn rollback_table(strategy: Strategy, shape: Shape) {
             let both = vec![v1.clone(), v2.clone()];
             let expected = match phase {
                 Phase::Lock => {
+                    Expected { outcome: Outcome::Failed, current: every(&v2), locked: [false; 3], releases: both }
+                }
+                // All at once, the lock rides in the flip's script: a fault
+                // there strikes before the go, and no host switches.
+                Phase::Flip if strategy == Strategy::AllAtOnce => {
                     Expected { outcome: Outcome::Failed, current: every(&v2), locked: [false; 3], releases: both }
                 }
                 Phase::Flip | Phase::Health => {
@@ -342,6 +358,80 @@ async fn rollback_table(strategy: Strategy, shape: Shape) {
             check(&project, &case, &report, &events, &expected);
         }
     }
+}
+
+/// Another run holds one host's lock: nothing switches, this run's locks
+/// are given back, and the outcome says "locked" (exit 5), whether the lock
+/// is its own phase or rides in a rollback's flip.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_held_by_another_run_stops_every_kind_of_run_as_locked() {
+    for strategy in [Strategy::AllAtOnce, Strategy::Rolling] {
+        for shape in [Shape::Full, Shape::Lean] {
+            let template = Project::shaped(strategy, shape);
+            let v1 = deployed(&template).await;
+            template.version("v2");
+            for rollback in [false, true] {
+                let case = format!("{} {strategy:?} {shape:?}", if rollback { "rollback" } else { "deploy" });
+                let project = template.copy();
+                let v2 = if rollback { deployed(&project).await } else { v1.clone() };
+                let connector = ScriptedConnector::with(FAULTY, Phase::Lock, Fault::HeldByAnother);
+                let (report, events) = run(&project, &connector, rollback).await;
+                assert!(connector.all_struck(), "{case}: the fault struck");
+                let releases = if rollback { vec![v1.clone(), v2.clone()] } else { vec![v1.clone()] };
+                let expected = Expected { outcome: Outcome::Locked, current: every(&v2), locked: [false; 3], releases };
+                check(&project, &case, &report, &events, &expected);
+                let failure = report.failures.iter().find(|f| f.host == FAULTY).expect("web2's failure");
+                assert!(
+                    failure.to_string().contains("locked by") && failure.to_string().contains("someone"),
+                    "{case}: {failure}"
+                );
+                assert!(!events.iter().any(|e| matches!(e, Event::Switched { .. })), "{case}: nothing switched");
+            }
+        }
+    }
+}
+
+/// A first interrupt while a rollback all at once is still locking and
+/// staging (in its flip's script, before the go) stops it: no host
+/// switches, every lock is given back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_interrupt_while_a_rollback_locks_stops_it_before_any_switch() {
+    let project = Project::shaped(Strategy::AllAtOnce, Shape::Lean);
+    let v1 = deployed(&project).await;
+    project.version("v2");
+    let v2 = deployed(&project).await;
+    // Staging takes a while: its config test sleeps.
+    let inventory = project.dir.path().join("cutover.yaml");
+    let text = std::fs::read_to_string(&inventory).expect("inventory");
+    std::fs::write(&inventory, text.replace("config_test: none", "config_test: sleep 3")).expect("inventory");
+    let loaded = project.loaded();
+    let fleet = Fleet::select(&loaded, &Selection::default()).expect("fleet");
+    let events = Recorder::default();
+    let (sender, interrupt) = Interrupt::new();
+    let connector = ScriptedConnector::default();
+    let ctx = Context { loaded: &loaded, fleet: &fleet, connector: &connector, events: &events, interrupt: &interrupt };
+    let raise = async {
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        sender.raise();
+    };
+    let request = RollbackRequest::default();
+    let (report, ()) = tokio::join!(engine::rollback(&ctx, &request), raise);
+    let expected = Expected {
+        outcome: Outcome::Failed,
+        current: every(&v2),
+        locked: [false; 3],
+        releases: vec![v1.clone(), v2.clone()],
+    };
+    let events = events.events();
+    assert_eq!(report.summary.outcome, expected.outcome, "{:#?}", report.failures);
+    for (i, host) in HOSTS.iter().enumerate() {
+        let on_disk = project.host(host);
+        assert_eq!(on_disk.current.as_ref(), Some(&expected.current[i]), "{host}");
+        assert!(!on_disk.locked, "{host}: unlocked");
+    }
+    assert!(!events.iter().any(|e| matches!(e, Event::Switched { .. })), "nothing switched");
+    let interrupted = report.failures.iter().any(|f| f.kind.to_string() == "interrupted");
+    assert!(interrupted, "{:#?}", report.failures);
 }
 
 #[tokio::test(flavor = "multi_thread")]

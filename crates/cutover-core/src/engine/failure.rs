@@ -68,11 +68,16 @@ impl HostFailure {
         }
     }
 
-    /// A lock script's "held" exit in the lock phase, or a "lost" exit in
-    /// any phase, as what it means: the lock is (now) another run's.
+    /// A lock script's "held" exit (in the lock phase, or before any step
+    /// of a script that locks first, such as a rollback's flip), or a
+    /// "lost" exit in any phase, as what it means: the lock is (now)
+    /// another run's.
     pub(crate) fn about_the_lock(self) -> Self {
+        let locking = self.phase == Phase::Lock || self.step.is_none();
         match &self.kind {
-            FailureKind::CommandFailed { exit_code: Some(LOCK_HELD), output_tail } if self.phase == Phase::Lock => {
+            FailureKind::CommandFailed { exit_code: Some(LOCK_HELD), output_tail }
+                if locking && !held_by(output_tail).is_null() =>
+            {
                 let owner = LockOwner::describe(&held_by(output_tail));
                 Self { kind: FailureKind::Locked { owner }, ..self }
             }

@@ -71,7 +71,12 @@ pub(crate) async fn run(ctx: &Context<'_>, session: &Session, plan: &Plan, state
                     state.irreversible_ran = true;
                 }
                 let patience = patience(p.phase, state);
-                let outcome = session.run_phase(ctx, p.phase, &p.hosts, plan.payload.as_ref(), patience).await;
+                let outcome = if p.hosts.values().any(|h| h.held) {
+                    let announce = |host: &str, at| emit_switched(ctx, plan, host, p.batch, at);
+                    session.run_together(ctx, p.phase, &p.hosts, &announce).await
+                } else {
+                    session.run_phase(ctx, p.phase, &p.hosts, plan.payload.as_ref(), patience).await
+                };
                 record(ctx, plan, p, &outcome, state);
                 outcome.failures.into_iter().map(HostFailure::about_the_lock).collect()
             }
@@ -174,19 +179,30 @@ fn flipped(ctx: &Context<'_>, plan: &Plan, batch: Option<usize>, outcome: &Phase
     let failed = outcome.failed_outputs.iter().filter(|(h, _)| !outcome.outputs.contains_key(*h));
     for (host, output) in outcome.outputs.iter().chain(failed) {
         if switch::switched(&output.stdout) {
-            let at = Timestamp::now();
-            let from = plan.before_name(host);
-            ctx.emit(Event::Switched { host: host.clone(), from, to: plan.release.to_string(), batch, at });
+            let at = match outcome.switched_at.get(host) {
+                Some(at) => *at,
+                None => {
+                    let at = Timestamp::now();
+                    emit_switched(ctx, plan, host, batch, at);
+                    at
+                }
+            };
             state.switched_at.insert(host.clone(), at);
             state.advance(host, Standing::Switched);
         }
     }
     for failure in outcome.failures.iter().filter(|f| f.phase == Phase::Flip) {
         let unheard = !outcome.failed_outputs.contains_key(&failure.host);
-        if unheard && matches!(failure.kind, FailureKind::Transport(_)) {
+        let let_go = outcome.let_go.contains(&failure.host);
+        if unheard && let_go && matches!(failure.kind, FailureKind::Transport(_)) {
             state.advance(&failure.host, Standing::MaybeSwitched);
         }
     }
+}
+
+fn emit_switched(ctx: &Context<'_>, plan: &Plan, host: &str, batch: Option<usize>, at: Timestamp) {
+    let (from, to) = (plan.before_name(host), plan.release.to_string());
+    ctx.emit(Event::Switched { host: host.to_owned(), from, to, batch, at });
 }
 
 /// Emits the health verdict of each failed health check.

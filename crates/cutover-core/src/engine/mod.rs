@@ -25,6 +25,7 @@
 //!   under the lock or releases it.
 
 mod compensate;
+mod decide;
 mod deploy;
 mod execute;
 mod failure;

@@ -46,6 +46,11 @@ pub(crate) struct PhaseOutcome {
     pub finalized: IndexMap<String, Output>,
     /// The hosts of a held phase that reached their ready line.
     pub ready: Vec<String>,
+    /// The hosts of a held phase that were let go (only they can have
+    /// switched).
+    pub let_go: Vec<String>,
+    /// The hosts whose switch was announced during the phase, and when.
+    pub switched_at: IndexMap<String, jiff::Timestamp>,
 }
 
 /// How long a phase is waited for once the user asked the run to stop.
@@ -101,7 +106,7 @@ impl Session {
         patience: Patience,
     ) -> PhaseOutcome {
         if jobs.values().any(|job| job.held) {
-            return self.run_together(ctx, phase, jobs).await;
+            return self.run_together(ctx, phase, jobs, &|_, _| {}).await;
         }
         // Hosts that could not connect already have their failure.
         let connected: IndexMap<String, HostScript> =

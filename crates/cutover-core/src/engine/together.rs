@@ -12,17 +12,17 @@ use indexmap::IndexMap;
 use crate::event::{Event, HostState, Phase};
 use crate::held::{HeldScript, Signal};
 use crate::moment::{self, ClockReading, Moment};
-use crate::plan::{DECIDED, HostScript};
+use crate::plan::HostScript;
 use crate::transport::{Output, TransportError};
 
 use super::Context;
-use super::failure::{FailureKind, HostFailure, LOCAL};
+use super::failure::{FailureKind, HostFailure};
 use super::session::{PhaseOutcome, Session, emit_host, supervised, tail};
 use crate::remote::steps::last_step;
 
 /// Where a host stands before the release.
 #[derive(Debug)]
-enum Start<'a> {
+pub(super) enum Start<'a> {
     /// Waiting at its ready line.
     Ready(HeldScript<'a>),
     /// Ended before its ready line (it failed on its own).
@@ -32,14 +32,9 @@ enum Start<'a> {
     Failed(TransportError),
 }
 
-/// Where a host of a flip that finalizes in the same script stands once
-/// let go.
-enum Arrival<'a> {
-    /// Switched and reloaded, waiting for the fleet's decision.
-    AtDecision(HeldScript<'a>),
-    /// Its script ended (it failed, or it ran unheld).
-    Ended(Result<Output, FailureKind>),
-}
+/// Told each host that said it switched, and when, as soon as it is known
+/// (the engine reports it; see [`PhaseOutcome::switched_at`]).
+pub(crate) type Announce<'a> = dyn Fn(&str, jiff::Timestamp) + Sync + 'a;
 
 impl Session {
     /// Runs a held phase: start everywhere, then release everywhere at once.
@@ -48,16 +43,20 @@ impl Session {
         ctx: &Context<'_>,
         phase: Phase,
         jobs: &IndexMap<String, HostScript>,
+        announce: &Announce<'_>,
     ) -> PhaseOutcome {
         let jobs: Vec<(&String, &HostScript)> = jobs.iter().filter(|(h, _)| !self.failed(h)).collect();
         ctx.emit(Event::PhaseStarted { phase, hosts: jobs.iter().map(|(h, _)| (*h).clone()).collect() });
         let started = Instant::now();
-        // Until the go, a second interrupt calls the flip off everywhere:
+        // Until the go, a second interrupt calls the flip off everywhere
+        // (the first too, for a flip that is still taking its locks):
         // dropping a held script closes its stdin, and it renames nothing.
+        let locks = jobs.iter().any(|(_, job)| job.locks);
         let starting = join_all(jobs.iter().map(|(host, job)| self.start(ctx, phase, host, job)));
+        let stop = async { if locks { ctx.interrupt.raised().await } else { ctx.interrupt.hurried().await } };
         let mut starts = tokio::select! {
             starts = starting => starts,
-            () = ctx.interrupt.hurried() => {
+            () = stop => {
                 let mut outcome = PhaseOutcome::default();
                 for (host, _) in &jobs {
                     let failure = HostFailure::new(host, phase, FailureKind::Interrupted);
@@ -67,6 +66,15 @@ impl Session {
                 return outcome;
             }
         };
+        // A host whose transport cannot hold its script would take its lock
+        // only once let go, after the others renamed: a flip that locks
+        // needs every host held.
+        if locks {
+            for start in starts.iter_mut().filter(|s| matches!(s, Start::Plain)) {
+                let detail = "this host's transport cannot hold a script, as a rollback all at once needs".into();
+                *start = Start::Failed(TransportError::Spawn { detail });
+            }
+        }
         let signals = agree_on_a_moment(&mut starts).await;
         let called_off = signals.is_none().then(|| {
             let who: Vec<&str> = jobs
@@ -82,9 +90,12 @@ impl Session {
         let ready =
             jobs.iter().zip(&starts).filter(|(_, s)| matches!(s, Start::Ready(_))).map(|((h, _), _)| (*h).clone());
         let ready: Vec<String> = ready.collect();
+        let let_go: Vec<String> = if go { jobs.iter().map(|(h, _)| (*h).clone()).collect() } else { Vec::new() };
         if go && jobs.iter().any(|(_, job)| job.then_finalize.is_some()) {
-            let mut outcome = self.go_then_decide(ctx, phase, &jobs, starts, signals, started).await;
+            let hosts = jobs.iter().zip(starts).zip(signals).map(|(((h, j), s), g)| (*h, *j, s, g)).collect();
+            let mut outcome = self.go_then_decide(ctx, phase, hosts, started, announce).await;
             outcome.ready = ready;
+            outcome.let_go = let_go;
             return outcome;
         }
         let mut signals = signals.into_iter();
@@ -104,109 +115,12 @@ impl Session {
                 ((*host).clone(), result, called_off_here)
             }
         });
-        let mut outcome = PhaseOutcome { ready, ..PhaseOutcome::default() };
+        let mut outcome = PhaseOutcome { ready, let_go, ..PhaseOutcome::default() };
         for (host, result, called_off_here) in join_all(finishes).await {
             let called_off = if called_off_here { called_off.as_deref() } else { None };
             judge(ctx, phase, &host, result, called_off, started.elapsed(), &mut outcome);
         }
         outcome
-    }
-
-    /// Lets every host go and waits for each at its second ready line,
-    /// where it switched and reloaded. If every host got there, the fleet
-    /// has decided (the gate [`DECIDED`] passes): each goes on to finalize.
-    /// Otherwise, or when the user interrupted a second time meanwhile,
-    /// none does: each ends where it is, switched and locked, and the
-    /// compensation takes over.
-    async fn go_then_decide<'s>(
-        &'s self,
-        ctx: &Context<'_>,
-        phase: Phase,
-        jobs: &[(&String, &HostScript)],
-        starts: Vec<Start<'s>>,
-        signals: Vec<Signal>,
-        started: Instant,
-    ) -> PhaseOutcome {
-        let arrivals = jobs.iter().zip(starts).zip(signals).map(|(((host, job), start), signal)| async move {
-            match start {
-                Start::Ready(mut held) => {
-                    held.let_go(signal).await;
-                    match held.ready().await {
-                        Ok(true) => Arrival::AtDecision(held),
-                        Ok(false) => Arrival::Ended(held.release(Signal::CallOff).await.map_err(FailureKind::from)),
-                        Err(error) => Arrival::Ended(Err(error.into())),
-                    }
-                }
-                Start::Plain => Arrival::Ended(self.run_released(phase, host, job).await.map_err(FailureKind::from)),
-                Start::Ended(held) => Arrival::Ended(held.release(Signal::CallOff).await.map_err(FailureKind::from)),
-                Start::Failed(error) => Arrival::Ended(Err(error.into())),
-            }
-        });
-        let arrivals = join_all(arrivals).await;
-        let every_host_switched = arrivals.iter().all(|a| match a {
-            Arrival::AtDecision(_) => true,
-            Arrival::Ended(result) => result.as_ref().is_ok_and(Output::success),
-        });
-        let decided = every_host_switched && !ctx.interrupt.is_hurried();
-        let mut outcome = PhaseOutcome::default();
-        let mut waiting = Vec::new();
-        for ((host, job), arrival) in jobs.iter().zip(arrivals) {
-            let result = match arrival {
-                Arrival::AtDecision(held) => {
-                    emit_host(ctx, host, phase, HostState::Done, Some(started.elapsed().as_millis() as u64), None);
-                    let flip = Output { exit_code: Some(0), stdout: held.seen().to_owned(), stderr: String::new() };
-                    outcome.outputs.insert((*host).clone(), flip);
-                    waiting.push((*host, *job, Some(held)));
-                    continue;
-                }
-                Arrival::Ended(result) => result,
-            };
-            let ran = result.as_ref().is_ok_and(Output::success);
-            judge(ctx, phase, host, result, None, started.elapsed(), &mut outcome);
-            if ran {
-                // Its transport could not hold it: it finalizes on its own.
-                waiting.push((*host, *job, None));
-            }
-        }
-        if !decided {
-            if every_host_switched {
-                outcome.failures.push(HostFailure::new(LOCAL, phase, FailureKind::Interrupted));
-            }
-            // Each waiting script ends at its decision line; the host stays switched.
-            join_all(waiting.into_iter().filter_map(|(_, _, held)| held).map(|h| h.release(Signal::CallOff))).await;
-            return outcome;
-        }
-        ctx.emit(Event::Gate { name: DECIDED.to_owned(), passed: true, failed: Vec::new() });
-        let hosts = waiting.iter().map(|(h, _, _)| (*h).clone()).collect();
-        ctx.emit(Event::PhaseStarted { phase: Phase::Finalize, hosts });
-        let finishing = Instant::now();
-        let finalizes = waiting.into_iter().map(|(host, job, held)| async move {
-            emit_host(ctx, host, Phase::Finalize, HostState::Started, None, None);
-            let result = match held {
-                Some(held) => held.release(Signal::Go).await,
-                None => self.finalize_alone(host, job).await,
-            };
-            (host, result.map_err(FailureKind::from))
-        });
-        for (host, result) in join_all(finalizes).await {
-            if let Ok(output) = &result
-                && output.success()
-            {
-                outcome.finalized.insert(host.clone(), output.clone());
-            }
-            judge(ctx, Phase::Finalize, host, result, None, finishing.elapsed(), &mut outcome);
-        }
-        outcome
-    }
-
-    /// The finalize of a flip whose transport could not hold it, as a
-    /// script of its own.
-    async fn finalize_alone(&self, host: &str, job: &HostScript) -> Result<Output, TransportError> {
-        let transport =
-            self.transport(host).ok_or(TransportError::ConnectionLost { detail: "not connected".into() })?;
-        let script = job.then_finalize.clone().unwrap_or_default();
-        let finalize = HostScript { jobs: None, ..HostScript::new(script, job.timeout) };
-        transport.run(supervised(Phase::Finalize, &finalize, None)).await
     }
 
     async fn start<'s>(&'s self, ctx: &Context<'_>, phase: Phase, host: &str, job: &HostScript) -> Start<'s> {
@@ -226,7 +140,12 @@ impl Session {
     }
 
     /// A plain run of a held script, with `go` already on its stdin.
-    async fn run_released(&self, phase: Phase, host: &str, job: &HostScript) -> Result<Output, TransportError> {
+    pub(super) async fn run_released(
+        &self,
+        phase: Phase,
+        host: &str,
+        job: &HostScript,
+    ) -> Result<Output, TransportError> {
         let transport =
             self.transport(host).ok_or(TransportError::ConnectionLost { detail: "not connected".into() })?;
         let stdin = Some(std::sync::Arc::from(b"go\n".to_vec()));
@@ -236,7 +155,7 @@ impl Session {
 
 /// Records one host's result of a held phase (or of the finalize that
 /// rode in it): its event, and its output or failure in `outcome`.
-fn judge(
+pub(super) fn judge(
     ctx: &Context<'_>,
     phase: Phase,
     host: &str,

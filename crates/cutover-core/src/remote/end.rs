@@ -44,8 +44,8 @@ pub fn warnings(stdout: &str) -> impl Iterator<Item = &str> {
 /// the lock.
 pub fn abort(deploy_path: &str, owner: &LockOwner, release: ReleaseId) -> Script {
     let mut s = script_in(deploy_path);
+    wait_for_jobs(&mut s, owner);
     lock::guard_or_leave(&mut s, owner);
-    s.line(supervise::WAIT_FOR_JOBS);
     s.push(Sh::assign("r", release.to_string()));
     s.line(r#"if [ "$(readlink "$d/current" 2>/dev/null)" != "releases/$r" ]; then rm -rf "$d/releases/$r" "$d/releases/$r.tar" 2>/dev/null || echo "warning could not remove $d/releases/$r completely"; fi"#);
     s.line(r#"rm -f "$d/current-tmp" || echo "warning could not remove $d/current-tmp""#);
@@ -53,14 +53,23 @@ pub fn abort(deploy_path: &str, owner: &LockOwner, release: ReleaseId) -> Script
     s
 }
 
-/// Releases the lock and removes a staged link, for a rollback that failed
-/// before switching (the target release is kept).
+/// Waits until this run's work on the host ended, then releases the lock
+/// and removes a staged link, for a rollback that failed before switching
+/// (the target release is kept).
 pub fn unlock_only(deploy_path: &str, owner: &LockOwner) -> Script {
     let mut s = script_in(deploy_path);
+    wait_for_jobs(&mut s, owner);
     lock::guard_or_leave(&mut s, owner);
     s.line(r#"rm -f "$d/current-tmp" || echo "warning could not remove $d/current-tmp""#);
     s.line(lock::RELEASE_OURS);
     s
+}
+
+/// Waits until this run's work on the host ended (a script stopped
+/// half-way may still be taking the lock), before the lock is looked at.
+fn wait_for_jobs(s: &mut Script, owner: &LockOwner) {
+    s.push(Sh::assign("token", &owner.token));
+    s.line(supervise::WAIT_FOR_JOBS);
 }
 
 #[cfg(test)]

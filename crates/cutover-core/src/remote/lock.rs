@@ -146,6 +146,11 @@ pub fn guard_or_leave(s: &mut Script, owner: &LockOwner) {
     s.line(r#"if [ "$held" != "$token" ]; then echo "warning the lock is no longer this run's: nothing touched on this host"; exit 0; fi"#);
 }
 
+/// Whether a script (as sent, supervised or not) takes the lock.
+pub fn takes_lock(script: &str) -> bool {
+    script.contains(r#"mkdir "$d/.cutover/lock" 2>/dev/null"#)
+}
+
 /// Releases the lock if it holds `$token` (assigned by a guard).
 pub const RELEASE_OURS: &str = concat!(
     r#"held=; { read -r held < "$d/.cutover/lock/token"; } 2>/dev/null || true; "#,

@@ -51,7 +51,7 @@ pub fn stage(
     s.line(r#"ln -sfn "releases/$r" "$d/current-tmp""#);
     if let Some(test) = config_test {
         steps::mark(&mut s, "config test");
-        s.push(Sh::user_shell(test));
+        without_stdin(&mut s, test);
     }
     s
 }
@@ -118,8 +118,16 @@ pub fn reload_after_flip(reload: &str) -> Script {
     let mut s = Script::new();
     s.line(steps::ONE_STREAM);
     steps::mark(&mut s, RELOAD_STEP);
-    s.push(Sh::user_shell(reload));
+    without_stdin(&mut s, reload);
     s
+}
+
+/// A user's command in a script whose stdin is cutover's line to it (a
+/// held flip): it reads nothing from there.
+fn without_stdin(s: &mut Script, command: &str) {
+    s.line("{");
+    s.push(Sh::user_shell(command));
+    s.line("} </dev/null");
 }
 
 /// The name a failing reload is reported under.
@@ -138,12 +146,14 @@ pub fn finalizing(stdout: &str) -> bool {
 /// the fleet decides (see [`crate::held`]): on `go` (every host switched)
 /// it goes on to `finalize`; on anything else, its stdin closed included,
 /// it ends there, leaving the host switched and locked for the engine to
-/// undo or finalize. The decision's `go` is sent only once this second
+/// undo. The decision's `go` is sent only once this second
 /// ready line is read: the perl that waited for the first `go` reads its
 /// stdin buffered and would take a line sent with it.
 pub fn decide_then(finalize: Script) -> Script {
     let mut s = Script::new();
     s.line("# held until every host switched (the decision), then finalize:");
+    // On a line of its own, whatever the reload printed last.
+    s.line("echo");
     s.line(READY_LINE);
     s.line("read -r verdict || verdict=''");
     s.line(r#"if [ "$verdict" != go ]; then exit 0; fi"#);
