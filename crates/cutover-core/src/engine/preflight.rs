@@ -82,7 +82,8 @@ pub(crate) async fn probe(
         .map(|t| {
             let request = if &t.name == primary { request } else { &others };
             let script = probe::script(&t.deploy_path, request);
-            (t.name.clone(), HostScript::new(script, std::time::Duration::from_secs(60)))
+            let reads_only = request.lookup.is_none();
+            (t.name.clone(), HostScript { reads_only, ..HostScript::new(script, std::time::Duration::from_secs(60)) })
         })
         .collect();
     let outcome = session.run_phase(ctx, phase, &jobs, None, Patience::ToTheEnd).await;

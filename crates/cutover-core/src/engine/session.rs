@@ -239,9 +239,14 @@ impl Session {
 }
 
 /// The command that runs `job` on `host`, under the supervisor that ends it
-/// when cutover stops waiting (see [`crate::remote::supervise`]).
+/// when cutover stops waiting (see [`crate::remote::supervise`]); a script
+/// that only reads the host runs as it is.
 pub(crate) fn supervised(phase: Phase, job: &HostScript, stdin: Option<Arc<[u8]>>) -> RemoteCommand {
-    let script = supervise::wrap(&job.script.render(), job.jobs.as_deref(), job.timeout);
+    let script = if job.reads_only {
+        job.script.render()
+    } else {
+        supervise::wrap(&job.script.render(), job.jobs.as_deref(), job.timeout)
+    };
     RemoteCommand { phase, script, stdin, timeout: job.timeout }
 }
 

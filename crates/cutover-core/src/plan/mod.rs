@@ -68,6 +68,10 @@ pub struct HostScript {
     /// Whether the script takes the run's lock (and stages) before its
     /// ready line: a rollback all at once, whose lock rides in its flip.
     pub locks: bool,
+    /// Whether the script only reads the host and runs no command that can
+    /// wait on anything (a probe without a lookup): it ends by itself in
+    /// milliseconds, so it runs without the supervisor.
+    pub reads_only: bool,
 }
 
 impl HostScript {
@@ -81,6 +85,7 @@ impl HostScript {
             jobs: None,
             then_finalize: None,
             locks: false,
+            reads_only: false,
         }
     }
 }

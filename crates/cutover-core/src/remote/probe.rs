@@ -57,7 +57,7 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
         s.line(r#"echo "free-kb $(df -Pk "$p" | awk 'NR==2 {print $4}')""#);
     }
     s.line(r#"if [ -L "$d/current" ]; then echo "current $(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo "current-not-link"; fi"#);
-    s.line(r#"if [ -f "$d/current/REVISION" ]; then echo "revision $(head -n 1 "$d/current/REVISION")"; fi"#);
+    s.line(r#"if [ -f "$d/current/REVISION" ]; then rev=; { read -r rev < "$d/current/REVISION" || true; } 2>/dev/null; echo "revision $rev"; fi"#);
     s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then echo "release ${r##*/}"; elif [ -d "$r" ]; then echo "partial ${r##*/}"; fi; done; fi"#);
     s.line(r#"if [ -d "$d/.cutover/lock" ]; then echo "lock $(cat "$d/.cutover/lock/owner" 2>/dev/null || echo '{}')"; fi"#);
     s.line(r#"command -v perl >/dev/null 2>&1 || echo "no-perl""#);
