@@ -154,7 +154,8 @@ async fn deployed(project: &Project) -> String {
     assert_eq!(events.iter().filter(finalized).count(), 1, "{events:#?}");
     // Every host is said to have switched before the decision is.
     let last_switch = events.iter().rposition(|e| matches!(e, Event::Switched { .. })).expect("switched");
-    let decided = events.iter().position(|e| matches!(e, Event::Gate { name, .. } if name.starts_with("every host switched")));
+    let decided =
+        events.iter().position(|e| matches!(e, Event::Gate { name, .. } if name.starts_with("every host switched")));
     assert!(decided.is_some_and(|d| last_switch < d), "{events:#?}");
     let alone = connector.round_trips().iter().filter(|(_, phase)| *phase == Phase::Finalize).count();
     let expected = if project.finalizes_in_the_flip { 0 } else { 3 };
