@@ -5,6 +5,7 @@
 //! - [`config`]: the inventory and recipe files, parsed and checked.
 //! - [`fleet`]: the selected hosts with their settings resolved.
 //! - [`release`]: release ids.
+//! - [`deployer`]: who runs cutover and where, for locks and revisions.log.
 //! - [`shell`]: commands as data, and the one quoting function.
 //! - [`remote`]: the script each phase runs on a host.
 //! - [`plan`]: the whole run as data (phases, gates, compensations).
@@ -19,6 +20,7 @@
 
 pub mod cleanup;
 pub mod config;
+pub mod deployer;
 pub mod engine;
 pub mod event;
 pub mod fleet;

@@ -35,17 +35,11 @@ pub struct LockOwner {
 impl LockOwner {
     /// The owner for this process, now.
     pub fn current(application: &str, command: &str, release: Option<String>) -> Self {
-        let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
-        let machine = std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "unknown".into());
         Self {
             application: application.to_owned(),
             command: command.to_owned(),
-            user,
-            machine,
+            user: crate::deployer::user(),
+            machine: crate::deployer::machine(),
             pid: std::process::id(),
             since: Timestamp::now(),
             release,
