@@ -113,8 +113,12 @@ pub fn acquire(deploy_path: &str, owner: &LockOwner, expected: Option<&str>) -> 
 }
 
 /// In a script that goes on after taking the lock: give it back if any
-/// later line fails.
-pub const RELEASE_ON_FAILURE: &str = r#"trap 'rm -rf "$d/.cutover/lock"' EXIT"#;
+/// later line fails, provided it is still this run's (a guard that finds
+/// another run's token exits, and must leave that lock alone).
+pub const RELEASE_ON_FAILURE: &str = concat!(
+    r#"trap 'held=; { read -r held < "$d/.cutover/lock/token"; } 2>/dev/null || true; "#,
+    r#"if [ "$held" = "$token" ]; then rm -rf "$d/.cutover/lock"; fi' EXIT"#
+);
 
 /// The end of such a script: it succeeded, keep the lock.
 pub const KEEP: &str = "trap - EXIT";
@@ -181,6 +185,32 @@ pub fn held_by(stdout: &str) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A script that took the lock and then finds another run's token (its
+    /// lock was removed by hand and taken again) leaves that lock alone.
+    #[test]
+    fn a_failing_script_gives_back_only_its_own_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        let owner = LockOwner::example();
+        let mut script = acquire(&d, &owner, None);
+        script.line(RELEASE_ON_FAILURE);
+        // Meanwhile another run took the lock; then a line fails.
+        script.line(r#"printf '%s\n' someone-else > "$d/.cutover/lock/token""#);
+        script.line("false");
+        let out = std::process::Command::new("sh").arg("-c").arg(script.render()).output().expect("sh");
+        assert_eq!(out.status.code(), Some(1));
+        let token = std::fs::read_to_string(dir.path().join(".cutover/lock/token")).expect("the other run's lock");
+        assert_eq!(token, "someone-else\n");
+        // Its own lock is given back.
+        std::fs::remove_dir_all(dir.path().join(".cutover")).expect("clear");
+        let mut script = acquire(&d, &owner, None);
+        script.line(RELEASE_ON_FAILURE);
+        script.line("false");
+        let out = std::process::Command::new("sh").arg("-c").arg(script.render()).output().expect("sh");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(!dir.path().join(".cutover/lock").exists(), "its own lock is given back");
+    }
 
     #[test]
     fn acquire_script_is_exact() {
