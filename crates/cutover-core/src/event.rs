@@ -183,6 +183,16 @@ pub enum Event {
     },
     /// A host's health check passed or failed.
     Health { host: String, passed: bool, detail: String },
+    /// Everything a host's script printed, once it ended: for the run's
+    /// log file (the CLI keeps it there, not on the screen or in `--json`).
+    Output {
+        host: String,
+        phase: Phase,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        stdout: String,
+        stderr: String,
+    },
     /// Worth knowing, not fatal.
     Warning {
         #[serde(skip_serializing_if = "Option::is_none")]

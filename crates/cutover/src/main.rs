@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cutover_core::config::load_inventory;
 use cutover_core::engine::{self, Context, DeployRequest, Interrupt, Report, RollbackRequest};
+use cutover_core::event::Outcome;
 use cutover_core::fleet::{Fleet, Selection};
 use cutover_core::release::ReleaseId;
 use tracing_subscriber::layer::SubscriberExt;
@@ -76,7 +77,9 @@ async fn run(cli: Cli) -> u8 {
         },
         _ => None,
     };
-    let events = output::sink(cli.json, cli.progress, &fleet.names());
+    let log = run_log(&cli, &path);
+    let log_path = log.as_ref().map(|l| l.path().to_owned());
+    let events = output::sink(cli.json, cli.progress, &fleet.names(), log);
     if !confirmed(&cli, fleet.hosts.len()) {
         report_error(&cli, "not confirmed; pass --yes to run without asking");
         return exit::FAILED;
@@ -138,7 +141,24 @@ async fn run(cli: Cli) -> u8 {
             }
         }
     };
-    finish(&cli, &report)
+    finish(&cli, &report, log_path.as_deref())
+}
+
+/// The log of a run that changes hosts (deploy, rollback); `None` for the
+/// others, or when it cannot be written (said once, the run goes on).
+fn run_log(cli: &Cli, inventory: &std::path::Path) -> Option<output::log::RunLog> {
+    let command = match &cli.command {
+        Command::Deploy { .. } => "deploy",
+        Command::Rollback { .. } => "rollback",
+        _ => return None,
+    };
+    match output::log::RunLog::create(inventory, command) {
+        Ok(log) => Some(log),
+        Err(error) => {
+            eprintln!("warning: no log file for this run ({error})");
+            None
+        }
+    }
 }
 
 fn deploy_request(cli: &Cli, revision: &Option<String>) -> DeployRequest {
@@ -194,9 +214,12 @@ fn confirm_unlock(cli: &Cli, held: &engine::HeldLocks) -> bool {
     matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
-fn finish(cli: &Cli, report: &Report) -> u8 {
+fn finish(cli: &Cli, report: &Report, log: Option<&std::path::Path>) -> u8 {
     if !cli.json {
         print!("{}", output::summary::text(report));
+        if let Some(log) = log.filter(|_| report.summary.outcome != Outcome::Done) {
+            println!("the whole output of every host: {}", log.display());
+        }
     }
     exit::code(report.summary.outcome)
 }

@@ -18,7 +18,7 @@ use crate::transport::{Output, TransportError};
 
 use super::Context;
 use super::failure::{FailureKind, HostFailure, LOCAL};
-use super::session::{PhaseOutcome, Session, emit_host, supervised};
+use super::session::{PhaseOutcome, Session, emit_host, emit_output, supervised};
 use super::together::{Announce, Start, judge};
 
 /// Where a host stands once let go.
@@ -73,6 +73,7 @@ impl Session {
                     }
                     emit_host(ctx, host, phase, HostState::Done, Some(elapsed.as_millis() as u64), None);
                     let flip = Output { exit_code: Some(0), stdout: held.seen().to_owned(), stderr: String::new() };
+                    emit_output(ctx, host, phase, &flip);
                     outcome.outputs.insert(host.clone(), flip);
                     waiting.push(Waiting { host, job, held: Some(held) });
                 }

@@ -187,6 +187,9 @@ impl Session {
         let stdin = if job.upload { payload.cloned() } else { None };
         let command = supervised(phase, job, stdin);
         let result = transport.run(command).await;
+        if let Ok(output) = &result {
+            emit_output(ctx, host, phase, output);
+        }
         let elapsed = Some(started.elapsed().as_millis() as u64);
         // The part of the script that was running, and its own time limit
         // when it is a recipe step.
@@ -294,6 +297,17 @@ pub(crate) fn tail(output: &Output) -> String {
 
 /// The start of every line cutover's scripts print for cutover itself.
 const PROTOCOL: &str = "@@cutover-";
+
+/// Reports everything a script printed, for the run's log.
+pub(crate) fn emit_output(ctx: &Context<'_>, host: &str, phase: Phase, output: &Output) {
+    ctx.emit(Event::Output {
+        host: host.to_owned(),
+        phase,
+        exit_code: output.exit_code,
+        stdout: output.stdout.clone(),
+        stderr: output.stderr.clone(),
+    });
+}
 
 /// Reports the `warning ...` lines of a finalize or abort script.
 pub(crate) fn emit_warnings(ctx: &Context<'_>, host: &str, stdout: &str) {

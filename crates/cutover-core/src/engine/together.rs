@@ -17,7 +17,7 @@ use crate::transport::{Output, TransportError};
 
 use super::Context;
 use super::failure::{FailureKind, HostFailure};
-use super::session::{PhaseOutcome, Session, emit_host, supervised, tail};
+use super::session::{PhaseOutcome, Session, emit_host, emit_output, supervised, tail};
 use crate::remote::steps::last_step;
 
 /// Where a host stands before the release.
@@ -165,6 +165,9 @@ pub(super) fn judge(
     outcome: &mut PhaseOutcome,
 ) {
     let elapsed = Some(elapsed.as_millis() as u64);
+    if let Ok(output) = &result {
+        emit_output(ctx, host, phase, output);
+    }
     let mut step = None;
     let failure = match result {
         Ok(output) if output.success() => {

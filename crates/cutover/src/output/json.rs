@@ -4,13 +4,24 @@ use std::io::Write;
 
 use cutover_core::event::{Event, EventSink};
 
-/// Writes each event as one line of JSON on stdout.
+/// Writes each event as one line of JSON on stdout, but for the scripts'
+/// whole output (that goes to the run's log, whose path the summary names
+/// as `log`).
 #[derive(Debug, Default)]
-pub struct JsonLines;
+pub struct JsonLines {
+    pub log: Option<std::path::PathBuf>,
+}
 
 impl EventSink for JsonLines {
     fn emit(&self, event: Event) {
-        if let Ok(line) = serde_json::to_string(&event) {
+        if matches!(event, Event::Output { .. }) {
+            return;
+        }
+        let mut value = serde_json::to_value(&event).unwrap_or_default();
+        if let (Event::Summary(_), Some(log), Some(object)) = (&event, &self.log, value.as_object_mut()) {
+            object.insert("log".to_owned(), serde_json::Value::from(log.display().to_string()));
+        }
+        if let Ok(line) = serde_json::to_string(&value) {
             let mut out = std::io::stdout().lock();
             // A closed stdout (a pipe to `head`) must not stop a deploy.
             let _ = writeln!(out, "{line}");

@@ -4,6 +4,7 @@
 
 mod bars;
 mod json;
+pub mod log;
 mod plain;
 pub mod summary;
 
@@ -17,10 +18,19 @@ pub use bars::Bars;
 pub use json::JsonLines;
 pub use plain::PlainLines;
 
-/// The event sink for this invocation.
-pub fn sink(json: bool, progress: Progress, hosts: &[String]) -> Box<dyn EventSink> {
+/// The event sink for this invocation; with a run's log, every event also
+/// goes there.
+pub fn sink(json: bool, progress: Progress, hosts: &[String], log: Option<log::RunLog>) -> Box<dyn EventSink> {
+    let screen = screen(json, progress, hosts, log.as_ref().map(|l| l.path().to_owned()));
+    match log {
+        Some(log) => Box::new(log::Tee { screen, log }),
+        None => screen,
+    }
+}
+
+fn screen(json: bool, progress: Progress, hosts: &[String], log: Option<std::path::PathBuf>) -> Box<dyn EventSink> {
     if json {
-        return Box::new(JsonLines);
+        return Box::new(JsonLines { log });
     }
     let fancy = match progress {
         Progress::Fancy => true,

@@ -210,3 +210,36 @@ fn a_host_whose_fpm_config_test_fails_stops_the_deploy_before_any_switch() {
         assert!(!project.locked(host));
     }
 }
+
+/// A step that prints 30 lines and fails: the screen shows the last lines
+/// of its output, the run's log keeps all of it, and the failure names
+/// the log (in the summary for people, as `log` in `--json`).
+#[test]
+fn a_failure_names_the_log_that_keeps_the_whole_output() {
+    let project = Project::new(
+        "hooks:\n  build:\n    - name: chatty\n      run: 'for i in $(seq 1 30); do echo \"line $i\"; done; exit 2'\n",
+    );
+    let out = project.cutover(&["deploy"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("| line 30") && !err.contains("| line 1\n"), "the screen shows the tail: {err}");
+    let said = crate::harness::stdout(&out);
+    let path = said
+        .lines()
+        .find_map(|l| l.strip_prefix("the whole output of every host: "))
+        .unwrap_or_else(|| panic!("names the log: {said}"));
+    assert!(path.starts_with(&project.path().join(".cutover/logs").display().to_string()), "{path}");
+    let log = std::fs::read_to_string(path).expect("the log exists");
+    for host in HOSTS {
+        for i in [1, 30] {
+            assert!(log.contains(&format!("{host} stdout | line {i}\n")), "{host} line {i} in the log:\n{log}");
+        }
+    }
+    assert!(log.contains("summary: {"), "{log}");
+
+    let (code, events) = project.cutover_json(&["deploy"]);
+    assert_eq!(code, Some(1));
+    let log = summary(&events)["log"].as_str().expect("the summary names the log").to_owned();
+    assert!(std::fs::read_to_string(&log).expect("log").contains("line 30"));
+    assert!(!events.iter().any(|e| e["event"] == "output"), "the whole output stays out of --json");
+}
