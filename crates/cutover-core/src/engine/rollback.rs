@@ -113,7 +113,10 @@ fn previous_everywhere(snapshots: &indexmap::IndexMap<String, Snapshot>) -> Resu
     let Some(current) = first else {
         return Err("nothing is deployed yet".to_owned());
     };
-    let older_everywhere = |r: &&ReleaseId| **r < current && snapshots.values().all(|s| s.releases.contains(r));
+    // A release a rollback left is not gone back to without `--to`.
+    let older_everywhere = |r: &&ReleaseId| {
+        **r < current && snapshots.values().all(|s| s.releases.contains(r) && !s.rolled_back.contains(r))
+    };
     let first_releases = snapshots.values().next().map(|s| s.releases.as_slice()).unwrap_or_default();
     let Some(common) = first_releases.iter().rev().find(older_everywhere).copied() else {
         let each = snapshots.iter().map(|(h, s)| format!("{h}: {}", name(s.previous()))).collect::<Vec<_>>();
@@ -163,6 +166,17 @@ mod tests {
     fn takes_the_previous_release_when_every_host_has_it() {
         let hosts = fleet(&[("web1", host(C, &[A, B, C])), ("web2", host(C, &[B, C]))]);
         assert_eq!(previous_everywhere(&hosts).map(|r| r.to_string()), Ok(B.to_owned()));
+    }
+
+    #[test]
+    fn never_goes_back_to_a_release_a_rollback_left() {
+        // A and B deployed, rolled back to A (B marked), C deployed: back to A.
+        let left = |mut s: Snapshot| {
+            s.rolled_back = vec![B.parse().expect("id")];
+            s
+        };
+        let hosts = fleet(&[("web1", left(host(C, &[A, B, C]))), ("web2", left(host(C, &[A, B, C])))]);
+        assert_eq!(previous_everywhere(&hosts).map(|r| r.to_string()), Ok(A.to_owned()));
     }
 
     #[test]

@@ -165,7 +165,13 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
     let log_line = log_line("rollback", &i.target.to_string(), "", &i.owner);
     nodes.push(phase(
         Phase::Finalize,
-        every(&|t| HostScript::new(end::finalize(&t.deploy_path, owner, &log_line, &[]), QUICK)),
+        every(&|t| {
+            // Only a release left for an older one is marked (a `--to` a
+            // newer one goes forward).
+            let left = i.snapshots.get(&t.name).and_then(|s| s.current()).filter(|from| *from > i.target);
+            let script = end::finalize_rollback(&t.deploy_path, owner, &log_line, i.target, left);
+            HostScript::new(script, QUICK)
+        }),
     ));
     fuse::stage_into_lock(&mut nodes);
     fuse::finalize_into_flip(&mut nodes);

@@ -30,6 +30,32 @@ pub fn finalize(deploy_path: &str, owner: &LockOwner, log_line: &str, prune: &[R
     s
 }
 
+/// Finalizes a rollback to `target`: logs it, marks the release it went
+/// back from (`left`, when it went back) `ROLLED_BACK`, so that no later
+/// rollback returns there unless named with `--to`, clears the mark of
+/// `target` (live again), and releases the lock.
+pub fn finalize_rollback(
+    deploy_path: &str,
+    owner: &LockOwner,
+    log_line: &str,
+    target: ReleaseId,
+    left: Option<ReleaseId>,
+) -> Script {
+    let mut s = script_in(deploy_path);
+    lock::guard_or_leave(&mut s, owner);
+    s.push(Sh::assign("line", log_line));
+    s.line(LOG_APPEND);
+    s.line(supervise::FORGET_JOBS);
+    s.push(Sh::assign("r", target.to_string()));
+    s.line(r#"rm -f "$d/releases/$r/ROLLED_BACK" || echo "warning could not clear $d/releases/$r/ROLLED_BACK""#);
+    if let Some(left) = left {
+        s.push(Sh::assign("r", left.to_string()));
+        s.line(r#"if [ -d "$d/releases/$r" ]; then : > "$d/releases/$r/ROLLED_BACK" || echo "warning could not mark release $r as rolled back"; fi"#);
+    }
+    s.line(lock::RELEASE_OURS);
+    s
+}
+
 /// Appends `$line` to revisions.log; a failure is a warning.
 const LOG_APPEND: &str =
     r#"printf '%s\n' "$line" >> "$d/revisions.log" || echo "warning could not append to $d/revisions.log""#;

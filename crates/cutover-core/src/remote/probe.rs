@@ -58,7 +58,7 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     }
     s.line(r#"if [ -L "$d/current" ]; then echo "current $(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo "current-not-link"; fi"#);
     s.line(r#"if [ -f "$d/current/REVISION" ]; then rev=; { read -r rev < "$d/current/REVISION" || true; } 2>/dev/null; echo "revision $rev"; fi"#);
-    s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then echo "release ${r##*/}"; elif [ -d "$r" ]; then echo "partial ${r##*/}"; fi; done; fi"#);
+    s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then echo "release ${r##*/}"; elif [ -d "$r" ]; then echo "partial ${r##*/}"; fi; if [ -e "$r/ROLLED_BACK" ]; then echo "rolled-back ${r##*/}"; fi; done; fi"#);
     s.line(r#"if [ -d "$d/.cutover/lock" ]; then echo "lock $(cat "$d/.cutover/lock/owner" 2>/dev/null || echo '{}')"; fi"#);
     s.line(r#"command -v perl >/dev/null 2>&1 || echo "no-perl""#);
     for tool in &request.tools {
@@ -111,6 +111,9 @@ pub struct Snapshot {
     pub releases: Vec<ReleaseId>,
     /// Releases without REVISION: a run died while building them.
     pub partial: Vec<ReleaseId>,
+    /// Releases a rollback left (they carry `ROLLED_BACK`): never the
+    /// target of a rollback without `--to`.
+    pub rolled_back: Vec<ReleaseId>,
     /// The lock owner, when the lock is held.
     pub lock: Option<serde_json::Value>,
     pub missing_tools: Vec<String>,
@@ -147,6 +150,7 @@ impl Snapshot {
                 "revision" => snap.revision = Some(value.to_owned()),
                 "release" => snap.releases.extend(value.parse::<ReleaseId>().ok()),
                 "partial" => snap.partial.extend(value.parse::<ReleaseId>().ok()),
+                "rolled-back" => snap.rolled_back.extend(value.parse::<ReleaseId>().ok()),
                 "lock" => {
                     snap.lock = Some(serde_json::from_str(value).unwrap_or(serde_json::Value::String(value.into())))
                 }
@@ -190,7 +194,7 @@ impl Snapshot {
     /// The newest release older than `current` (the rollback target).
     pub fn previous(&self) -> Option<ReleaseId> {
         let current = self.current()?;
-        self.releases.iter().rev().find(|r| **r < current).copied()
+        self.releases.iter().rev().find(|r| **r < current && !self.rolled_back.contains(r)).copied()
     }
 }
 

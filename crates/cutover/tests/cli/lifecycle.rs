@@ -133,3 +133,41 @@ fn rollback_refuses_when_hosts_disagree_unless_told_where_to() {
         assert_eq!(project.current(host).as_deref(), Some(first.as_str()));
     }
 }
+
+/// A release a rollback left is not gone back to: deploy A and B, roll
+/// back to A, deploy C, roll back: the fleet goes to A, not to the B it
+/// left once already. `--to B` still goes there, and B is live again.
+#[test]
+fn a_rollback_never_returns_to_a_release_a_rollback_left() {
+    let project = Project::new("");
+    let deploy = |version: &str| {
+        project.write("app/public/index.php", &format!("<?php echo '{version}';\n"));
+        let (code, events) = project.cutover_json(&["deploy"]);
+        assert_eq!(code, Some(0), "{events:?}");
+        summary(&events)["release"].as_str().expect("release").to_owned()
+    };
+    let rollback = |args: &[&str]| {
+        let (code, events) = project.cutover_json(&[&["rollback"], args].concat());
+        assert_eq!(code, Some(0), "{events:?}");
+        summary(&events)["release"].as_str().expect("release").to_owned()
+    };
+    let a = deploy("a");
+    let b = deploy("b");
+    assert_eq!(rollback(&[]), a);
+    for host in HOSTS {
+        assert!(project.deploy_path(host).join(format!("releases/{b}/ROLLED_BACK")).exists(), "{host}: b marked");
+    }
+    let _c = deploy("c");
+    assert_eq!(rollback(&[]), a, "back to a, the release live before c, not b");
+    for host in HOSTS {
+        assert_eq!(project.served(host), "<?php echo 'a';\n", "{host}");
+    }
+    assert_eq!(rollback(&["--to", &b]), b, "a release a rollback left can still be named");
+    for host in HOSTS {
+        assert!(!project.deploy_path(host).join(format!("releases/{b}/ROLLED_BACK")).exists(), "{host}: b is live");
+        assert_eq!(project.served(host), "<?php echo 'b';\n", "{host}");
+        let a_marked = project.deploy_path(host).join(format!("releases/{a}/ROLLED_BACK")).exists();
+        assert!(!a_marked, "{host}: going forward to b marks nothing");
+    }
+    assert_eq!(rollback(&[]), a, "and back from b is a again");
+}
