@@ -125,6 +125,11 @@ pub struct Shared {
     pub files: Vec<Spanned<String>>,
     #[serde(default)]
     pub dirs: Vec<Spanned<String>>,
+    /// Create a shared file that does not exist yet (empty), instead of
+    /// refusing the deploy: for a first deploy whose `.env` is filled in
+    /// afterwards.
+    #[serde(default)]
+    pub create_missing: bool,
 }
 
 impl Shared {

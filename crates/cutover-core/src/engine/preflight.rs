@@ -91,8 +91,16 @@ pub(crate) async fn probe(
     for (host, output) in outcome.outputs {
         let snapshot = Snapshot::parse(&output.stdout);
         if checks != Checks::None {
-            let problems = problems(&snapshot, checks).into_iter().map(|kind| HostFailure::new(&host, phase, kind));
-            found.failures.extend(problems);
+            let deploy_path = ctx.fleet.hosts.iter().find(|t| t.name == host).map_or("", |t| t.deploy_path.as_str());
+            let create_missing = ctx.loaded.inventory.shared.create_missing;
+            let problems = problems(&snapshot, checks, deploy_path, create_missing);
+            found.failures.extend(problems.into_iter().map(|kind| HostFailure::new(&host, phase, kind)));
+            if create_missing {
+                for file in &snapshot.missing_shared {
+                    let message = format!("{deploy_path}/shared/{file} is missing: it is created empty");
+                    ctx.emit(Event::Warning { host: Some(host.clone()), message });
+                }
+            }
             if snapshot.no_perl {
                 let message = "perl is not installed: scripts run unsupervised (a script cutover stops waiting \
                                for keeps running on the host), and the flip is not held at one moment";
@@ -109,7 +117,7 @@ pub(crate) async fn probe(
     found
 }
 
-fn problems(s: &Snapshot, checks: Checks) -> Vec<FailureKind> {
+fn problems(s: &Snapshot, checks: Checks, deploy_path: &str, create_missing: bool) -> Vec<FailureKind> {
     let mut out = Vec::new();
     if let Some(owner) = &s.lock {
         out.push(FailureKind::Locked { owner: LockOwner::describe(owner) });
@@ -130,9 +138,10 @@ fn problems(s: &Snapshot, checks: Checks) -> Vec<FailureKind> {
     for tool in &s.missing_tools {
         out.push(FailureKind::Precondition(format!("`{tool}` is not installed")));
     }
-    for file in &s.missing_shared {
+    for file in s.missing_shared.iter().filter(|_| !create_missing) {
         out.push(FailureKind::Precondition(format!(
-            "shared file `shared/{file}` is missing; create it before the first deploy"
+            "shared file {deploy_path}/shared/{file} is missing: create it on this host before the first deploy, \
+             or set `shared.create_missing: true` to have it created empty"
         )));
     }
     out

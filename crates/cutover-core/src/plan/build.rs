@@ -68,6 +68,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             delivery: &i.delivery,
             shared_dirs: &shared_dirs,
             shared_files: &shared_files,
+            create_missing: inv.shared.create_missing,
             owner,
         };
         HostScript {

@@ -29,6 +29,8 @@ pub struct Prepare<'a> {
     pub delivery: &'a Delivery,
     pub shared_dirs: &'a [String],
     pub shared_files: &'a [String],
+    /// Create a missing shared file empty (`shared.create_missing`).
+    pub create_missing: bool,
     /// Whose lock the work is done under.
     pub owner: &'a LockOwner,
 }
@@ -74,6 +76,9 @@ pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
     }
     for file in p.shared_files {
         s.push(Sh::assign("p", file));
+        if p.create_missing {
+            s.line(r#"if [ ! -e "$d/shared/$p" ]; then mkdir -p "$(dirname "$d/shared/$p")"; : > "$d/shared/$p"; fi"#);
+        }
         s.line(r#"mkdir -p "$(dirname "$rel/$p")""#);
         s.line(r#"rm -rf "$rel/$p""#);
         s.line(r#"ln -s "$d/shared/$p" "$rel/$p""#);
@@ -94,6 +99,7 @@ mod tests {
             delivery: &delivery,
             shared_dirs: &["storage".into()],
             shared_files: &[".env".into()],
+            create_missing: false,
             owner: &crate::remote::lock::LockOwner::example(),
         };
         insta::assert_snapshot!(script("/var/www/shop", &p).render());

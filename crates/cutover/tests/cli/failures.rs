@@ -167,16 +167,40 @@ fn ctrl_c_during_the_build_removes_the_release_and_every_lock() {
 }
 
 #[test]
-fn a_missing_shared_file_fails_preflight_before_anything_is_created() {
+fn a_missing_shared_file_fails_preflight_before_anything_is_created_unless_asked_to_create_it() {
     let project = Project::new("");
     let inventory = std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
     project.write("cutover.yaml", &inventory.replace("  dirs: [storage]", "  dirs: [storage]\n  files: [.env]"));
     let out = project.cutover(&["deploy"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("shared file `shared/.env` is missing"));
+    let said = String::from_utf8_lossy(&out.stdout);
     for host in HOSTS {
+        let path = project.deploy_path(host).join("shared/.env");
+        let expected = format!("{host}: preflight: shared file {} is missing", path.display());
+        assert!(said.contains(&expected), "names the host and the absolute path: {said}");
         assert!(!project.deploy_path(host).exists(), "{host}: nothing created");
     }
+    assert!(said.contains("shared.create_missing: true"), "says how to have it created: {said}");
+
+    // Asked to, the first deploy creates it empty, says so, and links it.
+    let inventory = std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
+    project.write("cutover.yaml", &inventory.replace("  files: [.env]", "  files: [.env]\n  create_missing: true"));
+    let out = project.cutover(&["deploy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("shared/.env is missing: it is created empty"), "{}", stderr(&out));
+    for host in HOSTS {
+        let shared = project.deploy_path(host).join("shared/.env");
+        assert_eq!(std::fs::read_to_string(&shared).expect("created"), "", "{host}: empty");
+        let linked = project.deploy_path(host).join("current/.env");
+        assert_eq!(std::fs::read_link(&linked).expect("linked"), shared, "{host}: linked into the release");
+    }
+    // A file that exists is left as it is.
+    std::fs::write(project.deploy_path("web1").join("shared/.env"), "APP_KEY=x\n").expect("fill in");
+    project.write("app/public/index.php", "<?php echo 'v2';\n");
+    let out = project.cutover(&["deploy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let kept = std::fs::read_to_string(project.deploy_path("web1").join("current/.env")).expect("read");
+    assert_eq!(kept, "APP_KEY=x\n");
 }
 
 #[test]
