@@ -93,8 +93,11 @@ pub enum Command {
         #[arg(long)]
         rollback: bool,
         /// A branch, tag or commit to plan for
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rollback")]
         revision: Option<String>,
+        /// With --rollback: the release to plan going back to
+        #[arg(long, requires = "rollback")]
+        to: Option<String>,
     },
     /// Remove a deploy lock left by a run that died
     Unlock,

@@ -68,7 +68,7 @@ async fn run(cli: Cli) -> u8 {
         }
     };
     let rollback_to = match &cli.command {
-        Command::Rollback { to: Some(to) } => match to.parse::<ReleaseId>() {
+        Command::Rollback { to: Some(to) } | Command::Plan { to: Some(to), .. } => match to.parse::<ReleaseId>() {
             Ok(id) => Some(id),
             Err(error) => {
                 report_error(&cli, &error.to_string());
@@ -122,9 +122,9 @@ async fn run(cli: Cli) -> u8 {
         Command::Rollback { .. } => engine::rollback(&ctx, &rollback_request(&cli, rollback_to)).await,
         Command::Status => engine::status(&ctx).await,
         Command::Unlock => engine::unlock(&ctx, &|held| confirm_unlock(&cli, held)).await,
-        Command::Plan { rollback, revision } => {
+        Command::Plan { rollback, revision, .. } => {
             let plan = if *rollback {
-                engine::plan_rollback(&ctx, &rollback_request(&cli, None)).await
+                engine::plan_rollback(&ctx, &rollback_request(&cli, rollback_to)).await
             } else {
                 engine::plan_deploy(&ctx, &deploy_request(&cli, revision)).await
             };

@@ -9,8 +9,9 @@ use super::{HostScript, Node, Plan, Scope};
 
 pub(super) fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ =
-        writeln!(out, "{:?} of {}: release {}, commit {}", plan.command, plan.application, plan.release, plan.commit);
+    // A rollback goes to a release already built: it names no commit.
+    let commit = if plan.commit.is_empty() { String::new() } else { format!(", commit {}", plan.commit) };
+    let _ = writeln!(out, "{:?} of {}: release {}{commit}", plan.command, plan.application, plan.release);
     let mut n = 0;
     for node in &plan.nodes {
         match node {

@@ -29,3 +29,24 @@ fn regex_escape(text: &str) -> String {
         .map(|c| if c.is_alphanumeric() || c == '/' || c == '_' || c == '-' { c.to_string() } else { format!("\\{c}") })
         .collect()
 }
+
+/// `plan --rollback --to <release>` plans going back to that release, as a
+/// refused rollback suggests; a release no host has is refused.
+#[test]
+fn plan_of_a_rollback_to_a_named_release() {
+    let project = Project::new("");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (code, events) = project.cutover_json(&["deploy"]);
+        assert_eq!(code, Some(0));
+        ids.push(crate::harness::summary(&events)["release"].as_str().expect("release").to_owned());
+    }
+    let out = project.cutover(&["plan", "--rollback", "--to", &ids[0]]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::harness::stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with(&format!("Rollback of shop: release {}\n", ids[0])), "no commit: {text}");
+    let out = project.cutover(&["plan", "--rollback", "--to", "20000101000000"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let out = project.cutover(&["plan", "--to", &ids[0]]);
+    assert_eq!(out.status.code(), Some(2), "--to needs --rollback");
+}
