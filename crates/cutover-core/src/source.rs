@@ -94,7 +94,8 @@ pub fn pack(dir: &Path, exclude: &[String]) -> Result<Package, SourceError> {
 
 fn exclusions(patterns: &[String]) -> Result<GlobSet, SourceError> {
     let mut builder = GlobSetBuilder::new();
-    for pattern in patterns.iter().map(String::as_str).chain([".git"]) {
+    // cutover's own directory (the run logs) never leaves this machine.
+    for pattern in patterns.iter().map(String::as_str).chain([".git", ".cutover"]) {
         let glob = Glob::new(pattern.trim_end_matches('/'))
             .map_err(|e| SourceError::Exclude { pattern: pattern.to_owned(), detail: e.to_string() })?;
         builder.add(glob);
@@ -140,6 +141,8 @@ mod tests {
         std::fs::write(dir.path().join("vendor/pkg/a.php"), "<?php").expect("write");
         std::fs::write(dir.path().join("public/index.php"), "<?php echo 1;").expect("write");
         std::fs::write(dir.path().join("node_modules/x/a.js"), "x").expect("write");
+        std::fs::create_dir_all(dir.path().join(".cutover/logs")).expect("mkdir");
+        std::fs::write(dir.path().join(".cutover/logs/run.log"), "token").expect("write");
         let package = pack(dir.path(), &["node_modules".into()]).expect("pack");
         let mut archive = tar::Archive::new(package.bytes.as_slice());
         let names: Vec<String> = archive
@@ -151,6 +154,7 @@ mod tests {
         assert!(!names.iter().any(|n| n.starts_with("node_modules")), "{names:?}");
         assert!(names.iter().any(|n| n == "vendor/pkg/a.php"), "{names:?}");
         assert!(!names.iter().any(|n| n.contains(".git")), "nested .git left out: {names:?}");
+        assert!(!names.iter().any(|n| n.starts_with(".cutover")), "run logs never leave: {names:?}");
         assert!(package.revision.starts_with("upload-"));
     }
 }

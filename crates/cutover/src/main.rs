@@ -77,13 +77,13 @@ async fn run(cli: Cli) -> u8 {
         },
         _ => None,
     };
-    let log = run_log(&cli, &path);
-    let log_path = log.as_ref().map(|l| l.path().to_owned());
-    let events = output::sink(cli.json, cli.progress, &fleet.names(), log);
     if !confirmed(&cli, fleet.hosts.len()) {
         report_error(&cli, "not confirmed; pass --yes to run without asking");
         return exit::FAILED;
     }
+    let log = run_log(&cli, &path);
+    let log_path = log.as_ref().map(|l| l.path().to_owned());
+    let events = output::sink(cli.json, cli.progress, &fleet.names(), log);
     let (raise, interrupt) = Interrupt::new();
     tokio::spawn(async move {
         // The first SIGINT or SIGTERM stops gracefully; the second stops

@@ -286,12 +286,12 @@ pub(crate) fn emit_host(
 /// the order written, then anything on stderr; without cutover's own
 /// protocol lines.
 pub(crate) fn tail(output: &Output) -> String {
-    let text = match after_last_step(&output.stdout) {
-        Some(own) => format!("{own}{}", output.stderr),
-        None if output.stderr.trim().is_empty() => output.stdout.clone(),
-        None => output.stderr.clone(),
+    let text: Vec<&str> = match after_last_step(&output.stdout) {
+        Some(own) => own.lines().chain(output.stderr.lines()).collect(),
+        None if output.stderr.trim().is_empty() => output.stdout.lines().collect(),
+        None => output.stderr.lines().collect(),
     };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(PROTOCOL)).collect();
+    let lines: Vec<&str> = text.into_iter().filter(|l| !l.starts_with(PROTOCOL)).collect();
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
 

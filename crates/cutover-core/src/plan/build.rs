@@ -167,10 +167,14 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
     nodes.push(phase(
         Phase::Finalize,
         every(&|t| {
-            // Only a release left for an older one is marked (a `--to` a
-            // newer one goes forward).
-            let left = i.snapshots.get(&t.name).and_then(|s| s.current()).filter(|from| *from > i.target);
-            let script = end::finalize_rollback(&t.deploy_path, owner, &log_line, i.target, left);
+            // The releases gone back over: newer than the target, up to the
+            // one that was live (a `--to` a newer one goes forward: none).
+            let snap = i.snapshots.get(&t.name);
+            let live = snap.and_then(|s| s.current());
+            let left: Vec<ReleaseId> = snap
+                .map(|s| s.releases.iter().copied().filter(|r| *r > i.target && Some(*r) <= live).collect())
+                .unwrap_or_default();
+            let script = end::finalize_rollback(&t.deploy_path, owner, &log_line, i.target, &left);
             HostScript::new(script, QUICK)
         }),
     ));

@@ -30,16 +30,17 @@ pub fn finalize(deploy_path: &str, owner: &LockOwner, log_line: &str, prune: &[R
     s
 }
 
-/// Finalizes a rollback to `target`: logs it, marks the release it went
-/// back from (`left`, when it went back) `ROLLED_BACK`, so that no later
-/// rollback returns there unless named with `--to`, clears the mark of
-/// `target` (live again), and releases the lock.
+/// Finalizes a rollback to `target`: logs it, marks the releases it went
+/// back over (`left`: newer than the target, up to the one that was live)
+/// `ROLLED_BACK`, so that no later rollback returns there unless named
+/// with `--to`, clears the mark of `target` (live again), and releases
+/// the lock.
 pub fn finalize_rollback(
     deploy_path: &str,
     owner: &LockOwner,
     log_line: &str,
     target: ReleaseId,
-    left: Option<ReleaseId>,
+    left: &[ReleaseId],
 ) -> Script {
     let mut s = script_in(deploy_path);
     lock::guard_or_leave(&mut s, owner);
@@ -48,7 +49,7 @@ pub fn finalize_rollback(
     s.line(supervise::FORGET_JOBS);
     s.push(Sh::assign("r", target.to_string()));
     s.line(r#"rm -f "$d/releases/$r/ROLLED_BACK" || echo "warning could not clear $d/releases/$r/ROLLED_BACK""#);
-    if let Some(left) = left {
+    for left in left {
         s.push(Sh::assign("r", left.to_string()));
         s.line(r#"if [ -d "$d/releases/$r" ]; then : > "$d/releases/$r/ROLLED_BACK" || echo "warning could not mark release $r as rolled back"; fi"#);
     }

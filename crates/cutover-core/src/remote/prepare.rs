@@ -77,7 +77,9 @@ pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
     for file in p.shared_files {
         s.push(Sh::assign("p", file));
         if p.create_missing {
-            s.line(r#"if [ ! -e "$d/shared/$p" ]; then mkdir -p "$(dirname "$d/shared/$p")"; : > "$d/shared/$p"; fi"#);
+            s.line(r#"if [ -L "$d/shared/$p" ] && [ ! -e "$d/shared/$p" ]; then echo "$d/shared/$p is a dangling symbolic link: not created through it" >&2; exit 1; fi"#);
+            // Readable by the deploy user alone: a `.env` holds secrets.
+            s.line(r#"if [ ! -e "$d/shared/$p" ]; then mkdir -p "$(dirname "$d/shared/$p")"; (umask 077; : > "$d/shared/$p"); fi"#);
         }
         s.line(r#"mkdir -p "$(dirname "$rel/$p")""#);
         s.line(r#"rm -rf "$rel/$p""#);

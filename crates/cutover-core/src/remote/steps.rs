@@ -33,7 +33,7 @@ pub const ONE_STREAM: &str = "exec 2>&1";
 /// test, the reload). A failure after it is reported under `name`.
 pub fn mark(s: &mut Script, name: &str) {
     let name = name.replace(['\n', '\r'], " ");
-    s.push(Sh::new("echo").arg(format!("{STEP_MARKER}{name}")));
+    s.push(Sh::new("printf").arg(r"%s\n").arg(format!("{STEP_MARKER}{name}")));
 }
 
 /// The variables every step sees.
@@ -99,9 +99,16 @@ pub fn last_step(stdout: &str) -> Option<&str> {
 /// What the script printed after the last step's marker (that step's own
 /// output), or `None` when no step began.
 pub fn after_last_step(stdout: &str) -> Option<&str> {
-    let start = stdout.rfind(STEP_MARKER).filter(|&i| i == 0 || stdout[..i].ends_with('\n'))?;
-    let rest = &stdout[start..];
-    Some(rest.split_once('\n').map_or("", |(_, after)| after))
+    // The same marker line as `last_step`: a line that starts with it.
+    let mut start = None;
+    let mut at = 0;
+    for line in stdout.split_inclusive('\n') {
+        if line.starts_with(STEP_MARKER) {
+            start = Some(at + line.len());
+        }
+        at += line.len();
+    }
+    start.map(|i| &stdout[i..])
 }
 
 #[cfg(test)]
@@ -136,9 +143,15 @@ mod tests {
         assert_eq!(after_last_step(stdout), Some("boom\nno table\n"));
         assert_eq!(last_step("nothing"), None);
         assert_eq!(after_last_step("nothing"), None);
+        // A marker inside a line (a trace of the script) is not one.
+        let traced = "@@cutover-step build\n+ echo x @@cutover-step fake\nboom\n";
+        assert_eq!(
+            (last_step(traced), after_last_step(traced)),
+            (Some("build"), Some("+ echo x @@cutover-step fake\nboom\n"))
+        );
         let mut script = Script::new();
         mark(&mut script, "it's a\nstep");
-        assert_eq!(script.render(), "set -eu\necho \"@@cutover-step it's a step\"\n");
+        assert_eq!(script.render(), "set -eu\nprintf \"%s\\\\n\" \"@@cutover-step it's a step\"\n");
     }
 
     /// A step's stdout and stderr come back in the order written, after

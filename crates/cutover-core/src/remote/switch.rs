@@ -68,6 +68,9 @@ pub fn stage(
 pub fn flip(deploy_path: &str, owner: &LockOwner) -> Script {
     let mut s = script_in(deploy_path);
     lock::guard(&mut s, owner);
+    // After a rollback's lock and staging in the same script, a failure
+    // from here on is the flip's own.
+    steps::mark(&mut s, "flip");
     s.line(r#"if [ ! -L "$d/current-tmp" ]; then echo "nothing staged: $d/current-tmp is missing" >&2; exit 1; fi"#);
     s.line("if command -v perl >/dev/null 2>&1; then");
     s.line(HELD_RENAME_IN_PERL);
@@ -279,7 +282,8 @@ mod tests {
                     Perl::Full => format!("{} clock", crate::held::READY),
                     _ => crate::held::READY.to_owned(),
                 };
-                assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{ready}\n{SWITCHED}\n"), "{said}");
+                let marked = format!("{}flip\n{ready}\n{SWITCHED}\n", steps::STEP_MARKER);
+                assert_eq!(String::from_utf8_lossy(&out.stdout), marked, "{said}");
                 assert_eq!(current_of(host.path()), "releases/b", "{said}");
                 assert!(!host.path().join("current-tmp").exists(), "{said}: the staged link was renamed");
                 assert!(host.path().join("after-the-flip").exists(), "{said}: the rest of the script ran");

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -26,11 +27,12 @@ impl RunLog {
     pub fn create(inventory: &Path, command: &str) -> std::io::Result<Self> {
         let project = inventory.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let dir = std::path::absolute(project)?.join(".cutover/logs");
-        std::fs::create_dir_all(&dir)?;
+        // The whole output of every script: the user's alone.
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         prune(&dir);
         let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
         let path = dir.join(format!("{stamp}-{command}-{}.log", std::process::id()));
-        let file = File::create(&path)?;
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
         Ok(Self { path, file: Mutex::new(file) })
     }
 

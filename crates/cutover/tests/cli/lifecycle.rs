@@ -140,6 +140,9 @@ fn rollback_refuses_when_hosts_disagree_unless_told_where_to() {
 #[test]
 fn a_rollback_never_returns_to_a_release_a_rollback_left() {
     let project = Project::new("");
+    // Every release of the story stays on disk.
+    let inventory = std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
+    project.write("cutover.yaml", &inventory.replace("keep_releases: 3", "keep_releases: 10"));
     let deploy = |version: &str| {
         project.write("app/public/index.php", &format!("<?php echo '{version}';\n"));
         let (code, events) = project.cutover_json(&["deploy"]);
@@ -170,4 +173,16 @@ fn a_rollback_never_returns_to_a_release_a_rollback_left() {
         assert!(!a_marked, "{host}: going forward to b marks nothing");
     }
     assert_eq!(rollback(&[]), a, "and back from b is a again");
+
+    // A rollback --to far back marks every release it went back over:
+    // deploy d, e; --to a; deploy f; roll back: a again, not d or e.
+    let (d, e) = (deploy("d"), deploy("e"));
+    assert_eq!(rollback(&["--to", &a]), a);
+    for host in HOSTS {
+        for over in [&d, &e] {
+            assert!(project.deploy_path(host).join(format!("releases/{over}/ROLLED_BACK")).exists(), "{host}: {over}");
+        }
+    }
+    let _f = deploy("f");
+    assert_eq!(rollback(&[]), a, "back to a, the release live before f");
 }
