@@ -17,11 +17,7 @@ use super::supervise;
 /// Appends `log_line` to revisions.log, removes `prune` (never the release
 /// `current` points to, checked again on the host), and releases the lock.
 pub fn finalize(deploy_path: &str, owner: &LockOwner, log_line: &str, prune: &[ReleaseId]) -> Script {
-    let mut s = script_in(deploy_path);
-    lock::guard_or_leave(&mut s, owner);
-    s.push(Sh::assign("line", log_line));
-    s.line(LOG_APPEND);
-    s.line(supervise::FORGET_JOBS);
+    let mut s = logged(deploy_path, owner, log_line);
     for release in prune {
         s.push(Sh::assign("r", release.to_string()));
         s.line(r#"if [ "$(readlink "$d/current")" != "releases/$r" ]; then rm -rf "$d/releases/$r" 2>/dev/null || echo "warning could not remove old release $r completely; remove $d/releases/$r by hand"; fi"#);
@@ -42,11 +38,7 @@ pub fn finalize_rollback(
     target: ReleaseId,
     left: &[ReleaseId],
 ) -> Script {
-    let mut s = script_in(deploy_path);
-    lock::guard_or_leave(&mut s, owner);
-    s.push(Sh::assign("line", log_line));
-    s.line(LOG_APPEND);
-    s.line(supervise::FORGET_JOBS);
+    let mut s = logged(deploy_path, owner, log_line);
     s.push(Sh::assign("r", target.to_string()));
     s.line(r#"rm -f "$d/releases/$r/ROLLED_BACK" || echo "warning could not clear $d/releases/$r/ROLLED_BACK""#);
     for left in left {
@@ -54,6 +46,17 @@ pub fn finalize_rollback(
         s.line(r#"if [ -d "$d/releases/$r" ]; then : > "$d/releases/$r/ROLLED_BACK" || echo "warning could not mark release $r as rolled back"; fi"#);
     }
     s.line(lock::RELEASE_OURS);
+    s
+}
+
+/// The head of every finalize, under this run's lock: the line appended
+/// to revisions.log, the run's jobs file forgotten.
+fn logged(deploy_path: &str, owner: &LockOwner, log_line: &str) -> Script {
+    let mut s = script_in(deploy_path);
+    lock::guard_or_leave(&mut s, owner);
+    s.push(Sh::assign("line", log_line));
+    s.line(LOG_APPEND);
+    s.line(supervise::FORGET_JOBS);
     s
 }
 

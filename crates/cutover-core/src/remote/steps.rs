@@ -119,18 +119,29 @@ mod tests {
         serde_saphyr::from_str(yaml).expect("step")
     }
 
+    /// The variables of web1's steps for release 20261123143012.
+    fn env(owner: &LockOwner) -> StepEnv<'_> {
+        StepEnv {
+            host: "web1",
+            release: "20261123143012".parse().expect("id"),
+            revision: "abc",
+            vars: Vec::new(),
+            default_timeout: 60,
+            full_build: false,
+            owner,
+        }
+    }
+
     #[test]
     fn renders_steps_with_env_and_conditions() {
         let composer = step("name: composer\nrun: composer install --no-dev\nwhen: { exists: composer.json }\n");
         let optimize = step("name: optimize\nrun: php artisan optimize\n");
+        let owner = LockOwner::example();
         let env = StepEnv {
             host: "web 1",
-            release: "20261123143012".parse().expect("id"),
-            revision: "abc",
             vars: vec![("APP_ENV", "prod uction"), ("bad name", "x")],
             default_timeout: 600,
-            full_build: false,
-            owner: &LockOwner::example(),
+            ..env(&owner)
         };
         let script = script("/var/www/shop", &[&composer, &optimize], &env).expect("steps");
         insta::assert_snapshot!(script.render());
@@ -166,15 +177,8 @@ mod tests {
         let first = step("name: first\nrun: echo fine\n");
         let second = step("name: second\nrun: 'echo out; echo err >&2; echo out again; exit 3'\n");
         let third = step("name: third\nrun: echo never\n");
-        let env = StepEnv {
-            host: "web1",
-            release: "20261123143012".parse().expect("id"),
-            revision: "abc",
-            vars: Vec::new(),
-            default_timeout: 60,
-            full_build: false,
-            owner: &LockOwner::example(),
-        };
+        let owner = LockOwner::example();
+        let env = env(&owner);
         let script = script(&d.display().to_string(), &[&first, &second, &third], &env).expect("steps");
         let out = std::process::Command::new("sh").arg("-c").arg(script.render()).output().expect("sh");
         let stdout = String::from_utf8_lossy(&out.stdout);
