@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::release::ReleaseId;
+use crate::remote::fpm::FpmCommands;
 
 /// The phases of a run, in the order a deploy goes through them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -128,6 +129,10 @@ pub struct HostSummary {
     /// The health check's verdict, when one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// The PHP-FPM service cutover found on the host and the commands it
+    /// ran for it, when the inventory left them to cutover.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub php_fpm: Option<FpmCommands>,
 }
 
 /// The last event of every run.

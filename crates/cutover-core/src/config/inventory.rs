@@ -155,43 +155,52 @@ pub enum Strategy {
     Rolling,
 }
 
-/// The PHP-FPM reload: a config test, then a graceful reload. `none` skips.
-#[derive(Debug, Deserialize)]
+/// The PHP-FPM reload: a config test, then a graceful reload. Each is left
+/// to cutover (unset, or `auto`: found on each host in preflight), a
+/// command, or `none`.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhpFpm {
-    #[serde(default = "default_reload")]
-    pub reload: String,
-    #[serde(default = "default_config_test")]
-    pub config_test: String,
+    #[serde(default)]
+    pub reload: Option<String>,
+    #[serde(default)]
+    pub config_test: Option<String>,
     /// The FPM main config, checked in preflight for a non-zero
     /// `process_control_timeout`; by default `/etc/php/*/fpm/php-fpm.conf`.
     #[serde(default)]
     pub config_file: Option<String>,
 }
 
-impl Default for PhpFpm {
-    fn default() -> Self {
-        Self { reload: default_reload(), config_test: default_config_test(), config_file: None }
+/// One of the PHP-FPM commands as the inventory sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FpmSetting<'a> {
+    /// Unset or `auto`: cutover finds the command on each host.
+    Detect,
+    /// `none`: nothing runs.
+    None,
+    /// This command.
+    Command(&'a str),
+}
+
+impl FpmSetting<'_> {
+    fn of(value: Option<&str>) -> FpmSetting<'_> {
+        match value.map(str::trim) {
+            None | Some("auto") => FpmSetting::Detect,
+            Some("" | "none") => FpmSetting::None,
+            Some(command) => FpmSetting::Command(command),
+        }
     }
-}
-
-fn default_reload() -> String {
-    "sudo systemctl reload php8.3-fpm".to_owned()
-}
-
-fn default_config_test() -> String {
-    "php-fpm8.3 -t".to_owned()
 }
 
 impl PhpFpm {
-    /// The reload command, or `None` when set to `none`.
-    pub fn reload_command(&self) -> Option<&str> {
-        Some(self.reload.trim()).filter(|c| !c.is_empty() && *c != "none")
+    /// The reload after a switch.
+    pub fn reload(&self) -> FpmSetting<'_> {
+        FpmSetting::of(self.reload.as_deref())
     }
 
-    /// The config test, or `None` when set to `none`.
-    pub fn config_test_command(&self) -> Option<&str> {
-        Some(self.config_test.trim()).filter(|c| !c.is_empty() && *c != "none")
+    /// The config test while staging.
+    pub fn config_test(&self) -> FpmSetting<'_> {
+        FpmSetting::of(self.config_test.as_deref())
     }
 }
 

@@ -100,6 +100,7 @@ async fn build(ctx: &Context<'_>, session: &Session, request: &DeployRequest) ->
         loaded: ctx.loaded,
         fleet: ctx.fleet,
         snapshots: &found.snapshots,
+        fpm: &found.fpm,
         release,
         commit,
         delivery,

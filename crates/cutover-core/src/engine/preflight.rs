@@ -4,8 +4,10 @@
 
 use indexmap::IndexMap;
 
+use crate::config::inventory::FpmSetting;
 use crate::event::{Event, Phase};
 use crate::plan::HostScript;
+use crate::remote::fpm::{self, FpmCommands};
 use crate::remote::lock::LockOwner;
 use crate::remote::prepare::Delivery;
 use crate::remote::probe::{self, ProbeRequest, Snapshot};
@@ -21,6 +23,9 @@ const MIN_FREE_KB: u64 = 50 * 1024;
 #[derive(Debug, Default)]
 pub(crate) struct Preflight {
     pub snapshots: IndexMap<String, Snapshot>,
+    /// Per host, the PHP-FPM commands the run uses (a deploy's or a
+    /// rollback's preflight only).
+    pub fpm: IndexMap<String, FpmCommands>,
     pub failures: Vec<HostFailure>,
 }
 
@@ -57,10 +62,12 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     if inv.health_check.as_ref().is_some_and(|c| c.url.is_some()) {
         tools.push("curl");
     }
-    let fpm_config = inv.php_fpm.reload_command().map(|_| inv.php_fpm.config_file.as_deref().unwrap_or(""));
+    let reloads = inv.php_fpm.reload() != FpmSetting::None;
+    let fpm_config = reloads.then(|| inv.php_fpm.config_file.as_deref().unwrap_or(""));
     let shared_files = if delivery.is_some() { inv.shared.files() } else { Vec::new() };
     let free_space = delivery.is_some();
-    ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space }
+    let detect_fpm = fpm::needs_detection(&inv.php_fpm);
+    ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space, detect_fpm }
 }
 
 /// Probes the hosts, and reports what would stop the run as `checks` says,
@@ -105,6 +112,19 @@ pub(crate) async fn probe(
                 let message = "perl is not installed: scripts run unsupervised (a script cutover stops waiting \
                                for keeps running on the host), and the flip is not held at one moment";
                 ctx.emit(Event::Warning { host: Some(host.clone()), message: message.to_owned() });
+            }
+            match fpm::resolve(&ctx.loaded.inventory.php_fpm, &snapshot.fpm) {
+                Ok(commands) => {
+                    if let Some(service) = commands.service.as_ref().filter(|_| snapshot.fpm.masters.is_empty()) {
+                        let message = format!(
+                            "{service} is installed but no PHP-FPM master was seen running: \
+                             the reload after the switch fails unless it is started"
+                        );
+                        ctx.emit(Event::Warning { host: Some(host.clone()), message });
+                    }
+                    found.fpm.insert(host.clone(), commands);
+                }
+                Err(why) => found.failures.push(HostFailure::new(&host, phase, FailureKind::Precondition(why))),
             }
             if snapshot.fpm_reload_kills_requests() {
                 let message = "PHP-FPM's process_control_timeout is 0: a reload kills requests in flight; \

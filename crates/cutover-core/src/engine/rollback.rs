@@ -62,6 +62,7 @@ async fn build(ctx: &Context<'_>, session: &Session, request: &RollbackRequest) 
                     loaded: ctx.loaded,
                     fleet: ctx.fleet,
                     snapshots: &found.snapshots,
+                    fpm: &found.fpm,
                     target,
                     owner,
                     rollout: Rollout::new(ctx.loaded, request.mode, request.batch.clone()),

@@ -11,6 +11,7 @@ use crate::config::{Hook, LoadedInventory, Step};
 use crate::event::{CommandKind, Phase};
 use crate::fleet::{Fleet, Target};
 use crate::release::ReleaseId;
+use crate::remote::fpm::FpmCommands;
 use crate::remote::lock::{self, LockOwner};
 use crate::remote::prepare::{self, Delivery, Prepare};
 use crate::remote::probe::Snapshot;
@@ -30,6 +31,8 @@ pub struct DeployInputs<'a> {
     pub loaded: &'a LoadedInventory,
     pub fleet: &'a Fleet,
     pub snapshots: &'a IndexMap<String, Snapshot>,
+    /// Per host, the PHP-FPM commands preflight chose.
+    pub fpm: &'a IndexMap<String, FpmCommands>,
     pub release: ReleaseId,
     pub commit: String,
     pub delivery: Delivery,
@@ -46,6 +49,8 @@ pub struct RollbackInputs<'a> {
     pub loaded: &'a LoadedInventory,
     pub fleet: &'a Fleet,
     pub snapshots: &'a IndexMap<String, Snapshot>,
+    /// Per host, the PHP-FPM commands preflight chose.
+    pub fpm: &'a IndexMap<String, FpmCommands>,
     pub target: ReleaseId,
     pub owner: LockOwner,
     pub rollout: Rollout,
@@ -80,15 +85,15 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     nodes.extend(hook(&i, Hook::Build, i.release));
     nodes.push(Node::Gate("every host built"));
     nodes.extend(hook(&i, Hook::BeforeFlip, i.release));
-    let config_test = inv.php_fpm.config_test_command();
     nodes.push(phase(
         Phase::Stage,
         every(&|t| {
+            let config_test = config_test_of(i.fpm, t);
             HostScript::new(switch::stage(&t.deploy_path, owner, i.release, config_test, Some(&i.commit)), QUICK)
         }),
     ));
     nodes.push(Node::Gate("every host staged"));
-    let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout, owner);
+    let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, i.fpm, &i.rollout, owner);
     nodes.extend(switch_nodes);
     nodes.extend(hook(&i, Hook::AfterFlip, i.release));
     nodes.push(Node::Gate(super::DECIDED));
@@ -119,7 +124,8 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         nodes,
         abort: every(&|t| HostScript::new(end::abort(&t.deploy_path, owner, i.release), QUICK)),
         undo: undo(i.fleet, i.snapshots, owner),
-        reload: switching::reloads(i.loaded, i.fleet),
+        reload: switching::reloads(i.fleet, i.fpm),
+        fpm: i.fpm.clone(),
         before: before(i.snapshots),
         payload: i.payload.clone(),
         rollout: i.rollout.clone(),
@@ -134,7 +140,6 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         i.fleet.hosts.iter().map(|t| (t.name.clone(), f(t))).collect()
     };
     let commit = String::new();
-    let config_test = inv.php_fpm.config_test_command();
     let owner = &i.owner;
     let mut nodes = vec![
         phase(
@@ -143,16 +148,20 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         ),
         phase(
             Phase::Stage,
-            every(&|t| HostScript::new(switch::stage(&t.deploy_path, owner, i.target, config_test, None), QUICK)),
+            every(&|t| {
+                let config_test = config_test_of(i.fpm, t);
+                HostScript::new(switch::stage(&t.deploy_path, owner, i.target, config_test, None), QUICK)
+            }),
         ),
         Node::Gate("every host staged"),
     ];
-    let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, &i.rollout, owner);
+    let (switch_nodes, batches) = switching::nodes(i.loaded, i.fleet, i.fpm, &i.rollout, owner);
     nodes.extend(switch_nodes);
     let deploy_like = DeployInputs {
         loaded: i.loaded,
         fleet: i.fleet,
         snapshots: i.snapshots,
+        fpm: i.fpm,
         release: i.target,
         commit: commit.clone(),
         delivery: Delivery::Upload,
@@ -190,7 +199,8 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         nodes,
         abort: every(&|t| HostScript::new(end::unlock_only(&t.deploy_path, owner), QUICK)),
         undo: undo(i.fleet, i.snapshots, owner),
-        reload: switching::reloads(i.loaded, i.fleet),
+        reload: switching::reloads(i.fleet, i.fpm),
+        fpm: i.fpm.clone(),
         before: before(i.snapshots),
         payload: None,
         rollout: i.rollout.clone(),
@@ -285,6 +295,11 @@ fn mark_work(nodes: &mut [Node], fleet: &Fleet, owner: &LockOwner) {
             script.jobs = target.map(|t| supervise::jobs_file(&t.deploy_path, &owner.token));
         }
     }
+}
+
+/// A host's PHP-FPM config test, if any.
+fn config_test_of<'a>(fpm: &'a IndexMap<String, FpmCommands>, target: &Target) -> Option<&'a str> {
+    fpm.get(&target.name).and_then(|f| f.config_test.as_deref())
 }
 
 /// Where preflight saw a host's `current` point.

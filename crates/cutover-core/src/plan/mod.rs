@@ -14,6 +14,7 @@ use indexmap::IndexMap;
 
 use crate::event::{CommandKind, Phase};
 use crate::release::ReleaseId;
+use crate::remote::fpm::FpmCommands;
 use crate::shell::Script;
 
 pub use build::{DeployInputs, RollbackInputs, deploy, rollback};
@@ -142,6 +143,8 @@ pub struct Plan {
     pub undo: IndexMap<String, HostScript>,
     /// Per host, the reload after an undo (none without a reload command).
     pub reload: IndexMap<String, HostScript>,
+    /// Per host, the PHP-FPM commands of the run, as set or as found.
+    pub fpm: IndexMap<String, FpmCommands>,
     /// Per host, where `current` pointed before the run, as read.
     pub before: IndexMap<String, Option<String>>,
     /// The tar stream of an upload delivery.

@@ -11,6 +11,7 @@ use crate::config::rollout::{BatchHook, HookPlace};
 use crate::config::{BatchSpec, LoadedInventory, OnFailure};
 use crate::event::Phase;
 use crate::fleet::{Fleet, Target};
+use crate::remote::fpm::FpmCommands;
 use crate::remote::lock::{self, LockOwner};
 use crate::remote::{health, switch};
 use crate::shell::{Script, Sh};
@@ -54,6 +55,7 @@ impl Rollout {
 pub(super) fn nodes(
     loaded: &LoadedInventory,
     fleet: &Fleet,
+    fpm: &IndexMap<String, FpmCommands>,
     rollout: &Rollout,
     owner: &LockOwner,
 ) -> (Vec<Node>, IndexMap<String, usize>) {
@@ -72,18 +74,18 @@ pub(super) fn nodes(
         }
         // The reload rides in the flip's script, right after the rename and
         // the line that reports it: a failing reload is a switched host.
-        let reload = inv.php_fpm.reload_command();
+        let reload = |host: &str| fpm.get(host).and_then(|f| f.reload.as_deref());
         let mut flip = phase(Phase::Flip, tag, &hosts, |t| {
             let mut script = switch::flip(&t.deploy_path, owner);
-            if let Some(reload) = reload {
+            if let Some(reload) = reload(&t.name) {
                 script.extend(switch::reload_after_flip(reload));
             }
             script
         });
         if let Node::Phase(p) = &mut flip {
-            for script in p.hosts.values_mut() {
+            for (host, script) in &mut p.hosts {
                 script.held = true;
-                if reload.is_some() {
+                if reload(host).is_some() {
                     script.steps = vec![StepLabel { name: switch::RELOAD_STEP.to_owned(), timeout: QUICK }];
                     script.timeout += QUICK;
                 }
@@ -158,7 +160,13 @@ fn phase_with_env(
 }
 
 /// Each host's reload alone, for putting a host back after a failure.
-pub(super) fn reloads(loaded: &LoadedInventory, fleet: &Fleet) -> IndexMap<String, HostScript> {
-    let Some(reload) = loaded.inventory.php_fpm.reload_command() else { return IndexMap::new() };
-    fleet.hosts.iter().map(|t| (t.name.clone(), HostScript::new(switch::reload(reload), QUICK))).collect()
+pub(super) fn reloads(fleet: &Fleet, fpm: &IndexMap<String, FpmCommands>) -> IndexMap<String, HostScript> {
+    fleet
+        .hosts
+        .iter()
+        .filter_map(|t| {
+            let reload = fpm.get(&t.name)?.reload.as_deref()?;
+            Some((t.name.clone(), HostScript::new(switch::reload(reload), QUICK)))
+        })
+        .collect()
 }

@@ -10,6 +10,7 @@ use crate::config::{LoadedInventory, load_inventory};
 use crate::event::Phase;
 use crate::fleet::{Fleet, Selection};
 use crate::release::ReleaseId;
+use crate::remote::fpm::FpmCommands;
 use crate::remote::lock::LockOwner;
 use crate::remote::prepare::Delivery;
 use crate::remote::probe::Snapshot;
@@ -30,6 +31,16 @@ fn loaded_with(recipe: &str, extra: &str) -> (tempfile::TempDir, LoadedInventory
     std::fs::write(dir.path().join("cutover.yaml"), text).expect("write");
     let loaded = load_inventory(&dir.path().join("cutover.yaml")).expect("loads");
     (dir, loaded)
+}
+
+/// Every host's PHP-FPM as preflight would find it on a Debian host.
+fn found_fpm(fleet: &Fleet) -> IndexMap<String, FpmCommands> {
+    let commands = FpmCommands {
+        service: Some("php8.2-fpm".into()),
+        reload: Some("sudo -n /usr/bin/systemctl reload php8.2-fpm".into()),
+        config_test: Some("sudo -n /usr/sbin/php-fpm8.2 -t".into()),
+    };
+    fleet.hosts.iter().map(|t| (t.name.clone(), commands.clone())).collect()
 }
 
 fn phases(plan: &Plan) -> Vec<String> {
@@ -59,6 +70,7 @@ fn plan_with(recipe: &str, extra: &str) -> Plan {
         loaded: &loaded,
         fleet: &fleet,
         snapshots: &snapshots,
+        fpm: &found_fpm(&fleet),
         release: "20261123143012".parse().expect("id"),
         commit: "abc".into(),
         delivery: Delivery::Upload,
@@ -77,6 +89,7 @@ fn rollback_plan(loaded: &LoadedInventory) -> Plan {
         loaded,
         fleet: &fleet,
         snapshots: &IndexMap::new(),
+        fpm: &found_fpm(&fleet),
         target,
         owner: LockOwner::current("shop", "rollback", None),
         rollout: Rollout::new(loaded, None, None),
@@ -230,4 +243,23 @@ fn a_rollback_that_fails_staging_gives_its_lock_back() {
     assert_eq!(out.status.code(), Some(1), "{script}");
     assert!(dir.path().join(".cutover").is_dir(), "the lock was taken first");
     assert!(!dir.path().join(".cutover/lock").exists(), "the lock was given back");
+}
+
+#[test]
+fn the_plan_names_the_php_fpm_found_and_runs_its_commands() {
+    let plan = plan_for("laravel");
+    let text = plan.render();
+    assert!(
+        text.contains(
+            "PHP-FPM found: php8.2-fpm on web1, web2, web3: reload `sudo -n /usr/bin/systemctl reload php8.2-fpm`, \
+             config test `sudo -n /usr/sbin/php-fpm8.2 -t`"
+        ),
+        "{text}"
+    );
+    let flip = plan.nodes.iter().find_map(|n| match n {
+        Node::Phase(p) if p.phase == Phase::Flip => Some(p),
+        _ => None,
+    });
+    let flip = flip.expect("a flip").hosts["web1"].script.render();
+    assert!(flip.contains("sudo -n /usr/bin/systemctl reload php8.2-fpm"), "{flip}");
 }

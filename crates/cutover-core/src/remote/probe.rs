@@ -4,6 +4,7 @@
 use crate::release::ReleaseId;
 use crate::shell::{Script, Sh};
 
+use super::fpm::{self, FpmFound};
 use super::script_in;
 
 /// What the probe needs to check besides the layout.
@@ -22,6 +23,8 @@ pub struct ProbeRequest<'a> {
     /// Read the free space where releases go (a deploy needs room; a
     /// rollback or a read-back does not).
     pub free_space: bool,
+    /// Look for PHP-FPM (see [`fpm`]).
+    pub detect_fpm: bool,
 }
 
 /// A branch or tag in a repository.
@@ -76,6 +79,9 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
         }
         None => {}
     }
+    if request.detect_fpm {
+        fpm::detect(&mut s);
+    }
     for file in &request.shared_files {
         s.push(Sh::assign("f", file));
         s.line(r#"[ -e "$d/shared/$f" ] || echo "missing-shared $f""#);
@@ -126,6 +132,8 @@ pub struct Snapshot {
     pub lookup: Option<LookupOutput>,
     /// The host has no perl: its scripts run unsupervised.
     pub no_perl: bool,
+    /// PHP-FPM on the host, when the request looked for it.
+    pub fpm: FpmFound,
 }
 
 impl Snapshot {
@@ -169,7 +177,9 @@ impl Snapshot {
                         lookup.output.push('\n');
                     }
                 }
-                _ => {}
+                _ => {
+                    snap.fpm.read(key, value);
+                }
             }
         }
         snap.releases.sort();

@@ -62,6 +62,10 @@ pub fn text(report: &Report) -> String {
         }
         out.push('\n');
     }
+    let found = s.hosts.iter().filter_map(|(name, h)| Some((name.as_str(), h.php_fpm.as_ref()?)));
+    for line in cutover_core::remote::fpm::found_lines(found) {
+        let _ = writeln!(out, "PHP-FPM found: {line}");
+    }
     for failure in &report.failures {
         failure_text(&mut out, failure);
     }

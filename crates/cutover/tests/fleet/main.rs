@@ -12,4 +12,5 @@ mod lifecycle;
 mod migrations;
 mod reports;
 mod smoke;
+mod stock_host;
 mod zero_downtime;

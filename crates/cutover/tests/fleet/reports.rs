@@ -1,13 +1,14 @@
 //! A failure says what failed: the step (a recipe step, or cutover's own
 //! part such as the config test), the exit code and what it means, and
 //! what that step printed, both streams in order. Each failing deploy
-//! leaves every host as it was.
+//! leaves every host as it was. The hosts have nothing set under `php_fpm`
+//! but for the config test of the last story.
 
 use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::harness::{Fleet, GIT_DELIVERY, docker_available, summary};
+use crate::harness::{Fleet, GIT_DELIVERY, docker_available, failure_of, summary};
 
 /// A step that runs a command no host has.
 const MISSING_COMMAND: &str = "hooks:
@@ -26,15 +27,6 @@ const REASON_ON_STDOUT: &str = "hooks:
       run: 'echo \"APP_KEY is not set\"; echo \"see .env.example\" >&2; exit 3'
 ";
 
-/// The failure event of `host`: its error and its output tail.
-fn failure_of<'a>(events: &'a [Value], host: &str) -> (&'a str, &'a str) {
-    let event = events
-        .iter()
-        .find(|e| e["event"] == "host" && e["host"] == host && e["state"] == "failed")
-        .unwrap_or_else(|| panic!("no failure event for {host}: {events:#?}"));
-    (event["error"].as_str().unwrap_or_default(), event["output_tail"].as_str().unwrap_or_default())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_names_its_step_its_exit_code_and_what_the_step_printed() {
     let name = "a_failure_names_its_step_its_exit_code_and_what_the_step_printed";
@@ -47,7 +39,7 @@ async fn a_failure_names_its_step_its_exit_code_and_what_the_step_printed() {
 
     // A command that is not found: exit 127, said as such, never as a lost
     // connection.
-    fleet.write_inventory(&format!("{GIT_DELIVERY}{MISSING_COMMAND}"));
+    fleet.write_stock_inventory(&format!("{GIT_DELIVERY}{MISSING_COMMAND}"));
     let (code, events, text) = fleet.run_json("deploy", &[]);
     assert_eq!(code, Some(1), "failed before the switch:\n{text}");
     let error = summary(&events)["hosts"]["web1"]["error"].as_str().unwrap_or_default().to_owned();
@@ -61,7 +53,7 @@ async fn a_failure_names_its_step_its_exit_code_and_what_the_step_printed() {
 
     // The failing step's own output, stdout and stderr in order; not what
     // an earlier step printed.
-    fleet.write_inventory(&format!("{GIT_DELIVERY}{REASON_ON_STDOUT}"));
+    fleet.write_stock_inventory(&format!("{GIT_DELIVERY}{REASON_ON_STDOUT}"));
     let (code, events, text) = fleet.run_json("deploy", &[]);
     assert_eq!(code, Some(1), "{text}");
     let (error, tail) = failure_of(&events, "web2");

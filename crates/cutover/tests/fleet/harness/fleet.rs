@@ -93,13 +93,18 @@ impl Fleet {
             .collect();
         format!(
             "application: app\ndeploy_path: {DEPLOY_PATH}\nrecipe: php\n\
-             php_fpm:\n  reload: sudo /usr/local/sbin/reload-php-fpm\n  config_test: none\n\
-             defaults:\n  connection: ssh\n  user: deploy\n  identity_file: {}\n  \
+             {HARNESS_PHP_FPM}defaults:\n  connection: ssh\n  user: deploy\n  identity_file: {}\n  \
              known_hosts: {}\n  host_key_checking: strict\n  connect_timeout: 10\n\
              hosts:\n{hosts}{extra}",
             self.identity_file().display(),
             self.known_hosts().display(),
         )
+    }
+
+    /// Writes [`Fleet::inventory`] without its `php_fpm` section (what
+    /// cutover finds on a stock host) to `project/cutover.yaml`.
+    pub fn write_stock_inventory(&self, extra: &str) -> PathBuf {
+        self.write_inventory_edited(extra, &[(HARNESS_PHP_FPM, "")])
     }
 
     /// Writes [`Fleet::inventory`] to `project/cutover.yaml`; returns its path.
@@ -123,6 +128,10 @@ impl Fleet {
         std::fs::write(self.known_hosts(), kept).expect("write known_hosts");
     }
 }
+
+/// The `php_fpm` section of the fleet's inventory: the image's reload
+/// script, which returns once the new FPM master is up.
+pub const HARNESS_PHP_FPM: &str = "php_fpm:\n  reload: sudo /usr/local/sbin/reload-php-fpm\n  config_test: none\n";
 
 /// Git delivery from the mounted repository, the commit resolved on the
 /// primary host (the path does not exist where the tests run).

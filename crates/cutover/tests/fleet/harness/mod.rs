@@ -12,8 +12,8 @@ mod story;
 
 pub use story::HostState;
 
-pub use fleet::{Fleet, GIT_DELIVERY};
+pub use fleet::{DEPLOY_PATH, Fleet, GIT_DELIVERY, HARNESS_PHP_FPM};
 pub use git::write_app;
 pub use load::{Verdict, switches};
-pub use run::{spawn_cutover, summary, text, wait_limited};
+pub use run::{failure_of, spawn_cutover, summary, text, wait_limited};
 pub use setup::docker_available;

@@ -164,3 +164,12 @@ impl LiveRun {
         (status.code(), self.events(), format!("{stderr}{stdout}"))
     }
 }
+
+/// The failure event of `host`: its error and its output tail.
+pub fn failure_of<'a>(events: &'a [Value], host: &str) -> (&'a str, &'a str) {
+    let event = events
+        .iter()
+        .find(|e| e["event"] == "host" && e["host"] == host && e["state"] == "failed")
+        .unwrap_or_else(|| panic!("no failure event for {host}: {events:#?}"));
+    (event["error"].as_str().unwrap_or_default(), event["output_tail"].as_str().unwrap_or_default())
+}
