@@ -66,10 +66,8 @@ impl Fleet {
                 let settings = h.settings(&inv.defaults);
                 let connection = settings.connection.unwrap_or_default();
                 let (address, deploy_path) = match connection {
-                    Connection::Ssh => {
-                        (h.address.clone().unwrap_or_else(|| h.name.value.clone()), inv.deploy_path.value.clone())
-                    }
-                    Connection::Local => local_paths(&loaded.dir, h.address.as_deref(), &inv.deploy_path.value),
+                    Connection::Ssh => (h.address().unwrap_or(&h.name.value).to_owned(), inv.deploy_path.value.clone()),
+                    Connection::Local => local_paths(&loaded.dir, h.address(), &inv.deploy_path.value),
                 };
                 let mut vars = inv.vars.clone();
                 vars.extend(h.vars.clone());

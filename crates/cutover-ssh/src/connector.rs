@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,7 +140,14 @@ impl Connector for SshConnector {
                     None => None,
                 };
                 let _permit = self.starts.acquire().await.map_err(refused)?;
-                builder.connect_mux(&target.address).await.map_err(|e| classify::connect_error(e, timeout))?
+                match builder.connect_mux(&target.address).await {
+                    Ok(session) => session,
+                    Err(openssh::Error::Connect(io)) if io.kind() == std::io::ErrorKind::NotFound => {
+                        let detail = why_ssh_refused(target).await.unwrap_or_else(|| io.to_string());
+                        return Err(TransportError::Unreachable { detail });
+                    }
+                    Err(e) => return Err(classify::connect_error(e, timeout)),
+                }
             };
             let transport = SshTransport::new(session, self.options.commands_per_host);
             Ok(Box::new(transport) as Box<dyn Transport>)
@@ -149,6 +157,34 @@ impl Connector for SshConnector {
 }
 
 /// `~/x` to `$HOME/x`; other paths unchanged.
+/// Why ssh refused to start, when it exited before it wrote its log (the
+/// `openssh` crate, which sends ssh's stderr nowhere, then only has "No such
+/// file or directory"): the same settings given to `ssh -G`, which parses
+/// them as a connection would, connects nowhere, and says on stderr what
+/// it refused.
+async fn why_ssh_refused(target: &Target) -> Option<String> {
+    let s = &target.settings;
+    let mut ssh = tokio::process::Command::new("ssh");
+    ssh.arg("-G").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    if let Some(user) = &s.user {
+        ssh.arg("-l").arg(user);
+    }
+    if let Some(port) = s.port {
+        ssh.arg("-p").arg(port.to_string());
+    }
+    if let Some(key) = &s.identity_file {
+        ssh.arg("-i").arg(expand_home(key));
+    }
+    if let Some(jump) = &s.proxy_jump {
+        ssh.arg("-J").arg(jump);
+    }
+    let out = ssh.arg("--").arg(&target.address).output().await.ok()?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    let reason: Vec<&str> =
+        said.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("Pseudo-terminal")).collect();
+    (!out.status.success() && !reason.is_empty()).then(|| format!("ssh refused to start: {}", reason.join("; ")))
+}
+
 fn expand_home(path: &Path) -> PathBuf {
     match (path.strip_prefix("~"), std::env::var_os("HOME")) {
         (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
@@ -165,5 +201,27 @@ mod tests {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
         assert_eq!(expand_home(Path::new("~/.ssh/id")), home.join(".ssh/id"));
         assert_eq!(expand_home(Path::new("/etc/ssh/id")), PathBuf::from("/etc/ssh/id"));
+    }
+
+    /// A value the inventory's checks would refuse, handed to ssh anyway:
+    /// ssh's own reason reaches the error, not "No such file or directory".
+    #[tokio::test]
+    async fn when_ssh_refuses_to_start_its_own_reason_is_kept() {
+        let target = Target {
+            name: "web1".into(),
+            connection: Connection::Ssh,
+            address: "127.0.0.1".into(),
+            settings: cutover_core::config::inventory::HostSettings {
+                proxy_jump: Some("bastion:99999".into()),
+                ..Default::default()
+            },
+            roles: Vec::new(),
+            vars: Default::default(),
+            deploy_path: "/srv/app".into(),
+        };
+        let connector = SshConnector::new(SshOptions::default()).expect("connector");
+        let error = connector.connect(&target).await.err().expect("refused");
+        let TransportError::Unreachable { detail } = &error else { panic!("{error:?}") };
+        assert!(detail.contains("Invalid -J argument"), "{detail}");
     }
 }

@@ -73,7 +73,7 @@ pub struct Inventory {
     pub step_timeout: Spanned<u64>,
     /// Settings every host inherits unless it sets its own.
     #[serde(default)]
-    pub defaults: HostSettings,
+    pub defaults: Defaults,
     /// The hosts.
     pub hosts: Vec<HostEntry>,
     /// Variables exported to every step on every host.
@@ -226,9 +226,25 @@ pub enum HostKeyChecking {
     AcceptNew,
 }
 
-/// Connection settings, in `defaults:` or on a host.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+/// Connection settings as written in `defaults:`, with their positions (a
+/// host's own are on [`HostEntry`]). Every value handed to ssh is checked
+/// before any ssh runs (see [`super::ssh_values`]).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub user: Option<Spanned<String>>,
+    pub port: Option<Spanned<u16>>,
+    pub connection: Option<Connection>,
+    pub identity_file: Option<Spanned<PathBuf>>,
+    pub proxy_jump: Option<Spanned<String>>,
+    pub host_key_checking: Option<HostKeyChecking>,
+    pub known_hosts: Option<Spanned<PathBuf>>,
+    /// Seconds to wait for a connection.
+    pub connect_timeout: Option<u64>,
+}
+
+/// A host's connection settings: its own over `defaults:`, checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostSettings {
     pub user: Option<String>,
     pub port: Option<u16>,
@@ -247,33 +263,41 @@ pub struct HostSettings {
 pub struct HostEntry {
     pub name: Spanned<String>,
     /// A hostname or IP for `ssh`; a directory for `local`.
-    pub address: Option<String>,
+    pub address: Option<Spanned<String>>,
     #[serde(default)]
     pub roles: Vec<String>,
     #[serde(default)]
     pub vars: IndexMap<String, String>,
-    pub user: Option<String>,
-    pub port: Option<u16>,
+    pub user: Option<Spanned<String>>,
+    pub port: Option<Spanned<u16>>,
     pub connection: Option<Connection>,
-    pub identity_file: Option<PathBuf>,
-    pub proxy_jump: Option<String>,
+    pub identity_file: Option<Spanned<PathBuf>>,
+    pub proxy_jump: Option<Spanned<String>>,
     pub host_key_checking: Option<HostKeyChecking>,
-    pub known_hosts: Option<PathBuf>,
+    pub known_hosts: Option<Spanned<PathBuf>>,
     pub connect_timeout: Option<u64>,
 }
 
 impl HostEntry {
     /// This host's own settings, with `defaults` under them.
-    pub fn settings(&self, defaults: &HostSettings) -> HostSettings {
+    pub fn settings(&self, defaults: &Defaults) -> HostSettings {
+        fn value<T: Clone>(own: &Option<Spanned<T>>, default: &Option<Spanned<T>>) -> Option<T> {
+            own.as_ref().or(default.as_ref()).map(|s| s.value.clone())
+        }
         HostSettings {
-            user: self.user.clone().or_else(|| defaults.user.clone()),
-            port: self.port.or(defaults.port),
+            user: value(&self.user, &defaults.user),
+            port: value(&self.port, &defaults.port),
             connection: self.connection.or(defaults.connection),
-            identity_file: self.identity_file.clone().or_else(|| defaults.identity_file.clone()),
-            proxy_jump: self.proxy_jump.clone().or_else(|| defaults.proxy_jump.clone()),
+            identity_file: value(&self.identity_file, &defaults.identity_file),
+            proxy_jump: value(&self.proxy_jump, &defaults.proxy_jump),
             host_key_checking: self.host_key_checking.or(defaults.host_key_checking),
-            known_hosts: self.known_hosts.clone().or_else(|| defaults.known_hosts.clone()),
+            known_hosts: value(&self.known_hosts, &defaults.known_hosts),
             connect_timeout: self.connect_timeout.or(defaults.connect_timeout),
         }
+    }
+
+    /// The address as written, if any.
+    pub fn address(&self) -> Option<&str> {
+        self.address.as_ref().map(|a| a.value.as_str())
     }
 }

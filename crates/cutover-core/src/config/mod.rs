@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod load;
 pub mod recipe;
 pub mod rollout;
+mod ssh_values;
 mod suggest;
 mod validate;
 

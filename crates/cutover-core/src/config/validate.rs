@@ -37,6 +37,7 @@ pub(super) fn inventory(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> 
         return Err(error("must be at least 1").field("concurrency"));
     }
     hosts(inv)?;
+    super::ssh_values::check(inv)?;
     hooks(&inv.hooks)
 }
 

@@ -134,3 +134,49 @@ fn a_var_that_would_clobber_cutover_s_own_is_refused() {
 fn a_zero_step_timeout_is_refused() {
     refused(&format!("{GOOD}step_timeout: 0\n"), &["cutover.yaml:11:15", "step_timeout: must be at least 1 second"]);
 }
+
+/// An SSH fleet of one host: nothing is reached, the values are refused
+/// before any ssh runs.
+const SSH: &str = "application: shop\ndeploy_path: /srv/shop\nsource: app\nrecipe: php\n\
+                   php_fpm: {reload: none, config_test: none}\ndefaults:\n  user: deploy\nhosts:\n  - name: web1\n    address: 10.0.1.11\n";
+
+#[test]
+fn ssh_values_that_would_run_a_command_here_are_refused_before_any_ssh_runs() {
+    let cases = [
+        (
+            "    address: 10.0.1.11\n",
+            "    address: 10.0.1.11\n    proxy_jump: 'bastion$(touch${IFS}pwned)'\n",
+            "cutover.yaml:11:17",
+            "hosts[0].proxy_jump",
+        ),
+        (
+            "    address: 10.0.1.11\n",
+            "    address: '-oProxyCommand=touch pwned'\n",
+            "cutover.yaml:10:14",
+            "hosts[0].address",
+        ),
+        ("  user: deploy\n", "  user: '-oProxyCommand=touch pwned'\n", "cutover.yaml:7:9", "defaults.user"),
+        ("    address: 10.0.1.11\n", "", "cutover.yaml:9:11", "hosts[0].name"),
+        ("  user: deploy\n", "  user: deploy\n  port: 0\n", "cutover.yaml:8:9", "defaults.port"),
+    ];
+    for (from, to, position, field) in cases {
+        let inventory = SSH.replace(from, to);
+        let inventory = if field == "hosts[0].name" {
+            inventory.replace("name: web1", "name: 'web1;touch${IFS}pwned'")
+        } else {
+            inventory
+        };
+        for command in [&["deploy"][..], &["plan"], &["status"]] {
+            let project = Project::new("");
+            project.write("cutover.yaml", &inventory);
+            let out = project.cutover(command);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{command:?} {field}: {err}");
+            assert!(
+                err.contains(position) && err.contains(field),
+                "{command:?}: expected {position} {field} in:\n{err}"
+            );
+            assert!(!project.path().join("pwned").exists(), "nothing ran here");
+        }
+    }
+}
