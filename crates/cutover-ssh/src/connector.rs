@@ -220,7 +220,7 @@ mod tests {
             deploy_path: "/srv/app".into(),
         };
         let connector = SshConnector::new(SshOptions::default()).expect("connector");
-        let error = connector.connect(&target).await.err().expect("refused");
+        let Err(error) = connector.connect(&target).await else { panic!("ssh started") };
         let TransportError::Unreachable { detail } = &error else { panic!("{error:?}") };
         assert!(detail.contains("Invalid -J argument"), "{detail}");
     }
