@@ -25,7 +25,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     // Long messages stay on one line, so logs can be searched.
     let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     let indicatif = tracing_indicatif::IndicatifLayer::new();
@@ -52,7 +55,7 @@ async fn run(cli: Cli) -> u8 {
         Ok(loaded) => loaded,
         Err(error) => {
             if cli.json {
-                print_json_error("config", &error.to_string());
+                print_json_config_error(&error);
             } else {
                 eprintln!("{:?}", miette::Report::new(diagnostic::ConfigDiagnostic::new(error)));
             }
@@ -230,6 +233,41 @@ fn report_error(cli: &Cli, message: &str) {
     } else {
         eprintln!("error: {message}");
     }
+}
+
+/// A command line clap refused: its own text, or with `--json` anywhere on
+/// the line a JSON error on stdout. Exit 2 either way; help and version
+/// print as usual.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let shows = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if shows || !std::env::args().skip(1).any(|a| a == "--json") {
+        let _ = error.print();
+        return ExitCode::from(if shows { 0 } else { exit::BAD_INPUT });
+    }
+    let text = error.render().to_string();
+    let message = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default().trim_start_matches("error: ");
+    print_json_error("usage", message);
+    ExitCode::from(exit::BAD_INPUT)
+}
+
+/// A refused inventory or recipe for scripts: where, which field, why.
+fn print_json_config_error(error: &cutover_core::config::ConfigError) {
+    let position = error.position.as_ref();
+    let line = serde_json::json!({
+        "event": "error",
+        "kind": "config",
+        "message": error.to_string(),
+        "file": error.file.display().to_string(),
+        "line": position.map(|p| p.line),
+        "column": position.map(|p| p.column),
+        "field": error.field,
+        "hint": error.hint,
+    });
+    println!("{line}");
 }
 
 fn print_json_error(kind: &str, message: &str) {

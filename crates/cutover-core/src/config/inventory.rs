@@ -165,6 +165,10 @@ pub struct PhpFpm {
     pub reload: Option<String>,
     #[serde(default)]
     pub config_test: Option<String>,
+    /// Which PHP-FPM to find when several are installed (`8.3`: the
+    /// service `php8.3-fpm`).
+    #[serde(default)]
+    pub version: Option<String>,
     /// The FPM main config, checked in preflight for a non-zero
     /// `process_control_timeout`; by default `/etc/php/*/fpm/php-fpm.conf`.
     #[serde(default)]

@@ -115,13 +115,6 @@ pub(crate) async fn probe(
             }
             match fpm::resolve(&ctx.loaded.inventory.php_fpm, &snapshot.fpm) {
                 Ok(commands) => {
-                    if let Some(service) = commands.service.as_ref().filter(|_| snapshot.fpm.masters.is_empty()) {
-                        let message = format!(
-                            "{service} is installed but no PHP-FPM master was seen running: \
-                             the reload after the switch fails unless it is started"
-                        );
-                        ctx.emit(Event::Warning { host: Some(host.clone()), message });
-                    }
                     found.fpm.insert(host.clone(), commands);
                 }
                 Err(why) => found.failures.push(HostFailure::new(&host, phase, FailureKind::Precondition(why))),

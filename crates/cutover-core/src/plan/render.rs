@@ -13,7 +13,7 @@ pub(super) fn text(plan: &Plan) -> String {
     let commit = if plan.commit.is_empty() { String::new() } else { format!(", commit {}", plan.commit) };
     let _ = writeln!(out, "{:?} of {}: release {}{commit}", plan.command, plan.application, plan.release);
     for line in crate::remote::fpm::found_lines(plan.fpm.iter().map(|(h, c)| (h.as_str(), c))) {
-        let _ = writeln!(out, "PHP-FPM found: {line}");
+        let _ = writeln!(out, "{line}");
     }
     let mut n = 0;
     for node in &plan.nodes {

@@ -39,6 +39,9 @@ fn found_fpm(fleet: &Fleet) -> IndexMap<String, FpmCommands> {
         service: Some("php8.2-fpm".into()),
         reload: Some("sudo -n /usr/bin/systemctl reload php8.2-fpm".into()),
         config_test: Some("sudo -n /usr/sbin/php-fpm8.2 -t".into()),
+        sudo_rule: Some(
+            "deploy ALL=(root) NOPASSWD: /usr/bin/systemctl reload php8.2-fpm, /usr/sbin/php-fpm8.2 -t".into(),
+        ),
     };
     fleet.hosts.iter().map(|t| (t.name.clone(), commands.clone())).collect()
 }
@@ -252,7 +255,8 @@ fn the_plan_names_the_php_fpm_found_and_runs_its_commands() {
     assert!(
         text.contains(
             "PHP-FPM found: php8.2-fpm on web1, web2, web3: reload `sudo -n /usr/bin/systemctl reload php8.2-fpm`, \
-             config test `sudo -n /usr/sbin/php-fpm8.2 -t`"
+             config test `sudo -n /usr/sbin/php-fpm8.2 -t`\n  sudo rule: deploy ALL=(root) NOPASSWD: \
+             /usr/bin/systemctl reload php8.2-fpm, /usr/sbin/php-fpm8.2 -t\n"
         ),
         "{text}"
     );

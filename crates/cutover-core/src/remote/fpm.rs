@@ -4,73 +4,20 @@
 //!
 //! Debian and Ubuntu install `/usr/sbin/php-fpm<version>` as the service
 //! `php<version>-fpm`; RHEL-family hosts `/usr/sbin/php-fpm` as `php-fpm`.
-//! The master that runs says which one serves the host; systemd reloads it
-//! when systemd runs, the service's init script otherwise. Both commands run
-//! through `sudo -n` unless the deploy user is root, so the one sudo rule of
-//! docs/ssh.md covers them.
+//! The service that runs says which one serves the host (`php_fpm.version`
+//! chooses among several); systemd reloads it when systemd runs, the
+//! service's init script otherwise. Both commands run through `sudo -n`
+//! unless the deploy user is root; preflight refuses a host where sudo
+//! would not let them run, naming the one rule to add.
+
+mod detect;
 
 use serde::Serialize;
 
+pub use detect::FpmFound;
+pub(crate) use detect::detect;
+
 use crate::config::inventory::{FpmSetting, PhpFpm};
-use crate::shell::Script;
-
-/// The probe's lines about PHP-FPM: `fpm-root`, `fpm-binary <path>`,
-/// `fpm-master <command line>`, `fpm-systemctl <path>`, `fpm-init <path>`.
-/// The master's title is matched through `[:]` so that grep, whose own
-/// command line holds the pattern, never matches itself.
-const DETECT: &[&str] = &[
-    r#"if [ "$(id -u)" = 0 ]; then echo "fpm-root"; fi"#,
-    r#"for b in /usr/sbin/php-fpm*; do if [ -x "$b" ]; then echo "fpm-binary $b"; fi; done"#,
-    r#"for m in $(grep -a -l 'php-fpm[:] master process' /proc/[0-9]*/cmdline 2>/dev/null); do t=$(tr '\0' ' ' < "$m" 2>/dev/null) && echo "fpm-master $t"; done"#,
-    r#"if [ -d /run/systemd/system ]; then for c in /usr/bin/systemctl /bin/systemctl; do if [ -x "$c" ]; then echo "fpm-systemctl $c"; break; fi; done; fi"#,
-    r#"for i in /etc/init.d/php*-fpm; do if [ -x "$i" ]; then echo "fpm-init $i"; fi; done"#,
-];
-
-/// Adds the detection lines to a probe script; none of them fails.
-pub(crate) fn detect(script: &mut Script) {
-    for line in DETECT {
-        script.line(line);
-    }
-}
-
-/// What the probe found of PHP-FPM on a host.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FpmFound {
-    /// The deploy user is root: no sudo.
-    pub root: bool,
-    /// FPM programs installed (`/usr/sbin/php-fpm8.2`).
-    pub binaries: Vec<String>,
-    /// The config file of each master running
-    /// (`/etc/php/8.2/fpm/php-fpm.conf`).
-    pub masters: Vec<String>,
-    /// `systemctl`, when systemd manages the host's services.
-    pub systemctl: Option<String>,
-    /// Init scripts of FPM services (`/etc/init.d/php8.2-fpm`).
-    pub init_scripts: Vec<String>,
-}
-
-impl FpmFound {
-    /// Reads one probe line; false when the line is not about PHP-FPM.
-    pub(crate) fn read(&mut self, key: &str, value: &str) -> bool {
-        match key {
-            "fpm-root" => self.root = true,
-            "fpm-binary" => self.binaries.push(value.to_owned()),
-            "fpm-master" => self.masters.extend(master_config(value)),
-            "fpm-systemctl" => self.systemctl = Some(value.to_owned()),
-            "fpm-init" => self.init_scripts.push(value.to_owned()),
-            _ => return false,
-        }
-        true
-    }
-}
-
-/// The config file in a master's title,
-/// `php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)`.
-fn master_config(title: &str) -> Option<String> {
-    let (_, rest) = title.split_once('(')?;
-    let (config, _) = rest.rsplit_once(')')?;
-    Some(config.to_owned())
-}
 
 /// The PHP-FPM commands a host runs, as the inventory set them or as
 /// cutover found them.
@@ -83,6 +30,9 @@ pub struct FpmCommands {
     pub reload: Option<String>,
     /// The config test while staging; `None` for none.
     pub config_test: Option<String>,
+    /// The sudoers line that lets the deploy user run what cutover found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sudo_rule: Option<String>,
 }
 
 impl FpmCommands {
@@ -93,13 +43,14 @@ impl FpmCommands {
             FpmSetting::Command(c) => Some(c.to_owned()),
             FpmSetting::Detect | FpmSetting::None => None,
         };
-        Self { service: None, reload: explicit(php_fpm.reload()), config_test: explicit(php_fpm.config_test()) }
+        Self { reload: explicit(php_fpm.reload()), config_test: explicit(php_fpm.config_test()), ..Self::default() }
     }
 }
 
 /// Lines for people naming what cutover found, hosts with the same
-/// commands together: `php8.2-fpm on web1, web2: reload `...`, config test `...``.
-/// Hosts whose commands the inventory set are left out.
+/// commands together: `PHP-FPM found: php8.2-fpm on web1, web2: reload
+/// `...`, config test `...``, then the sudo rule. Hosts whose commands the inventory set are
+/// left out.
 pub fn found_lines<'a>(hosts: impl IntoIterator<Item = (&'a str, &'a FpmCommands)>) -> Vec<String> {
     let mut groups: Vec<(&FpmCommands, Vec<&str>)> = Vec::new();
     for (host, commands) in hosts.into_iter().filter(|(_, c)| c.service.is_some()) {
@@ -109,14 +60,17 @@ pub fn found_lines<'a>(hosts: impl IntoIterator<Item = (&'a str, &'a FpmCommands
         }
     }
     let shown = |c: &Option<String>| c.as_deref().map_or_else(|| "none".to_owned(), |c| format!("`{c}`"));
-    groups
-        .into_iter()
-        .map(|(c, names)| {
-            let service = c.service.as_deref().unwrap_or_default();
-            let (reload, config_test) = (shown(&c.reload), shown(&c.config_test));
-            format!("{service} on {}: reload {reload}, config test {config_test}", names.join(", "))
-        })
-        .collect()
+    let mut lines = Vec::new();
+    for (c, names) in groups {
+        let service = c.service.as_deref().unwrap_or_default();
+        let (reload, config_test) = (shown(&c.reload), shown(&c.config_test));
+        let hosts = names.join(", ");
+        lines.push(format!("PHP-FPM found: {service} on {hosts}: reload {reload}, config test {config_test}"));
+        if let Some(rule) = &c.sudo_rule {
+            lines.push(format!("  sudo rule: {rule}"));
+        }
+    }
+    lines
 }
 
 /// Whether the probe has to look for PHP-FPM: the inventory leaves the
@@ -133,28 +87,54 @@ pub fn needs_detection(php_fpm: &PhpFpm) -> bool {
 /// why none can be chosen (a sentence for the preflight failure). Without
 /// a reload, a config test left to cutover guards nothing and is skipped.
 pub fn resolve(php_fpm: &PhpFpm, found: &FpmFound) -> Result<FpmCommands, String> {
-    let (reload, config_test) = (php_fpm.reload(), php_fpm.config_test());
-    if reload == FpmSetting::None {
-        return Ok(FpmCommands::as_set(php_fpm));
-    }
     let mut commands = FpmCommands::as_set(php_fpm);
-    if reload != FpmSetting::Detect && config_test != FpmSetting::Detect {
+    if !needs_detection(php_fpm) {
         return Ok(commands);
     }
-    let service = Service::choose(found)?;
-    let sudo = if found.root { "" } else { "sudo -n " };
-    if reload == FpmSetting::Detect {
-        commands.reload = Some(service.reload(found, sudo)?);
+    let detect_reload = php_fpm.reload() == FpmSetting::Detect;
+    let (service, running) = Service::choose(found, php_fpm.version.as_deref())?;
+    if detect_reload && !running {
+        return Err(format!(
+            "{} is installed but not running: start it, or set `php_fpm.reload: none` when nothing is \
+             reloaded after a switch",
+            service.name
+        ));
     }
-    if config_test == FpmSetting::Detect {
-        commands.config_test = Some(format!("{sudo}{} -t", service.binary));
+    let sudo = if found.root { "" } else { "sudo -n " };
+    let mut found_commands = Vec::new();
+    if detect_reload {
+        found_commands.push(service.reload(found)?);
+    }
+    if php_fpm.config_test() == FpmSetting::Detect {
+        found_commands.push(format!("{} -t", service.binary));
+    }
+    if !found.root {
+        let user = found.user.as_deref().unwrap_or("deploy");
+        let rule = format!("{user} ALL=(root) NOPASSWD: {}", found_commands.join(", "));
+        let refused: Vec<&str> =
+            found_commands.iter().filter(|c| !found.sudo_allowed.contains(c)).map(String::as_str).collect();
+        if !refused.is_empty() {
+            return Err(format!(
+                "sudo does not let {user} run `{}` without a password: add this line with `visudo -f \
+                 /etc/sudoers.d/{user}`: {rule}",
+                refused.join("` or `")
+            ));
+        }
+        commands.sudo_rule = Some(rule);
+    }
+    let mut found_commands = found_commands.into_iter().map(|c| format!("{sudo}{c}"));
+    if detect_reload {
+        commands.reload = found_commands.next();
+    }
+    if php_fpm.config_test() == FpmSetting::Detect {
+        commands.config_test = found_commands.next();
     }
     commands.service = Some(service.name);
     Ok(commands)
 }
 
 /// The FPM service that serves a host.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Service {
     /// `php8.2-fpm` or `php-fpm`.
     name: String,
@@ -169,53 +149,67 @@ impl Service {
         valid.then(|| Self { name: format!("php{version}-fpm"), binary: binary.to_owned() })
     }
 
-    /// The program of the master reading `config`: Debian's
-    /// `/etc/php/<version>/fpm/...`, or the one unversioned `php-fpm`.
-    fn of_master<'a>(config: &str, binaries: &'a [Self]) -> Option<&'a Self> {
-        let version = config.strip_prefix("/etc/php/").and_then(|rest| rest.split_once("/fpm/")).map(|(v, _)| v);
-        let wanted = format!("/usr/sbin/php-fpm{}", version.unwrap_or_default());
-        binaries.iter().find(|s| s.binary == wanted)
+    /// Whether the service runs: said by systemd or its pid file, or a
+    /// master of this host reads its config (Debian's
+    /// `/etc/php/<version>/fpm/...`, or the one unversioned `php-fpm`'s).
+    fn runs(&self, found: &FpmFound) -> bool {
+        let config_of_master = |config: &String| {
+            let version = config.strip_prefix("/etc/php/").and_then(|rest| rest.split_once("/fpm/")).map(|(v, _)| v);
+            format!("/usr/sbin/php-fpm{}", version.unwrap_or_default()) == self.binary
+        };
+        found.running.contains(&self.binary) || found.masters.iter().any(config_of_master)
     }
 
-    fn choose(found: &FpmFound) -> Result<Self, String> {
-        let installed: Vec<Self> = found.binaries.iter().filter_map(|b| Self::of_binary(b)).collect();
+    /// The service serving the host, and whether it runs.
+    fn choose(found: &FpmFound, version: Option<&str>) -> Result<(Self, bool), String> {
+        let mut installed: Vec<Self> = found.binaries.iter().filter_map(|b| Self::of_binary(b)).collect();
         if installed.is_empty() {
-            return Err("no PHP-FPM found (looked for /usr/sbin/php-fpm<version> and /usr/sbin/php-fpm): \
-                        install it, set `php_fpm.reload` and `php_fpm.config_test` to this host's commands, \
-                        or `php_fpm.reload: none` when nothing is reloaded after a switch"
-                .to_owned());
+            return Err(match found.not_executable.first() {
+                Some(path) => format!(
+                    "{path} is there but not executable: reinstall PHP-FPM, or set `php_fpm.reload` and `php_fpm.config_test`"
+                ),
+                None => "no PHP-FPM found (looked for /usr/sbin/php-fpm<version> and /usr/sbin/php-fpm): \
+                         install it, set `php_fpm.reload` and `php_fpm.config_test` to this host's commands, \
+                         or `php_fpm.reload: none` when nothing is reloaded after a switch"
+                    .to_owned(),
+            });
         }
-        // A master of no installed service (one in a container, seen
-        // through /proc) says nothing about this host's service.
-        let mut running: Vec<&Self> = Vec::new();
-        for service in found.masters.iter().filter_map(|config| Self::of_master(config, &installed)) {
-            if !running.iter().any(|r| r.name == service.name) {
-                running.push(service);
+        let names = |services: &[&Self]| services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+        if let Some(version) = version {
+            let wanted = format!("php{version}-fpm");
+            let all: Vec<&Self> = installed.iter().collect();
+            let listed = names(&all);
+            installed.retain(|s| s.name == wanted);
+            if installed.is_empty() {
+                return Err(format!("`php_fpm.version` is {version}, but this host has {listed}"));
             }
         }
-        let none_runs = running.is_empty();
-        let candidates: Vec<&Self> = if none_runs { installed.iter().collect() } else { running };
-        match candidates.as_slice() {
-            [one] => Ok(Self { name: one.name.clone(), binary: one.binary.clone() }),
-            many => {
-                let names: Vec<&str> = many.iter().map(|s| s.name.as_str()).collect();
-                let what = if none_runs { "are installed and none runs" } else { "run" };
+        let running: Vec<&Self> = installed.iter().filter(|s| s.runs(found)).collect();
+        match (running.as_slice(), installed.as_slice()) {
+            ([one], _) => Ok(((*one).clone(), true)),
+            ([], [one]) => Ok((one.clone(), false)),
+            (many, _) => {
+                let (what, listed) = if many.is_empty() {
+                    ("are installed and none runs", names(&installed.iter().collect::<Vec<_>>()))
+                } else {
+                    ("run", names(many))
+                };
                 Err(format!(
-                    "several PHP-FPM services {what} ({}): set `php_fpm.reload` and `php_fpm.config_test` \
-                     for the one that serves this application",
-                    names.join(", ")
+                    "several PHP-FPM services {what} ({listed}): set `php_fpm.version` to the one that serves \
+                     this application"
                 ))
             }
         }
     }
 
-    fn reload(&self, found: &FpmFound, sudo: &str) -> Result<String, String> {
+    /// The reload, without sudo: systemd's, or the init script's.
+    fn reload(&self, found: &FpmFound) -> Result<String, String> {
         if let Some(systemctl) = &found.systemctl {
-            return Ok(format!("{sudo}{systemctl} reload {}", self.name));
+            return Ok(format!("{systemctl} reload {}", self.name));
         }
         let init = format!("/etc/init.d/{}", self.name);
         if found.init_scripts.contains(&init) {
-            return Ok(format!("{sudo}{init} reload"));
+            return Ok(format!("{init} reload"));
         }
         Err(format!("found {}, but neither systemd nor {init} to reload it with: set `php_fpm.reload`", self.name))
     }

@@ -64,7 +64,7 @@ pub fn text(report: &Report) -> String {
     }
     let found = s.hosts.iter().filter_map(|(name, h)| Some((name.as_str(), h.php_fpm.as_ref()?)));
     for line in cutover_core::remote::fpm::found_lines(found) {
-        let _ = writeln!(out, "PHP-FPM found: {line}");
+        let _ = writeln!(out, "{line}");
     }
     for failure in &report.failures {
         failure_text(&mut out, failure);

@@ -180,3 +180,29 @@ fn ssh_values_that_would_run_a_command_here_are_refused_before_any_ssh_runs() {
         }
     }
 }
+
+#[test]
+fn with_json_a_bad_command_line_or_inventory_is_one_json_error_on_stdout() {
+    let project = Project::new("");
+    project.write("cutover.yaml", GOOD);
+    for args in
+        [&["deploy", "--bogus", "--json"][..], &["--json", "frobnicate"], &["deploy", "--json", "--mode", "sideways"]]
+    {
+        let out = project.cutover(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let error: serde_json::Value =
+            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"));
+        assert_eq!((error["event"].as_str(), error["kind"].as_str()), (Some("error"), Some("usage")), "{error}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty() && !m.starts_with("error:")), "{error}");
+    }
+    project.write("cutover.yaml", &format!("{GOOD}keep_releases: 1\n"));
+    let out = project.cutover(&["deploy", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(error["kind"], "config");
+    assert_eq!((error["line"].as_u64(), error["column"].as_u64()), (Some(11), Some(16)), "{error}");
+    assert_eq!(error["field"], "keep_releases");
+    assert!(error["file"].as_str().is_some_and(|f| f.ends_with("cutover.yaml")), "{error}");
+    assert!(project.cutover(&["--help"]).status.success(), "help is not an error");
+}

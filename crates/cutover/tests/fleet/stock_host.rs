@@ -2,7 +2,8 @@
 //! PHP-FPM service that runs there, tests its configuration and reloads it
 //! through the one sudo rule docs/ssh.md gives, as a non-root deploy user.
 //! A broken pool is the config test's failure, before any switch; a host
-//! with no PHP-FPM is refused in preflight unless nothing is reloaded.
+//! whose sudo rule does not cover both commands, whose FPM is stopped, or
+//! that has none, is refused in preflight (unless nothing is reloaded).
 
 use std::time::Instant;
 
@@ -12,6 +13,10 @@ use crate::harness::{DEPLOY_PATH, Fleet, GIT_DELIVERY, HARNESS_PHP_FPM, docker_a
 /// Debian's init script.
 const FOUND: &str = "php8.2-fpm on web1, web2: reload `sudo -n /etc/init.d/php8.2-fpm reload`, \
                      config test `sudo -n /usr/sbin/php-fpm8.2 -t`";
+
+/// The line of the image's /etc/sudoers.d/deploy that lets cutover run them.
+const SUDO_RULE: &str =
+    "  sudo rule: deploy ALL=(root) NOPASSWD: /etc/init.d/php8.2-fpm reload, /usr/sbin/php-fpm8.2 -t";
 
 impl Fleet {
     /// How many graceful reloads PHP-FPM's own log has on host `i`.
@@ -35,6 +40,7 @@ async fn on_stock_hosts_the_php_fpm_found_is_tested_and_reloaded_and_a_host_with
     let said = text(&plan);
     assert!(plan.status.success(), "{said}");
     assert!(said.contains(&format!("PHP-FPM found: {FOUND}")), "{said}");
+    assert!(said.contains(SUDO_RULE), "{said}");
 
     // A deploy tests and reloads the service found, as the deploy user.
     let reloads: Vec<usize> = (0..2).map(|i| fleet.fpm_log_reloads(i)).collect();
@@ -75,21 +81,42 @@ async fn on_stock_hosts_the_php_fpm_found_is_tested_and_reloaded_and_a_host_with
     fleet.assert_clean();
     fleet.exec_root(1, "cp /root/www.conf /etc/php/8.2/fpm/pool.d/www.conf");
 
-    // No PHP-FPM on web2: refused in preflight, nothing touched anywhere.
-    fleet.exec_root(1, "chmod -x /usr/sbin/php-fpm8.2");
-    let (code, events, said) = fleet.run_json("deploy", &[]);
-    assert_eq!(code, Some(1), "{said}");
-    let error = summary(&events)["hosts"]["web2"]["error"].as_str().unwrap_or_default().to_owned();
-    assert!(error.contains("no PHP-FPM found") && error.contains("php_fpm.reload: none"), "{error}");
-    assert_eq!(summary(&events)["hosts"]["web1"]["state"], "unchanged");
-    assert_eq!(fleet.states(), before, "no release directory, no lock");
-    fleet.assert_clean();
+    // What would stop the reload on web2 is refused in preflight, with
+    // what to do, and nothing is touched anywhere: the sudo rule missing,
+    // FPM stopped, no FPM at all.
+    let refused_on_web2 = |expected: &[&str]| {
+        let before = fleet.states();
+        let (code, events, said) = fleet.run_json("deploy", &[]);
+        assert_eq!(code, Some(1), "{said}");
+        let error = summary(&events)["hosts"]["web2"]["error"].as_str().unwrap_or_default().to_owned();
+        for text in expected {
+            assert!(error.contains(text), "expected `{text}` in: {error}");
+        }
+        assert_eq!(summary(&events)["hosts"]["web1"]["state"], "unchanged");
+        assert_eq!(fleet.states(), before, "no release directory, no lock");
+        fleet.assert_clean();
+    };
+    fleet.exec_root(1, "cp /etc/sudoers.d/deploy /root/sudoers && sed -i '/init.d/d' /etc/sudoers.d/deploy");
+    refused_on_web2(&[
+        "sudo does not let deploy run `/etc/init.d/php8.2-fpm reload`",
+        SUDO_RULE.trim_start_matches("  sudo rule: "),
+    ]);
+    fleet.exec_root(1, "cp /root/sudoers /etc/sudoers.d/deploy");
+
+    fleet
+        .exec_root(1, "p=$(cat /run/php/php-fpm.pid); kill -QUIT $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done");
+    refused_on_web2(&["php8.2-fpm is installed but not running: start it"]);
+    fleet.exec_root(1, "php-fpm8.2 --daemonize");
+    fleet.wait_until(1, "test -S /run/php/php8.2-fpm.sock", std::time::Duration::from_secs(10));
+
+    fleet.exec_root(1, "mv /usr/sbin/php-fpm8.2 /root/");
+    refused_on_web2(&["no PHP-FPM found", "php_fpm.reload: none"]);
 
     // Unless the inventory says nothing is reloaded.
     fleet.write_inventory_edited(GIT_DELIVERY, &[(HARNESS_PHP_FPM, "php_fpm:\n  reload: none\n")]);
     let v4 = fleet.deploy_ok();
     fleet.assert_serving("v4", &v4);
-    fleet.exec_root(1, "chmod +x /usr/sbin/php-fpm8.2");
+    fleet.exec_root(1, "mv /root/php-fpm8.2 /usr/sbin/");
 
     // A shared file that only web1 has: refused naming the absolute path
     // on web2, nothing touched; created empty when the inventory asks.

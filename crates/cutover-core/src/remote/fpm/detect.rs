@@ -1,0 +1,99 @@
+//! The probe's part about PHP-FPM: a few shell lines that print what a
+//! host has (the FPM programs, which of them run, how services are managed,
+//! what sudo allows) and [`FpmFound`], which reads them back.
+
+use crate::shell::Script;
+
+/// The probe lines. For each FPM program (`/usr/sbin/php-fpm<version>`,
+/// `/usr/sbin/php-fpm`): whether its service runs, by systemd or by the pid
+/// file its config names (`kill -0`, where "not permitted" also means
+/// alive, so that hidepid or a root-owned master hide nothing), and whether
+/// sudo lets the deploy user run its reload and its config test
+/// (`sudo -n -l`, which runs nothing). Masters seen in /proc count only in
+/// this PID namespace (not a container's). A master's title is matched
+/// through `[:]` so that grep, whose own command line holds the pattern,
+/// never matches itself.
+const DETECT: &str = r#"fpm_root=; if [ "$(id -u)" = 0 ]; then fpm_root=1; echo "fpm-root"; fi
+echo "fpm-user $(id -un 2>/dev/null || id -u)"
+fpm_systemctl=; if [ -d /run/systemd/system ]; then for c in /usr/bin/systemctl /bin/systemctl; do if [ -x "$c" ]; then fpm_systemctl=$c; echo "fpm-systemctl $c"; break; fi; done; fi
+for i in /etc/init.d/php*-fpm; do if [ -x "$i" ]; then echo "fpm-init $i"; fi; done
+for b in /usr/sbin/php-fpm*; do
+  [ -e "$b" ] || continue
+  if [ ! -x "$b" ]; then echo "fpm-not-executable $b"; continue; fi
+  echo "fpm-binary $b"; v=${b#/usr/sbin/php-fpm}
+  if [ -n "$v" ]; then s=php$v-fpm; c=/etc/php/$v/fpm/php-fpm.conf; else s=php-fpm; c=/etc/php-fpm.conf; fi
+  if [ -n "$fpm_systemctl" ]; then r="$fpm_systemctl reload $s"; else r="/etc/init.d/$s reload"; fi
+  if [ -n "$fpm_systemctl" ] && "$fpm_systemctl" is-active --quiet "$s" 2>/dev/null; then echo "fpm-running $b"
+  else
+    p=$(sed -n 's/^[[:space:]]*pid[[:space:]]*=[[:space:]]*//p' "$c" 2>/dev/null | tail -n 1)
+    if [ -n "$p" ] && [ -r "$p" ] && read -r pid < "$p" && [ -n "$pid" ]; then
+      if e=$(LC_ALL=C kill -0 "$pid" 2>&1); then echo "fpm-running $b"; else case $e in *ermit*) echo "fpm-running $b";; esac; fi
+    fi
+  fi
+  if [ -z "$fpm_root" ]; then
+    if sudo -n -l $r >/dev/null 2>&1; then echo "fpm-sudo $r"; fi
+    if sudo -n -l "$b" -t >/dev/null 2>&1; then echo "fpm-sudo $b -t"; fi
+  fi
+done
+for m in $(grep -a -l 'php-fpm[:] master process' /proc/[0-9]*/cmdline 2>/dev/null); do
+  n=$(awk '/^NSpid:/ {print NF}' "${m%/cmdline}/status" 2>/dev/null) || continue
+  if [ "$n" = 2 ]; then t=$(tr '\0' ' ' < "$m" 2>/dev/null) && echo "fpm-master $t"; fi
+done
+true"#;
+
+/// Adds the detection to a probe script; it does not fail.
+pub(crate) fn detect(script: &mut Script) {
+    script.line(DETECT);
+}
+
+/// What the probe found of PHP-FPM on a host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FpmFound {
+    /// The deploy user is root: no sudo.
+    pub root: bool,
+    /// The deploy user's name, for the sudo rule.
+    pub user: Option<String>,
+    /// FPM programs installed (`/usr/sbin/php-fpm8.2`).
+    pub binaries: Vec<String>,
+    /// FPM programs there but not executable.
+    pub not_executable: Vec<String>,
+    /// The programs whose service runs (systemd, or a live pid file).
+    pub running: Vec<String>,
+    /// The config file of each master running in the host's own PID
+    /// namespace (`/etc/php/8.2/fpm/php-fpm.conf`).
+    pub masters: Vec<String>,
+    /// `systemctl`, when systemd manages the host's services.
+    pub systemctl: Option<String>,
+    /// Init scripts of FPM services (`/etc/init.d/php8.2-fpm`).
+    pub init_scripts: Vec<String>,
+    /// The FPM commands sudo lets the deploy user run without a password.
+    pub sudo_allowed: Vec<String>,
+}
+
+impl FpmFound {
+    /// Reads one probe line; false when the line is not about PHP-FPM.
+    pub(crate) fn read(&mut self, key: &str, value: &str) -> bool {
+        let value = value.trim();
+        match key {
+            "fpm-root" => self.root = true,
+            "fpm-user" => self.user = Some(value.to_owned()),
+            "fpm-binary" => self.binaries.push(value.to_owned()),
+            "fpm-not-executable" => self.not_executable.push(value.to_owned()),
+            "fpm-running" => self.running.push(value.to_owned()),
+            "fpm-master" => self.masters.extend(master_config(value)),
+            "fpm-systemctl" => self.systemctl = Some(value.to_owned()),
+            "fpm-init" => self.init_scripts.push(value.to_owned()),
+            "fpm-sudo" => self.sudo_allowed.push(value.to_owned()),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// The config file in a master's title,
+/// `php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)`.
+fn master_config(title: &str) -> Option<String> {
+    let (_, rest) = title.split_once('(')?;
+    let (config, _) = rest.rsplit_once(')')?;
+    Some(config.to_owned())
+}
