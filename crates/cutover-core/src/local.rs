@@ -28,9 +28,9 @@ impl Connector for LocalConnector {
             if target.connection != Connection::Local {
                 return Err(TransportError::Unsupported { connection: "ssh".to_owned() });
             }
+            // Nothing is created here: `plan` and `status` only read. The
+            // first script that writes makes the deploy path, inside it.
             let root = PathBuf::from(&target.address);
-            std::fs::create_dir_all(&root)
-                .map_err(|e| TransportError::Unreachable { detail: format!("{}: {e}", root.display()) })?;
             Ok(Box::new(LocalTransport { root }) as Box<dyn Transport>)
         }
         .boxed()
@@ -54,13 +54,16 @@ impl LocalTransport {
 impl Transport for LocalTransport {
     fn run(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Output, TransportError>> {
         async move {
+            // A host directory not made yet (before the first deploy): its
+            // nearest existing parent, as a fresh host's home would be.
+            let cwd = self.root.ancestors().find(|p| p.is_dir()).unwrap_or(&self.root);
             let mut child = Command::new("sh")
                 .arg("-c")
                 .arg(&command.script)
                 // Out of cutover's process group: a terminal's Ctrl-C goes
                 // to cutover alone, which decides what stops, as over SSH.
                 .process_group(0)
-                .current_dir(&self.root)
+                .current_dir(cwd)
                 .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -91,13 +94,16 @@ impl Transport for LocalTransport {
 
     fn hold(&self, command: RemoteCommand) -> BoxFuture<'_, Result<Option<HeldScript<'_>>, TransportError>> {
         async move {
+            // A host directory not made yet (before the first deploy): its
+            // nearest existing parent, as a fresh host's home would be.
+            let cwd = self.root.ancestors().find(|p| p.is_dir()).unwrap_or(&self.root);
             let mut child = Command::new("sh")
                 .arg("-c")
                 .arg(&command.script)
                 // Out of cutover's process group: a terminal's Ctrl-C goes
                 // to cutover alone, which decides what stops, as over SSH.
                 .process_group(0)
-                .current_dir(&self.root)
+                .current_dir(cwd)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

@@ -13,6 +13,9 @@ fn plan_prints_every_phase_and_touches_nothing() {
     for host in HOSTS {
         assert!(!project.deploy_path(host).exists(), "{host}: plan touched nothing");
     }
+    assert!(!project.path().join("hosts").exists(), "plan made no host directory");
+    project.cutover(&["status"]);
+    assert!(!project.path().join("hosts").exists(), "status made no host directory");
     let root = project.path().display().to_string();
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(&regex_escape(&root), "[PROJECT]");
