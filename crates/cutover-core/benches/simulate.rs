@@ -164,7 +164,14 @@ async fn run(n: usize, network: Network, starts: usize) -> serde_json::Value {
     };
     let events = Count::default();
     let interrupt = Interrupt::never();
-    let ctx = Context { loaded: &loaded, fleet: &fleet, connector: &connector, events: &events, interrupt: &interrupt };
+    let ctx = Context {
+        loaded: &loaded,
+        fleet: &fleet,
+        connector: &connector,
+        events: &events,
+        interrupt: &interrupt,
+        secrets: &Default::default(),
+    };
     let started = Instant::now();
     let report = engine::deploy(&ctx, &DeployRequest::default()).await;
     let wall = started.elapsed();

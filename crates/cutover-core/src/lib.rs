@@ -6,6 +6,7 @@
 //! - [`fleet`]: the selected hosts with their settings resolved.
 //! - [`release`]: release ids.
 //! - [`deployer`]: who runs cutover and where, for locks and revisions.log.
+//! - [`secrets`]: read at the start of a run, sent on stdin, masked.
 //! - [`shell`]: commands as data, and the one quoting function.
 //! - [`remote`]: the script each phase runs on a host.
 //! - [`plan`]: the whole run as data (phases, gates, compensations).
@@ -31,6 +32,7 @@ pub mod plan;
 pub mod release;
 pub mod remote;
 pub mod scripted;
+pub mod secrets;
 pub mod shell;
 pub mod source;
 pub mod transport;

@@ -64,15 +64,19 @@ impl Transport for LocalTransport {
                 // to cutover alone, which decides what stops, as over SSH.
                 .process_group(0)
                 .current_dir(cwd)
-                .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+                .stdin(if command.stdin.is_empty() { Stdio::null() } else { Stdio::piped() })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .map_err(|e| TransportError::Spawn { detail: e.to_string() })?;
-            if let (Some(bytes), Some(mut stdin)) = (command.stdin, child.stdin.take()) {
+            if let Some(mut stdin) = child.stdin.take() {
                 tokio::spawn(async move {
                     // A script that exits early closes its stdin; that is its answer.
-                    let _ = stdin.write_all(&bytes).await;
+                    for chunk in &command.stdin {
+                        if stdin.write_all(chunk).await.is_err() {
+                            break;
+                        }
+                    }
                 });
             }
             let output = tokio::time::timeout(command.timeout, child.wait_with_output())
@@ -137,14 +141,14 @@ mod tests {
     }
 
     fn command(script: &str, timeout: Duration) -> RemoteCommand {
-        RemoteCommand { phase: crate::event::Phase::Build, script: script.to_owned(), stdin: None, timeout }
+        RemoteCommand { phase: crate::event::Phase::Build, script: script.to_owned(), stdin: Vec::new(), timeout }
     }
 
     #[tokio::test]
     async fn runs_in_the_host_directory_and_feeds_stdin() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = command("pwd; cat", Duration::from_secs(5));
-        cmd.stdin = Some(std::sync::Arc::from(b"payload".to_vec()));
+        cmd.stdin = vec![std::sync::Arc::from(b"pay".to_vec()), std::sync::Arc::from(b"load".to_vec())];
         let out = host(dir.path()).run(cmd).await.expect("runs");
         assert!(out.success());
         let root = dir.path().canonicalize().expect("canonical");

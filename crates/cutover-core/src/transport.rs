@@ -20,7 +20,9 @@ pub struct RemoteCommand {
     /// The phase it belongs to (for logs, and for scripted faults in tests).
     pub phase: Phase,
     pub script: String,
-    pub stdin: Option<Arc<[u8]>>,
+    /// Fed to the script's stdin, one chunk after the other (the
+    /// secrets, then an upload's tar stream); empty: no stdin.
+    pub stdin: Vec<Arc<[u8]>>,
     pub timeout: Duration,
 }
 
@@ -29,7 +31,7 @@ impl fmt::Debug for RemoteCommand {
         f.debug_struct("RemoteCommand")
             .field("phase", &self.phase)
             .field("script", &self.script)
-            .field("stdin_bytes", &self.stdin.as_ref().map(|s| s.len()))
+            .field("stdin_bytes", &self.stdin.iter().map(|s| s.len()).sum::<usize>())
             .field("timeout", &self.timeout)
             .finish()
     }

@@ -131,7 +131,14 @@ async fn run(project: &Project, connector: &dyn Connector, rollback: bool) -> (R
     let fleet = Fleet::select(&loaded, &Selection::default()).expect("fleet");
     let events = Recorder::default();
     let interrupt = Interrupt::never();
-    let ctx = Context { loaded: &loaded, fleet: &fleet, connector, events: &events, interrupt: &interrupt };
+    let ctx = Context {
+        loaded: &loaded,
+        fleet: &fleet,
+        connector,
+        events: &events,
+        interrupt: &interrupt,
+        secrets: &Default::default(),
+    };
     let report = if rollback {
         engine::rollback(&ctx, &RollbackRequest::default()).await
     } else {
@@ -410,7 +417,14 @@ async fn a_first_interrupt_while_a_rollback_locks_stops_it_before_any_switch() {
     let events = Recorder::default();
     let (sender, interrupt) = Interrupt::new();
     let connector = ScriptedConnector::default();
-    let ctx = Context { loaded: &loaded, fleet: &fleet, connector: &connector, events: &events, interrupt: &interrupt };
+    let ctx = Context {
+        loaded: &loaded,
+        fleet: &fleet,
+        connector: &connector,
+        events: &events,
+        interrupt: &interrupt,
+        secrets: &Default::default(),
+    };
     let raise = async {
         tokio::time::sleep(std::time::Duration::from_millis(800)).await;
         sender.raise();

@@ -33,18 +33,22 @@ impl SshTransport {
         let line = format!("sh -c {}", quote(&command.script));
         let mut remote = self.session.raw_command(line);
         remote
-            .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if command.stdin.is_empty() { Stdio::null() } else { Stdio::piped() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = remote.spawn().await.map_err(classify::run_error)?;
-        let feeder = match (command.stdin, child.stdin().take()) {
-            (Some(bytes), Some(mut stdin)) => Some(tokio::spawn(async move {
+        let chunks = command.stdin;
+        let feeder = child.stdin().take().map(|mut stdin| {
+            tokio::spawn(async move {
                 // A script that exits early closes its stdin; that is its answer.
-                let _ = stdin.write_all(&bytes).await;
+                for chunk in &chunks {
+                    if stdin.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                }
                 let _ = stdin.shutdown().await;
-            })),
-            _ => None,
-        };
+            })
+        });
         let (mut stdout, mut stderr) = (child.stdout().take(), child.stderr().take());
         // The output is read here, not by `wait_with_output`, so that it is
         // kept whatever the exit code.

@@ -19,6 +19,7 @@ use cutover_core::engine::{self, Context, DeployRequest, Interrupt, Report, Roll
 use cutover_core::event::Outcome;
 use cutover_core::fleet::{Fleet, Selection};
 use cutover_core::release::ReleaseId;
+use cutover_core::secrets::Secrets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -84,6 +85,22 @@ async fn run(cli: Cli) -> u8 {
         report_error(&cli, "not confirmed; pass --yes to run without asking");
         return exit::FAILED;
     }
+    // Read before any host is touched, by the runs that run steps; `plan`
+    // names them without running anything.
+    let secrets = match &cli.command {
+        Command::Deploy { .. } | Command::Rollback { .. } => match Secrets::read(&loaded) {
+            Ok(secrets) => secrets,
+            Err(error) => {
+                if cli.json {
+                    print_json_error("secret", &error.to_string());
+                } else {
+                    eprintln!("error: {error}");
+                }
+                return exit::BAD_INPUT;
+            }
+        },
+        _ => Secrets::default(),
+    };
     let log = run_log(&cli, &path);
     let log_path = log.as_ref().map(|l| l.path().to_owned());
     let events = output::sink(cli.json, cli.progress, &fleet.names(), log);
@@ -117,6 +134,7 @@ async fn run(cli: Cli) -> u8 {
         connector: &connector,
         events: events.as_ref(),
         interrupt: &interrupt,
+        secrets: &secrets,
     };
     let report = match &cli.command {
         Command::Deploy { revision, full_build } => {

@@ -79,6 +79,23 @@ pub struct Inventory {
     /// Variables exported to every step on every host.
     #[serde(default)]
     pub vars: IndexMap<String, String>,
+    /// Secrets: read at the start of a run on this machine, exported to
+    /// every step like vars, never shown (see [`crate::secrets`]).
+    #[serde(default)]
+    pub secrets: IndexMap<String, Spanned<SecretSource>>,
+}
+
+/// Where a secret is read from, on the machine running cutover: exactly one
+/// of an environment variable, a command's stdout, or a file.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 fn default_keep_releases() -> Spanned<u32> {

@@ -25,6 +25,7 @@ pub(super) fn inventory(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> 
     code_source(inv, dir)?;
     shared(inv)?;
     vars(inv)?;
+    secrets(inv)?;
     if inv.step_timeout.value == 0 {
         return Err(error("must be at least 1 second").at(&inv.step_timeout.referenced).field("step_timeout"));
     }
@@ -147,6 +148,32 @@ fn vars(inv: &Inventory) -> Result<(), ConfigError> {
         };
         if let Some(problem) = problem {
             return Err(error(format!("`{name}` {problem}")).field(format!("{field}.{name}")));
+        }
+    }
+    Ok(())
+}
+
+/// Secrets become environment variables of the steps, like vars: the same
+/// names, none also a var, each read from exactly one place.
+fn secrets(inv: &Inventory) -> Result<(), ConfigError> {
+    for (name, source) in &inv.secrets {
+        let field = format!("secrets.{name}");
+        let problem = if !is_identifier(name) {
+            Some("is not a shell variable name (letters, digits and `_`, not starting with a digit)".to_owned())
+        } else if RESERVED_VARS.contains(&name.as_str()) || name.starts_with("CUTOVER_") || name.starts_with("cutover_")
+        {
+            Some("is reserved for cutover".to_owned())
+        } else if inv.vars.contains_key(name) || inv.hosts.iter().any(|h| h.vars.contains_key(name)) {
+            Some("is also a var: a name is either".to_owned())
+        } else {
+            let s = &source.value;
+            let given = [s.env.is_some(), s.command.is_some(), s.file.is_some()].iter().filter(|g| **g).count();
+            (given != 1).then(|| "give exactly one of `env`, `command` or `file`".to_owned())
+        };
+        if let Some(problem) = problem {
+            return Err(error(format!("`{name}` {problem}")).at(&source.referenced).field(field).hint(
+                "for example `APP_KEY: {env: APP_KEY}` or `DB_PASSWORD: {command: op read op://prod/db/password}`",
+            ));
         }
     }
     Ok(())

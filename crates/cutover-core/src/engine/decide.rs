@@ -158,7 +158,7 @@ impl Session {
             self.transport(host).ok_or(TransportError::ConnectionLost { detail: "not connected".into() })?;
         let script = job.then_finalize.clone().unwrap_or_default();
         let finalize = HostScript { jobs: None, ..HostScript::new(script, job.timeout) };
-        transport.run(supervised(Phase::Finalize, &finalize, None)).await
+        transport.run(supervised(Phase::Finalize, &finalize, Vec::new())).await
     }
 }
 

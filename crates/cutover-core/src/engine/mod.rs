@@ -43,6 +43,7 @@ use tokio::sync::watch;
 use crate::config::LoadedInventory;
 use crate::event::{Event, EventSink, Summary};
 use crate::fleet::Fleet;
+use crate::secrets::Secrets;
 use crate::transport::Connector;
 
 pub use deploy::{DeployRequest, deploy, plan_deploy};
@@ -58,6 +59,9 @@ pub struct Context<'a> {
     pub connector: &'a dyn Connector,
     pub events: &'a dyn EventSink,
     pub interrupt: &'a Interrupt,
+    /// The run's secrets, read before it started (none for a run that
+    /// runs no step).
+    pub secrets: &'a Secrets,
 }
 
 impl std::fmt::Debug for Context<'_> {

@@ -59,6 +59,9 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     if matches!(delivery, Some(Delivery::Git { .. })) {
         tools.push("git");
     }
+    if !inv.secrets.is_empty() {
+        tools.push("base64");
+    }
     if inv.health_check.as_ref().is_some_and(|c| c.url.is_some()) {
         tools.push("curl");
     }

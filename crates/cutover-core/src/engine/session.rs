@@ -184,9 +184,13 @@ impl Session {
             }
         };
         let started = Instant::now();
-        let stdin = if job.upload { payload.cloned() } else { None };
+        let mut stdin = Vec::new();
+        if job.secrets {
+            stdin.push(Arc::from(ctx.secrets.stdin_block()));
+        }
+        stdin.extend(payload.filter(|_| job.upload).cloned());
         let command = supervised(phase, job, stdin);
-        let result = transport.run(command).await;
+        let result = transport.run(command).await.map(|output| masked(ctx, output));
         if let Ok(output) = &result {
             emit_output(ctx, host, phase, output);
         }
@@ -244,13 +248,23 @@ impl Session {
 /// The command that runs `job` on `host`, under the supervisor that ends it
 /// when cutover stops waiting (see [`crate::remote::supervise`]); a script
 /// that only reads the host runs as it is.
-pub(crate) fn supervised(phase: Phase, job: &HostScript, stdin: Option<Arc<[u8]>>) -> RemoteCommand {
+pub(crate) fn supervised(phase: Phase, job: &HostScript, stdin: Vec<Arc<[u8]>>) -> RemoteCommand {
     let script = if job.reads_only {
         job.script.render()
     } else {
         supervise::wrap(&job.script.render(), job.jobs.as_deref(), job.timeout)
     };
     RemoteCommand { phase, script, stdin, timeout: job.timeout }
+}
+
+/// A script's output with every secret value masked, before anything
+/// (an error, a tail, an event, the log) sees it.
+fn masked(ctx: &Context<'_>, mut output: Output) -> Output {
+    if !ctx.secrets.is_empty() {
+        output.stdout = ctx.secrets.mask(&output.stdout).into_owned();
+        output.stderr = ctx.secrets.mask(&output.stderr).into_owned();
+    }
+    output
 }
 
 /// Resolves when a run with this patience stops waiting for a phase.

@@ -128,7 +128,7 @@ impl Session {
         let Some(transport) = self.transport(host) else {
             return Start::Failed(TransportError::ConnectionLost { detail: "not connected".into() });
         };
-        match transport.hold(supervised(phase, job, None)).await {
+        match transport.hold(supervised(phase, job, Vec::new())).await {
             Ok(Some(mut held)) => match held.ready().await {
                 Ok(true) => Start::Ready(held),
                 Ok(false) => Start::Ended(held),
@@ -148,7 +148,7 @@ impl Session {
     ) -> Result<Output, TransportError> {
         let transport =
             self.transport(host).ok_or(TransportError::ConnectionLost { detail: "not connected".into() })?;
-        let stdin = Some(std::sync::Arc::from(b"go\n".to_vec()));
+        let stdin = vec![std::sync::Arc::from(b"go\n".to_vec())];
         transport.run(supervised(phase, job, stdin)).await
     }
 }
@@ -253,7 +253,7 @@ mod tests {
         let command = RemoteCommand {
             phase: crate::event::Phase::Flip,
             script: script.to_owned(),
-            stdin: None,
+            stdin: Vec::new(),
             timeout: Duration::from_secs(10),
         };
         let mut held = host.hold(command).await.expect("starts").expect("holds");

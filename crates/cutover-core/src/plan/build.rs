@@ -7,7 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::cleanup;
-use crate::config::{Hook, LoadedInventory, Step};
+use crate::config::{Hook, Inventory, LoadedInventory, Step};
 use crate::event::{CommandKind, Phase};
 use crate::fleet::{Fleet, Target};
 use crate::release::ReleaseId;
@@ -17,6 +17,8 @@ use crate::remote::prepare::{self, Delivery, Prepare};
 use crate::remote::probe::Snapshot;
 use crate::remote::steps::{self, StepEnv};
 use crate::remote::{end, supervise, switch};
+use crate::secrets;
+use crate::shell::Script;
 
 use super::fuse;
 use super::switch::{self as switching, Rollout};
@@ -116,6 +118,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     }
     fuse::finalize_into_flip(&mut nodes);
     mark_work(&mut nodes, i.fleet, owner);
+    read_secrets_first(&mut nodes, inv);
     Plan {
         command: CommandKind::Deploy,
         application: inv.application.clone(),
@@ -126,6 +129,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         undo: undo(i.fleet, i.snapshots, owner),
         reload: switching::reloads(i.fleet, i.fpm),
         fpm: i.fpm.clone(),
+        secrets: inv.secrets.keys().cloned().collect(),
         before: before(i.snapshots),
         payload: i.payload.clone(),
         rollout: i.rollout.clone(),
@@ -191,6 +195,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
     fuse::finalize_into_flip(&mut nodes);
     fuse::lock_into_flip(&mut nodes);
     mark_work(&mut nodes, i.fleet, owner);
+    read_secrets_first(&mut nodes, inv);
     Plan {
         command: CommandKind::Rollback,
         application: inv.application.clone(),
@@ -201,6 +206,7 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         undo: undo(i.fleet, i.snapshots, owner),
         reload: switching::reloads(i.fleet, i.fpm),
         fpm: i.fpm.clone(),
+        secrets: inv.secrets.keys().cloned().collect(),
         before: before(i.snapshots),
         payload: None,
         rollout: i.rollout.clone(),
@@ -300,6 +306,32 @@ fn mark_work(nodes: &mut [Node], fleet: &Fleet, owner: &LockOwner) {
 /// A host's PHP-FPM config test, if any.
 fn config_test_of<'a>(fpm: &'a IndexMap<String, FpmCommands>, target: &Target) -> Option<&'a str> {
     fpm.get(&target.name).and_then(|f| f.config_test.as_deref())
+}
+
+/// Puts the reading of the run's secrets first in every script that runs
+/// the user's steps (or a batch hook on the hosts): they reach the steps
+/// through stdin, never through a command line.
+fn read_secrets_first(nodes: &mut [Node], inv: &Inventory) {
+    if inv.secrets.is_empty() {
+        return;
+    }
+    for node in nodes {
+        let Node::Phase(p) = node else { continue };
+        let runs_steps = matches!(
+            p.phase,
+            Phase::Build | Phase::BeforeFlip | Phase::AfterFlip | Phase::AfterRollback | Phase::Drain | Phase::Undrain
+        );
+        if !runs_steps {
+            continue;
+        }
+        for job in p.hosts.values_mut() {
+            let mut script = Script::new();
+            script.line(secrets::PROLOGUE);
+            script.extend(std::mem::replace(&mut job.script, Script::new()));
+            job.script = script;
+            job.secrets = true;
+        }
+    }
 }
 
 /// Where preflight saw a host's `current` point.

@@ -73,6 +73,9 @@ pub struct HostScript {
     /// wait on anything (a probe without a lookup): it ends by itself in
     /// milliseconds, so it runs without the supervisor.
     pub reads_only: bool,
+    /// Whether the script runs the user's steps and starts by reading the
+    /// run's secrets from stdin (see [`crate::secrets`]).
+    pub secrets: bool,
 }
 
 impl HostScript {
@@ -87,6 +90,7 @@ impl HostScript {
             then_finalize: None,
             locks: false,
             reads_only: false,
+            secrets: false,
         }
     }
 }
@@ -145,6 +149,8 @@ pub struct Plan {
     pub reload: IndexMap<String, HostScript>,
     /// Per host, the PHP-FPM commands of the run, as set or as found.
     pub fpm: IndexMap<String, FpmCommands>,
+    /// The names of the secrets the steps read from stdin.
+    pub secrets: Vec<String>,
     /// Per host, where `current` pointed before the run, as read.
     pub before: IndexMap<String, Option<String>>,
     /// The tar stream of an upload delivery.

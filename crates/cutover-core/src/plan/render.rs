@@ -12,6 +12,10 @@ pub(super) fn text(plan: &Plan) -> String {
     // A rollback goes to a release already built: it names no commit.
     let commit = if plan.commit.is_empty() { String::new() } else { format!(", commit {}", plan.commit) };
     let _ = writeln!(out, "{:?} of {}: release {}{commit}", plan.command, plan.application, plan.release);
+    if !plan.secrets.is_empty() {
+        let names = plan.secrets.join(", ");
+        let _ = writeln!(out, "secrets, read here at the start of the run and sent to the steps on stdin: {names}");
+    }
     for line in crate::remote::fpm::found_lines(plan.fpm.iter().map(|(h, c)| (h.as_str(), c))) {
         let _ = writeln!(out, "{line}");
     }

@@ -304,7 +304,7 @@ mod tests {
         let command = RemoteCommand {
             phase: crate::event::Phase::Flip,
             script: script.render(),
-            stdin: None,
+            stdin: Vec::new(),
             timeout: std::time::Duration::from_secs(10),
         };
         let mut held = local.hold(command).await.expect("starts").expect("holds");

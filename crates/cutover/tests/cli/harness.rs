@@ -65,11 +65,17 @@ impl Project {
 
     /// `cutover <args>` in the project, plain progress.
     pub fn cutover(&self, args: &[&str]) -> Output {
+        self.cutover_with_env(args, &[])
+    }
+
+    /// The same with these environment variables set.
+    pub fn cutover_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::cargo_bin("cutover")
             .expect("binary")
             .current_dir(self.path())
             .args(args)
             .arg("--progress=plain")
+            .envs(env.iter().copied())
             .output()
             .expect("cutover runs")
     }

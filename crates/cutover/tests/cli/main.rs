@@ -10,5 +10,6 @@ mod locks;
 mod plan;
 mod recovery;
 mod rolling;
+mod secrets;
 mod signals;
 mod vendor_reuse;

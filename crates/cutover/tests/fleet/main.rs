@@ -11,6 +11,7 @@ mod leftovers;
 mod lifecycle;
 mod migrations;
 mod reports;
+mod secrets;
 mod smoke;
 mod stock_host;
 mod zero_downtime;

@@ -1,0 +1,170 @@
+//! Secrets: declared by name in the inventory, read once at the start of a
+//! run on the machine running cutover (an environment variable, a command,
+//! a file), sent to a host only on the stdin of the scripts that run steps,
+//! and masked in everything cutover shows or keeps.
+//!
+//! A value never reaches a command line: a step's script starts with
+//! [`PROLOGUE`], which reads `NAME base64` lines from stdin up to a `.` line
+//! and exports each, before anything else reads stdin (an upload's tar
+//! stream follows). Shell `read` takes a pipe one byte at a time, so the
+//! rest of stdin is left as it was.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::config::LoadedInventory;
+use crate::config::inventory::SecretSource;
+
+/// What a masked value is shown as.
+pub const MASK: &str = "********";
+
+/// Values shorter than this are not masked (masking `a` would garble every
+/// line); docs/inventory.md says so.
+const SHORTEST_MASKED: usize = 4;
+
+/// The lines that read the secrets from stdin and export them; first in
+/// every script that runs steps.
+pub const PROLOGUE: &str = r#"while IFS=' ' read -r cutover_n cutover_v; do [ "$cutover_n" = . ] && break; cutover_v=$(printf '%s' "$cutover_v" | base64 -d; printf x); export "$cutover_n=${cutover_v%x}"; done; unset cutover_n cutover_v"#;
+
+/// A secret that could not be read: the run stops before any host is
+/// touched. Never holds a value.
+#[derive(Debug, thiserror::Error)]
+#[error("secret `{name}`: {why}")]
+pub struct SecretError {
+    pub name: String,
+    pub why: String,
+}
+
+/// The secrets of a run, read. Debug output names them only.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    values: Vec<(String, String)>,
+    /// What [`Secrets::mask`] replaces, longest first.
+    needles: Vec<String>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.values.iter().map(|(name, _)| name)).finish()
+    }
+}
+
+impl Secrets {
+    /// Reads every secret the inventory declares, in order; the first that
+    /// cannot be read is the error.
+    pub fn read(loaded: &LoadedInventory) -> Result<Self, SecretError> {
+        let mut values = Vec::new();
+        for (name, source) in &loaded.inventory.secrets {
+            let value = read_one(&source.value, &loaded.dir)
+                .and_then(checked)
+                .map_err(|why| SecretError { name: name.clone(), why })?;
+            values.push((name.clone(), value));
+        }
+        Ok(Self::from_values(values))
+    }
+
+    /// Secrets with these values (tests).
+    pub fn from_values(values: Vec<(String, String)>) -> Self {
+        let mut needles: Vec<String> = values
+            .iter()
+            .flat_map(|(_, v)| std::iter::once(v.as_str()).chain(v.lines()))
+            .map(str::trim)
+            .filter(|n| n.len() >= SHORTEST_MASKED)
+            .map(str::to_owned)
+            .collect();
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Self { values, needles }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// `text` with every secret value (and every line of a value of several
+    /// lines) replaced by [`MASK`].
+    pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut text = Cow::Borrowed(text);
+        for needle in &self.needles {
+            if text.contains(needle.as_str()) {
+                text = Cow::Owned(text.replace(needle.as_str(), MASK));
+            }
+        }
+        text
+    }
+
+    /// What a step's script reads first from its stdin (see [`PROLOGUE`]).
+    pub fn stdin_block(&self) -> Vec<u8> {
+        let mut block = String::new();
+        for (name, value) in &self.values {
+            block.push_str(name);
+            block.push(' ');
+            block.push_str(&STANDARD.encode(value));
+            block.push('\n');
+        }
+        block.push_str(".\n");
+        block.into_bytes()
+    }
+}
+
+fn read_one(source: &SecretSource, dir: &Path) -> Result<String, String> {
+    match (&source.env, &source.command, &source.file) {
+        (Some(var), None, None) => match std::env::var(var) {
+            Ok(value) => Ok(value),
+            Err(std::env::VarError::NotPresent) => Err(format!("the environment variable `{var}` is not set")),
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!("the environment variable `{var}` is not UTF-8")),
+        },
+        (None, Some(command), None) => {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("`{command}` could not start: {e}"))?;
+            if !out.status.success() {
+                let said = String::from_utf8_lossy(&out.stderr);
+                let last = said.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+                let code = out.status.code().map_or_else(|| "a signal".to_owned(), |c| format!("exit code {c}"));
+                return Err(format!("`{command}` failed with {code}: {last}"));
+            }
+            String::from_utf8(out.stdout).map(without_newline).map_err(|_| format!("`{command}` printed no UTF-8"))
+        }
+        (None, None, Some(file)) => {
+            let path = dir.join(file);
+            std::fs::read_to_string(&path)
+                .map(without_newline)
+                .map_err(|e| format!("could not read {}: {e}", path.display()))
+        }
+        _ => Err("give exactly one of `env`, `command` or `file`".to_owned()),
+    }
+}
+
+/// A command's or a file's text without the one newline that ends it.
+fn without_newline(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
+}
+
+fn checked(value: String) -> Result<String, String> {
+    if value.is_empty() {
+        Err("is empty".to_owned())
+    } else if value.contains('\0') {
+        Err("has a NUL byte, which no environment variable can hold".to_owned())
+    } else {
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests;
