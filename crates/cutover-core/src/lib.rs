@@ -6,7 +6,8 @@
 //! - [`fleet`]: the selected hosts with their settings resolved.
 //! - [`release`]: release ids.
 //! - [`deployer`]: who runs cutover and where, for locks and revisions.log.
-//! - [`secrets`]: read at the start of a run, sent on stdin, masked.
+//! - [`secrets`]: read at the start of a run, sent on stdin, masked;
+//!   [`template`]: the shared files rendered from them.
 //! - [`shell`]: commands as data, and the one quoting function.
 //! - [`remote`]: the script each phase runs on a host.
 //! - [`plan`]: the whole run as data (phases, gates, compensations).
@@ -35,4 +36,5 @@ pub mod scripted;
 pub mod secrets;
 pub mod shell;
 pub mod source;
+pub mod template;
 pub mod transport;

@@ -7,7 +7,9 @@
 //! [`PROLOGUE`], which reads `NAME base64` lines from stdin up to a `.` line
 //! and exports each, before anything else reads stdin (an upload's tar
 //! stream follows). Shell `read` takes a pipe one byte at a time, so the
-//! rest of stdin is left as it was.
+//! rest of stdin is left as it was. The shared files rendered from
+//! templates (`shared.render`) travel the same way, as `cutover_file_<n>`,
+//! which the prepare script writes and unsets before any step runs.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,8 +19,11 @@ use std::process::{Command, Stdio};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use indexmap::IndexMap;
+
 use crate::config::LoadedInventory;
 use crate::config::inventory::SecretSource;
+use crate::template;
 
 /// What a masked value is shown as.
 pub const MASK: &str = "********";
@@ -31,21 +36,25 @@ const SHORTEST_MASKED: usize = 4;
 /// every script that runs steps.
 pub const PROLOGUE: &str = r#"while IFS=' ' read -r cutover_n cutover_v; do [ "$cutover_n" = . ] && break; cutover_v=$(printf '%s' "$cutover_v" | base64 -d; printf x); export "$cutover_n=${cutover_v%x}"; done; unset cutover_n cutover_v"#;
 
-/// A secret that could not be read: the run stops before any host is
-/// touched. Never holds a value.
+/// A secret (or a rendered file's template) that could not be read: the
+/// run stops before any host is touched. Never holds a value.
 #[derive(Debug, thiserror::Error)]
-#[error("secret `{name}`: {why}")]
+#[error("{what}: {why}")]
 pub struct SecretError {
-    pub name: String,
+    /// "secret `NAME`", or "the template of shared file `.env`".
+    pub what: String,
     pub why: String,
 }
 
-/// The secrets of a run, read. Debug output names them only.
+/// The secrets of a run, read, and the templates of the shared files
+/// rendered from them. Debug output names the secrets only.
 #[derive(Clone, Default)]
 pub struct Secrets {
     values: Vec<(String, String)>,
     /// What [`Secrets::mask`] replaces, longest first.
     needles: Vec<String>,
+    /// The templates of `shared.render`, in order.
+    templates: Vec<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -62,10 +71,19 @@ impl Secrets {
         for (name, source) in &loaded.inventory.secrets {
             let value = read_one(&source.value, &loaded.dir)
                 .and_then(checked)
-                .map_err(|why| SecretError { name: name.clone(), why })?;
+                .map_err(|why| SecretError { what: format!("secret `{name}`"), why })?;
             values.push((name.clone(), value));
         }
-        Ok(Self::from_values(values))
+        let mut templates = Vec::new();
+        for (path, template) in &loaded.inventory.shared.render {
+            let file = loaded.dir.join(&template.value);
+            let text = std::fs::read_to_string(&file).map_err(|e| SecretError {
+                what: format!("the template of shared file `{path}`"),
+                why: format!("could not read {}: {e}", file.display()),
+            })?;
+            templates.push(text);
+        }
+        Ok(Self { templates, ..Self::from_values(values) })
     }
 
     /// Secrets with these values (tests).
@@ -79,7 +97,7 @@ impl Secrets {
             .collect();
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
-        Self { values, needles }
+        Self { values, needles, templates: Vec::new() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,18 +116,35 @@ impl Secrets {
         text
     }
 
-    /// What a step's script reads first from its stdin (see [`PROLOGUE`]).
-    pub fn stdin_block(&self) -> Vec<u8> {
+    /// What a step's script reads first from its stdin (see [`PROLOGUE`]):
+    /// each secret, then each rendered shared file as `cutover_file_<n>`,
+    /// its placeholders filled from the secrets and this host's `vars`.
+    pub fn stdin_block(&self, vars: &IndexMap<String, String>) -> Vec<u8> {
         let mut block = String::new();
-        for (name, value) in &self.values {
+        let mut entry = |name: &str, value: &str| {
             block.push_str(name);
             block.push(' ');
             block.push_str(&STANDARD.encode(value));
             block.push('\n');
+        };
+        for (name, value) in &self.values {
+            entry(name, value);
+        }
+        for (i, template) in self.templates.iter().enumerate() {
+            let secret = |name: &str| self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+            let rendered =
+                template::render(template, |name| secret(name).or_else(|| vars.get(name).map(String::as_str)));
+            entry(&rendered_file_variable(i), &rendered);
         }
         block.push_str(".\n");
         block.into_bytes()
     }
+}
+
+/// The shell variable that holds the `n`th rendered shared file until the
+/// prepare script writes it.
+pub fn rendered_file_variable(n: usize) -> String {
+    format!("cutover_file_{n}")
 }
 
 fn read_one(source: &SecretSource, dir: &Path) -> Result<String, String> {

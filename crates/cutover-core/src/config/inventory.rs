@@ -147,12 +147,25 @@ pub struct Shared {
     /// afterwards.
     #[serde(default)]
     pub create_missing: bool,
+    /// Shared files written on every deploy from a local template, its
+    /// `{{ NAME }}` replaced by vars and secrets (see [`crate::template`]):
+    /// the shared file's path, then the template's, relative to the
+    /// inventory. Each is a shared file, listed in `files` or not.
+    #[serde(default)]
+    pub render: IndexMap<String, Spanned<PathBuf>>,
 }
 
 impl Shared {
-    /// The shared files, as written.
+    /// The shared files: those listed, then the rendered ones not listed.
     pub fn files(&self) -> Vec<String> {
-        self.files.iter().map(|f| f.value.clone()).collect()
+        let mut files: Vec<String> = self.files.iter().map(|f| f.value.clone()).collect();
+        files.extend(self.render.keys().filter(|r| !files.contains(r)).cloned().collect::<Vec<_>>());
+        files
+    }
+
+    /// The shared files that are rendered, in order.
+    pub fn rendered(&self) -> Vec<String> {
+        self.render.keys().cloned().collect()
     }
 
     /// The shared directories, as written.

@@ -24,6 +24,7 @@ pub(super) fn inventory(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> 
     }
     code_source(inv, dir)?;
     shared(inv)?;
+    rendered(inv, dir)?;
     vars(inv)?;
     secrets(inv)?;
     if inv.step_timeout.value == 0 {
@@ -108,6 +109,42 @@ fn shared(inv: &Inventory) -> Result<(), ConfigError> {
             return Err(error(format!("not a glob pattern: {e}"))
                 .at(&pattern.referenced)
                 .field(format!("exclude[{i}]")));
+        }
+    }
+    Ok(())
+}
+
+/// Rendered shared files: a path like any shared file's, a template that
+/// can be read, and each `{{ NAME }}` in it a var (of every host) or a
+/// secret.
+fn rendered(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> {
+    for (path, template) in &inv.shared.render {
+        let field = format!("shared.render.{path}");
+        let fail = |message: String| Err(error(message).at(&template.referenced).field(field.clone()));
+        if let Some(problem) = relative_problem(path) {
+            return fail(format!("`{path}` {problem}"));
+        }
+        let file = dir.join(&template.value);
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) => return fail(format!("could not read the template {}: {e}", file.display())),
+        };
+        let placeholders = match crate::template::placeholders(&text) {
+            Ok(found) => found,
+            Err(why) => return fail(format!("template {}: {why}", file.display())),
+        };
+        let known = |name: &str| {
+            inv.secrets.contains_key(name)
+                || inv.vars.contains_key(name)
+                || (!inv.hosts.is_empty() && inv.hosts.iter().all(|h| h.vars.contains_key(name)))
+        };
+        if let Some(unknown) = placeholders.iter().find(|p| !known(&p.name)) {
+            return fail(format!(
+                "template {} line {}: `{}` is neither a secret nor a var (of every host)",
+                file.display(),
+                unknown.line,
+                unknown.name
+            ));
         }
     }
     Ok(())

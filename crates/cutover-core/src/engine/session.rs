@@ -186,7 +186,8 @@ impl Session {
         let started = Instant::now();
         let mut stdin = Vec::new();
         if job.secrets {
-            stdin.push(Arc::from(ctx.secrets.stdin_block()));
+            let vars = ctx.fleet.hosts.iter().find(|t| t.name == host).map(|t| t.vars.clone()).unwrap_or_default();
+            stdin.push(Arc::from(ctx.secrets.stdin_block(&vars)));
         }
         stdin.extend(payload.filter(|_| job.upload).cloned());
         let command = supervised(phase, job, stdin);

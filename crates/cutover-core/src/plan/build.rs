@@ -67,7 +67,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
     };
     let owner = &i.owner;
     let lock = every(&|t| HostScript::new(lock::acquire(&t.deploy_path, owner, current_of(i.snapshots, t)), QUICK));
-    let (shared_dirs, shared_files) = (inv.shared.dirs(), inv.shared.files());
+    let (shared_dirs, shared_files, rendered) = (inv.shared.dirs(), inv.shared.files(), inv.shared.rendered());
     let prepare = every(&|t| {
         let p = Prepare {
             release: i.release,
@@ -76,6 +76,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             shared_dirs: &shared_dirs,
             shared_files: &shared_files,
             create_missing: inv.shared.create_missing,
+            rendered: &rendered,
             owner,
         };
         HostScript {
@@ -312,16 +313,23 @@ fn config_test_of<'a>(fpm: &'a IndexMap<String, FpmCommands>, target: &Target) -
 /// the user's steps (or a batch hook on the hosts): they reach the steps
 /// through stdin, never through a command line.
 fn read_secrets_first(nodes: &mut [Node], inv: &Inventory) {
-    if inv.secrets.is_empty() {
+    if inv.secrets.is_empty() && inv.shared.render.is_empty() {
         return;
     }
     for node in nodes {
         let Node::Phase(p) = node else { continue };
-        let runs_steps = matches!(
-            p.phase,
-            Phase::Build | Phase::BeforeFlip | Phase::AfterFlip | Phase::AfterRollback | Phase::Drain | Phase::Undrain
-        );
-        if !runs_steps {
+        let reads = match p.phase {
+            Phase::Build
+            | Phase::BeforeFlip
+            | Phase::AfterFlip
+            | Phase::AfterRollback
+            | Phase::Drain
+            | Phase::Undrain => true,
+            // Writes the rendered shared files (when no build step follows it).
+            Phase::Prepare => !inv.shared.render.is_empty(),
+            _ => false,
+        };
+        if !reads {
             continue;
         }
         for job in p.hosts.values_mut() {

@@ -22,7 +22,7 @@ fn values_travel_on_stdin_into_the_environment_and_leave_the_rest_of_stdin() {
     let mut child =
         Command::new("sh").arg("-c").arg(&script).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sh");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(&secrets.stdin_block()).expect("block");
+    stdin.write_all(&secrets.stdin_block(&IndexMap::new())).expect("block");
     stdin.write_all(b"the tar stream\n").expect("rest");
     drop(stdin);
     let out = child.wait_with_output().expect("sh");

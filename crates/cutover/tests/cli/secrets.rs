@@ -97,3 +97,67 @@ fn a_secret_named_like_a_var_or_with_two_sources_is_refused_with_its_position() 
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("secrets.TOKEN") && err.contains("exactly one of"), "{err}");
 }
+
+const TEMPLATE: &str = "APP_ENV={{ APP_ENV }}\nAPP_KEY={{APP_SECRET}}\nDB_URL=\"mysql://app:${DB_PASS}@db\"\n";
+
+/// A fleet whose `.env` is rendered from `deploy/env.tpl`; web2 sets its
+/// own APP_ENV.
+fn rendering(steps: &str) -> Project {
+    let project =
+        Project::new(&format!("vars:\n  APP_ENV: production\nsecrets:\n  APP_SECRET: {{file: app.key}}\n{steps}"));
+    project.write("app.key", APP_SECRET);
+    project.write("deploy/env.tpl", TEMPLATE);
+    let inventory = std::fs::read_to_string(project.path().join("cutover.yaml")).expect("inventory");
+    let edited = inventory
+        .replace("shared:\n  dirs: [storage]\n", "shared:\n  dirs: [storage]\n  render:\n    .env: deploy/env.tpl\n")
+        .replace("address: hosts/web2\n", "address: hosts/web2\n    vars: {APP_ENV: canary}\n");
+    assert!(edited.contains("render:") && edited.contains("canary"), "{edited}");
+    project.write("cutover.yaml", &edited);
+    project
+}
+
+#[test]
+fn a_shared_file_rendered_from_a_template_is_written_0600_and_only_when_it_changed() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for steps in ["", "hooks:\n  build:\n    - name: read it\n      run: grep -q APP_KEY= .env\n"] {
+        let project = rendering(steps);
+        let plan = stdout(&project.cutover(&["plan"]));
+        assert!(!plan.contains(APP_SECRET), "{plan}");
+        let out = project.cutover(&["deploy"]);
+        assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        let env = |host: &str| project.deploy_path(host).join("shared/.env");
+        for (host, app_env) in [("web1", "production"), ("web2", "canary")] {
+            let text = std::fs::read_to_string(env(host)).expect("rendered");
+            assert_eq!(
+                text,
+                format!("APP_ENV={app_env}\nAPP_KEY={APP_SECRET}\nDB_URL=\"mysql://app:${{DB_PASS}}@db\"\n")
+            );
+            let mode = std::fs::metadata(env(host)).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{host}");
+            let release = project.current(host).expect("deployed");
+            let linked = project.deploy_path(host).join("releases").join(release).join(".env");
+            assert_eq!(std::fs::read_link(&linked).expect("a link"), env(host));
+        }
+        let before = std::fs::metadata(env("web1")).expect("meta");
+        assert_eq!(project.cutover(&["deploy"]).status.code(), Some(0));
+        let after = std::fs::metadata(env("web1")).expect("meta");
+        assert_eq!((before.ino(), before.mtime_nsec()), (after.ino(), after.mtime_nsec()), "unchanged: not rewritten");
+        project.write("deploy/env.tpl", &format!("{TEMPLATE}MAIL=on\n"));
+        assert_eq!(project.cutover(&["deploy"]).status.code(), Some(0));
+        assert!(std::fs::read_to_string(env("web1")).expect("rendered").ends_with("MAIL=on\n"), "changed: rewritten");
+    }
+}
+
+#[test]
+fn a_template_naming_neither_a_var_nor_a_secret_is_refused_with_its_line() {
+    let project = rendering("");
+    project.write("deploy/env.tpl", "A=1\nB={{ NOPE }}\n");
+    let out = project.cutover(&["deploy"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("shared.render..env") && err.contains("line 2: `NOPE` is neither a secret nor a var"),
+        "{err}"
+    );
+    assert!(!project.path().join("hosts").exists());
+}

@@ -1,6 +1,7 @@
-//! A secret on a real host: the step sees it, no process on the host has it
-//! on its command line while the step runs, and what the step prints of it
-//! comes back masked.
+//! A secret on a real host: the step sees it, the `.env` rendered from it
+//! is the deploy user's alone, no process on the host has it on its command
+//! line while the step runs, and what the step prints of it comes back
+//! masked.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,9 @@ async fn a_secret_reaches_the_step_through_stdin_and_never_a_command_line() {
     let started = Instant::now();
     let (fleet, _v1) = Fleet::start_on_v1(1).await;
     std::fs::write(fleet.project().join("db.pass"), format!("{VALUE}\n")).expect("secret file");
-    let secrets = "secrets:\n  DB_PASSWORD: {file: db.pass}\n";
+    std::fs::write(fleet.project().join("env.tpl"), "APP_ENV=production\nDB_PASSWORD={{ DB_PASSWORD }}\n")
+        .expect("template");
+    let secrets = "secrets:\n  DB_PASSWORD: {file: db.pass}\nshared:\n  render:\n    .env: env.tpl\n";
     let step = "hooks:\n  build:\n    - name: use it\n      \
                 run: 'printf %s \"$DB_PASSWORD\" > seen-secret; touch step-running; sleep 4'\n";
     fleet.write_inventory(&format!("{GIT_DELIVERY}{secrets}{step}"));
@@ -34,6 +37,12 @@ async fn a_secret_reaches_the_step_through_stdin_and_never_a_command_line() {
     assert!(!said.contains(VALUE) && !serde_json::to_string(&events).expect("json").contains(VALUE));
     let seen = fleet.exec_ok(0, &format!("cat {DEPLOY_PATH}/current/seen-secret"));
     assert_eq!(seen, VALUE, "the step saw the value");
+    let env = fleet.exec_ok(0, &format!("stat -c '%a %U' {DEPLOY_PATH}/shared/.env; cat {DEPLOY_PATH}/current/.env"));
+    assert_eq!(
+        env,
+        format!("600 deploy\nAPP_ENV=production\nDB_PASSWORD={VALUE}\n"),
+        "rendered, the deploy user's alone"
+    );
 
     // A step that prints it: masked in the error's output.
     let loud = "hooks:\n  build:\n    - name: loud\n      run: 'echo \"password is $DB_PASSWORD\"; exit 1'\n";
