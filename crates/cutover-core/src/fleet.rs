@@ -32,13 +32,15 @@ pub struct Selection {
     pub roles: Vec<String>,
 }
 
-/// A selection that matches nothing, or names an unknown host.
+/// A selection that matches nothing, or names an unknown host or role.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectionError {
     #[error("unknown host `{0}` in --hosts")]
     UnknownHost(String),
-    #[error("no host matches the selection")]
-    Empty,
+    #[error("no host has the role `{role}` named in --roles (the inventory's roles: {known})")]
+    UnknownRole { role: String, known: String },
+    #[error("no host is both in --hosts {hosts} and has one of --roles {roles}")]
+    Empty { hosts: String, roles: String },
 }
 
 /// The selected hosts, in inventory order.
@@ -52,6 +54,16 @@ impl Fleet {
     /// Resolves the inventory's hosts that `selection` picks.
     pub fn select(loaded: &LoadedInventory, selection: &Selection) -> Result<Self, SelectionError> {
         let inv = &loaded.inventory;
+        for role in &selection.roles {
+            if !inv.hosts.iter().any(|h| h.roles.value.contains(role)) {
+                let mut known: Vec<&str> =
+                    inv.hosts.iter().flat_map(|h| h.roles.value.iter().map(String::as_str)).collect();
+                known.sort_unstable();
+                known.dedup();
+                let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+                return Err(SelectionError::UnknownRole { role: role.clone(), known });
+            }
+        }
         for name in &selection.hosts {
             if !inv.hosts.iter().any(|h| &h.name.value == name) {
                 return Err(SelectionError::UnknownHost(name.clone()));
@@ -61,7 +73,7 @@ impl Fleet {
             .hosts
             .iter()
             .filter(|h| selection.hosts.is_empty() || selection.hosts.contains(&h.name.value))
-            .filter(|h| selection.roles.is_empty() || h.roles.iter().any(|r| selection.roles.contains(r)))
+            .filter(|h| selection.roles.is_empty() || h.roles.value.iter().any(|r| selection.roles.contains(r)))
             .map(|h| {
                 let settings = h.settings(&inv.defaults);
                 let connection = settings.connection.unwrap_or_default();
@@ -69,21 +81,22 @@ impl Fleet {
                     Connection::Ssh => (h.address().unwrap_or(&h.name.value).to_owned(), inv.deploy_path.value.clone()),
                     Connection::Local => local_paths(&loaded.dir, h.address(), &inv.deploy_path.value),
                 };
-                let mut vars = inv.vars.clone();
-                vars.extend(h.vars.clone());
+                let mut vars: IndexMap<String, String> =
+                    inv.vars.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
+                vars.extend(h.vars.iter().map(|(k, v)| (k.clone(), v.value.clone())));
                 Target {
                     name: h.name.value.clone(),
                     connection,
                     address,
                     settings,
-                    roles: h.roles.clone(),
+                    roles: h.roles.value.clone(),
                     vars,
                     deploy_path,
                 }
             })
             .collect();
         if hosts.is_empty() {
-            return Err(SelectionError::Empty);
+            return Err(SelectionError::Empty { hosts: selection.hosts.join(","), roles: selection.roles.join(",") });
         }
         let primary = hosts.iter().position(|h| h.roles.iter().any(|r| r == "primary")).unwrap_or(0);
         Ok(Self { hosts, primary })

@@ -58,7 +58,7 @@ pub struct Inventory {
     pub rolling: Rolling,
     /// Checked on every host after it switched (and after a rollback).
     #[serde(default)]
-    pub health_check: Option<HealthCheck>,
+    pub health_check: Option<Spanned<HealthCheck>>,
     /// After a failure once switching began: `rollback` (default) or `halt`.
     #[serde(default)]
     pub on_failure: OnFailure,
@@ -67,7 +67,7 @@ pub struct Inventory {
     pub php_fpm: PhpFpm,
     /// How many hosts are worked on at once.
     #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
+    pub concurrency: Spanned<usize>,
     /// Default time limit of one step, in seconds.
     #[serde(default = "default_step_timeout")]
     pub step_timeout: Spanned<u64>,
@@ -78,7 +78,7 @@ pub struct Inventory {
     pub hosts: Vec<HostEntry>,
     /// Variables exported to every step on every host.
     #[serde(default)]
-    pub vars: IndexMap<String, String>,
+    pub vars: IndexMap<String, Spanned<String>>,
     /// Secrets: read at the start of a run on this machine, exported to
     /// every step like vars, never shown (see [`crate::secrets`]).
     #[serde(default)]
@@ -102,6 +102,10 @@ fn default_keep_releases() -> Spanned<u32> {
     unspanned(5)
 }
 
+fn no_roles() -> Spanned<Vec<String>> {
+    unspanned(Vec::new())
+}
+
 fn default_recipe() -> Spanned<String> {
     unspanned("php".to_owned())
 }
@@ -115,8 +119,8 @@ fn unspanned<T>(value: T) -> Spanned<T> {
     Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN)
 }
 
-fn default_concurrency() -> usize {
-    50
+fn default_concurrency() -> Spanned<usize> {
+    unspanned(50)
 }
 
 fn default_step_timeout() -> Spanned<u64> {
@@ -298,10 +302,10 @@ pub struct HostEntry {
     pub name: Spanned<String>,
     /// A hostname or IP for `ssh`; a directory for `local`.
     pub address: Option<Spanned<String>>,
+    #[serde(default = "no_roles")]
+    pub roles: Spanned<Vec<String>>,
     #[serde(default)]
-    pub roles: Vec<String>,
-    #[serde(default)]
-    pub vars: IndexMap<String, String>,
+    pub vars: IndexMap<String, Spanned<String>>,
     pub user: Option<Spanned<String>>,
     pub port: Option<Spanned<u16>>,
     pub connection: Option<Connection>,

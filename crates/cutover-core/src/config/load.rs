@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, Position};
 use super::inventory::Inventory;
 use super::recipe::Recipe;
 use super::suggest::closest;
@@ -41,6 +41,9 @@ pub fn load_inventory(path: &Path) -> Result<LoadedInventory, ConfigError> {
     validate::inventory(&inventory, &dir)
         .map_err(|e| ConfigError { file: path.to_owned(), ..e }.source_text(text.clone()))?;
     let (recipe, recipe_origin) = load_named_recipe(path, &text, &inventory, &dir)?;
+    validate::step_roles(&inventory, &inventory.hooks, None)
+        .and_then(|()| validate::step_roles(&inventory, &recipe.hooks, Some(&recipe_origin)))
+        .map_err(|e| ConfigError { file: path.to_owned(), ..e }.source_text(text.clone()))?;
     Ok(LoadedInventory { path: path.to_owned(), dir, inventory, recipe, recipe_origin })
 }
 
@@ -91,9 +94,62 @@ fn load_named_recipe(
 }
 
 fn read(path: &Path) -> Result<Arc<str>, ConfigError> {
-    std::fs::read_to_string(path)
-        .map(Arc::from)
-        .map_err(|e| ConfigError::new(path, format!("could not read the file: {e}")))
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::new(path, format!("could not read the file: {e}")))?;
+    match String::from_utf8(bytes) {
+        Ok(text) if text.trim().is_empty() => Err(ConfigError::new(path, "the file is empty")
+            .hint("an inventory names the application, its deploy_path, a repository or source, and hosts: see the README's example")),
+        Ok(text) => Ok(Arc::from(text)),
+        Err(e) => {
+            let bytes = e.as_bytes();
+            let at = e.utf8_error().valid_up_to();
+            let line = bytes[..at].iter().filter(|b| **b == b'\n').count() as u64 + 1;
+            let column = (at - bytes[..at].iter().rposition(|b| *b == b'\n').map_or(0, |n| n + 1)) as u64 + 1;
+            let mut err = ConfigError::new(path, format!("not UTF-8 text: byte {at} cannot be read"));
+            err.position = Some(Position { line, column, offset: at, len: 1 });
+            Err(err.hint("save the file as UTF-8"))
+        }
+    }
+}
+
+/// serde's words for a number type, in a person's words.
+fn number_words(message: &str) -> Option<String> {
+    let kind = message.strip_prefix("invalid ")?;
+    let max = match kind {
+        "u8" => u64::from(u8::MAX),
+        "u16" => u64::from(u16::MAX),
+        "u32" => u64::from(u32::MAX),
+        "u64" | "usize" => u64::MAX,
+        _ => return None,
+    };
+    Some(format!("expected a whole number from 0 to {max}"))
+}
+
+/// The key written last before `position` on its line (`keep_releases`
+/// of `keep_releases: many`, `retries` of `{url: x, retries: many}`), for
+/// an error serde gave without its field.
+fn key_before(text: &str, position: Position) -> Option<String> {
+    let written = text.lines().nth(usize::try_from(position.line).ok()?.checked_sub(1)?)?;
+    let upto: String = written.chars().take(usize::try_from(position.column).ok()?.saturating_sub(1)).collect();
+    let colon = upto.trim_end().strip_suffix(':').map(str::len).or_else(|| upto.rfind(": "))?;
+    let before = &upto[..colon];
+    let start = before.rfind(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))).map_or(0, |i| i + 1);
+    let key = &before[start..];
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// serde's words for a value of the wrong kind, in a person's words.
+fn kind_words(message: &str) -> Option<String> {
+    if let Some(words) = number_words(message) {
+        return Some(words);
+    }
+    match message {
+        "invalid boolean" => Some("expected true or false".to_owned()),
+        "expected string scalar" => Some("expected a single value (text), not a list or a mapping".to_owned()),
+        _ => message
+            .strip_prefix("unknown variant ")
+            .and_then(|rest| rest.split_once(", expected one of "))
+            .map(|(value, allowed)| format!("{value} is not one of: {allowed}")),
+    }
 }
 
 /// Parses YAML into `T`, mapping serde-saphyr's error to a [`ConfigError`]
@@ -112,6 +168,18 @@ fn parse<T: DeserializeOwned>(path: &Path, text: &Arc<str>) -> Result<T, ConfigE
         }
         if let Some(stripped) = message.strip_suffix(", set DuplicateKeyPolicy in Options if acceptable") {
             message = stripped.to_owned();
+        }
+        if let Some(words) = kind_words(&message) {
+            message = words;
+        }
+        if err.field.is_none()
+            && let Some(key) = err.position.and_then(|p| key_before(text, p))
+        {
+            err = err.field(key);
+        }
+        if message.contains("budget breached") {
+            let nodes: String = message.chars().filter(char::is_ascii_digit).collect();
+            message = format!("the file is larger than cutover reads ({nodes} YAML nodes and more)");
         }
         if let serde_saphyr::Error::SerdeUnknownField { field, expected, .. } = bare {
             err = err.field(field.clone());

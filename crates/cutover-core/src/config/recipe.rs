@@ -48,6 +48,16 @@ pub enum Hook {
 
 impl Hooks {
     /// The steps of one hook.
+    /// Each hook's name as written and its steps.
+    pub fn all(&self) -> [(&'static str, &[Step]); 4] {
+        [
+            ("build", &self.build),
+            ("before_flip", &self.before_flip),
+            ("after_flip", &self.after_flip),
+            ("after_rollback", &self.after_rollback),
+        ]
+    }
+
     pub fn steps(&self, hook: Hook) -> &[Step] {
         match hook {
             Hook::Build => &self.build,
@@ -74,10 +84,10 @@ pub struct Step {
     pub roles: Vec<String>,
     /// Run only when a condition holds in the release.
     #[serde(default)]
-    pub when: Option<When>,
+    pub when: Option<Spanned<When>>,
     /// Time limit in seconds (the inventory's `step_timeout` otherwise).
     #[serde(default)]
-    pub timeout: Option<u64>,
+    pub timeout: Option<Spanned<u64>>,
 }
 
 /// A condition on the release directory.

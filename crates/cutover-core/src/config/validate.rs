@@ -31,12 +31,12 @@ pub(super) fn inventory(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> 
         return Err(error("must be at least 1 second").at(&inv.step_timeout.referenced).field("step_timeout"));
     }
     if let Some(check) = &inv.health_check
-        && check.url.is_some() == check.command.is_some()
+        && check.value.url.is_some() == check.value.command.is_some()
     {
-        return Err(error("give either `url` or `command`").field("health_check"));
+        return Err(error("give either `url` or `command`").at(&check.referenced).field("health_check"));
     }
-    if inv.concurrency == 0 {
-        return Err(error("must be at least 1").field("concurrency"));
+    if inv.concurrency.value == 0 {
+        return Err(error("must be at least 1").at(&inv.concurrency.referenced).field("concurrency"));
     }
     hosts(inv)?;
     super::ssh_values::check(inv)?;
@@ -51,8 +51,8 @@ fn deploy_path(inv: &Inventory) -> Result<(), ConfigError> {
         Some("must not be the root directory")
     } else if path.split('/').any(|part| part == ".." || part == ".") {
         Some("must not contain `.` or `..`")
-    } else if path.contains('\0') {
-        Some("must not contain a NUL byte")
+    } else if path.contains(char::is_control) {
+        Some("must not contain a control character (a newline, a tab, NUL)")
     } else {
         None
     };
@@ -160,8 +160,8 @@ fn relative_problem(path: &str) -> Option<&'static str> {
         Some("must not end with `/`")
     } else if path.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
         Some("must not contain `.`, `..` or `//`")
-    } else if path.contains('\0') {
-        Some("must not contain a NUL byte")
+    } else if path.contains(char::is_control) {
+        Some("must not contain a control character (a newline, a tab, NUL)")
     } else {
         None
     }
@@ -174,17 +174,22 @@ const RESERVED_VARS: &[&str] = &["d", "r", "rel", "w", "s", "t", "PATH", "HOME",
 /// cutover's own.
 fn vars(inv: &Inventory) -> Result<(), ConfigError> {
     let host_vars =
-        inv.hosts.iter().enumerate().flat_map(|(i, h)| h.vars.keys().map(move |k| (format!("hosts[{i}].vars"), k)));
-    for (field, name) in inv.vars.keys().map(|k| ("vars".to_owned(), k)).chain(host_vars) {
+        inv.hosts.iter().enumerate().flat_map(|(i, h)| h.vars.iter().map(move |v| (format!("hosts[{i}].vars"), v)));
+    for (field, (name, value)) in inv.vars.iter().map(|v| ("vars".to_owned(), v)).chain(host_vars) {
         let problem = if !is_identifier(name) {
             Some("is not a shell variable name (letters, digits and `_`, not starting with a digit)")
-        } else if RESERVED_VARS.contains(&name.as_str()) || name.starts_with("CUTOVER_") {
+        } else if RESERVED_VARS.contains(&name.as_str()) || name.starts_with("CUTOVER_") || name.starts_with("cutover_")
+        {
             Some("is reserved for cutover")
+        } else if value.value.contains('\0') {
+            Some("has a NUL byte in its value, which no environment variable can hold")
         } else {
             None
         };
         if let Some(problem) = problem {
-            return Err(error(format!("`{name}` {problem}")).field(format!("{field}.{name}")));
+            // The value's position: the key's own is not kept, and the two
+            // share a line in the usual `NAME: value`.
+            return Err(error(format!("`{name}` {problem}")).at(&value.referenced).field(format!("{field}.{name}")));
         }
     }
     Ok(())
@@ -205,7 +210,7 @@ fn secrets(inv: &Inventory) -> Result<(), ConfigError> {
         } else {
             let s = &source.value;
             let given = [s.env.is_some(), s.command.is_some(), s.file.is_some()].iter().filter(|g| **g).count();
-            (given != 1).then(|| "give exactly one of `env`, `command` or `file`".to_owned())
+            (given != 1).then(|| "needs exactly one of `env`, `command` or `file`".to_owned())
         };
         if let Some(problem) = problem {
             return Err(error(format!("`{name}` {problem}")).at(&source.referenced).field(field).hint(
@@ -241,13 +246,33 @@ fn hosts(inv: &Inventory) -> Result<(), ConfigError> {
                 .at(&host.name.referenced)
                 .field(format!("hosts[{i}].address")));
         }
-        if host.roles.iter().any(|r| r == "primary") {
+        if host.roles.value.iter().any(|r| r == "primary") {
             primaries += 1;
             if primaries > 1 {
                 return Err(error("more than one host has the role `primary`")
-                    .at(&host.name.referenced)
+                    .at(&host.roles.referenced)
                     .field(format!("hosts[{i}].roles")));
             }
+        }
+    }
+    Ok(())
+}
+
+/// A step limited to roles must have a host to run on: a step that would
+/// never run is a mistake, not a no-op. `recipe` is `None` for the
+/// inventory's own hooks.
+pub(super) fn step_roles(inv: &Inventory, hooks: &Hooks, recipe: Option<&str>) -> Result<(), ConfigError> {
+    for (hook, steps) in hooks.all() {
+        for (i, step) in steps.iter().enumerate() {
+            let Some(role) = step.roles.iter().find(|r| !inv.hosts.iter().any(|h| h.roles.value.contains(r))) else {
+                continue;
+            };
+            let whose = recipe.map(|r| format!(" (recipe {r})")).unwrap_or_default();
+            let field = format!("hooks.{hook}[{i}].roles");
+            let message =
+                format!("step `{}`{whose} runs on role `{role}`, which no host has: it would never run", step.name);
+            let err = error(message).field(field).hint("give a host that role, or remove it from the step's `roles`");
+            return Err(if recipe.is_none() { err.at(&step.run.referenced) } else { err });
         }
     }
     Ok(())
@@ -258,8 +283,7 @@ pub(super) fn recipe(recipe: &Recipe) -> Result<(), ConfigError> {
 }
 
 fn hooks(hooks: &Hooks) -> Result<(), ConfigError> {
-    let all = [("build", &hooks.build), ("before_flip", &hooks.before_flip), ("after_flip", &hooks.after_flip)];
-    for (hook, steps) in all.into_iter().chain([("after_rollback", &hooks.after_rollback)]) {
+    for (hook, steps) in hooks.all() {
         for (i, step) in steps.iter().enumerate() {
             check_step(step).map_err(|e| {
                 let field = format!("hooks.{hook}[{i}].{}", e.field.as_deref().unwrap_or("run"));
@@ -274,13 +298,13 @@ fn check_step(step: &Step) -> Result<(), ConfigError> {
     if step.run.value.trim().is_empty() {
         return Err(error(format!("step `{}` has an empty command", step.name)).at(&step.run.referenced));
     }
-    if step.timeout == Some(0) {
-        return Err(error("must be at least 1 second").at(&step.run.referenced).field("timeout"));
+    if let Some(timeout) = step.timeout.as_ref().filter(|t| t.value == 0) {
+        return Err(error("must be at least 1 second").at(&timeout.referenced).field("timeout"));
     }
     if let Some(when) = &step.when
-        && (when.exists.starts_with('/') || when.exists.split('/').any(|p| p == ".."))
+        && (when.value.exists.starts_with('/') || when.value.exists.split('/').any(|p| p == ".."))
     {
-        return Err(error("must be a path inside the release").at(&step.run.referenced).field("when.exists"));
+        return Err(error("must be a path inside the release").at(&when.referenced).field("when.exists"));
     }
     Ok(())
 }

@@ -62,7 +62,7 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     if !inv.secrets.is_empty() {
         tools.push("base64");
     }
-    if inv.health_check.as_ref().is_some_and(|c| c.url.is_some()) {
+    if inv.health_check.as_ref().is_some_and(|c| c.value.url.is_some()) {
         tools.push("curl");
     }
     let reloads = inv.php_fpm.reload() != FpmSetting::None;

@@ -113,7 +113,7 @@ impl Session {
             jobs.iter().filter(|(h, _)| !self.failed(h)).map(|(h, s)| (h.clone(), s.clone())).collect();
         let jobs = &connected;
         ctx.emit(Event::PhaseStarted { phase, hosts: jobs.keys().cloned().collect() });
-        let limit = ctx.loaded.inventory.concurrency;
+        let limit = ctx.loaded.inventory.concurrency.value;
         let mut pending: Vec<String> = jobs.keys().cloned().collect();
         let mut outcome = PhaseOutcome::default();
         let mut stream = futures::stream::iter(jobs)

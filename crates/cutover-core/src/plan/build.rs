@@ -258,14 +258,9 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
             owner: &i.owner,
         };
         if let Some(script) = steps::script(&target.deploy_path, &mine, &env) {
-            let timeout = mine.iter().map(|s| Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout.value))).sum();
-            let names = mine
-                .iter()
-                .map(|s| StepLabel {
-                    name: s.name.clone(),
-                    timeout: Duration::from_secs(s.timeout.unwrap_or(inv.step_timeout.value)),
-                })
-                .collect();
+            let limit = |s: &Step| Duration::from_secs(s.timeout.as_ref().map_or(inv.step_timeout.value, |t| t.value));
+            let timeout = mine.iter().map(|s| limit(s)).sum();
+            let names = mine.iter().map(|s| StepLabel { name: s.name.clone(), timeout: limit(s) }).collect();
             hosts.insert(target.name.clone(), HostScript { steps: names, ..HostScript::new(script, timeout) });
         }
     }

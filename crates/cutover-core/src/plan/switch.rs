@@ -92,7 +92,7 @@ pub(super) fn nodes(
             }
         }
         nodes.push(flip);
-        if let Some(check) = &inv.health_check {
+        if let Some(check) = inv.health_check.as_ref().map(|c| &c.value) {
             let limit = Duration::from_secs((check.timeout + check.interval) * u64::from(check.retries.max(1)) + 30);
             let mut node = phase(Phase::Health, tag, &hosts, |t| health::script(&t.deploy_path, owner, check));
             if let Node::Phase(p) = &mut node {

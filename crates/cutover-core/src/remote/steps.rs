@@ -77,10 +77,10 @@ pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<S
     for step in steps {
         mark(&mut s, &step.name);
         if let Some(when) = &step.when {
-            s.push(Sh::assign("w", &when.exists));
+            s.push(Sh::assign("w", &when.value.exists));
             s.line(r#"if [ -e "$rel/$w" ]; then"#);
         }
-        let limit = step.timeout.unwrap_or(env.default_timeout).to_string();
+        let limit = step.timeout.as_ref().map_or(env.default_timeout, |t| t.value).to_string();
         s.line(r#"( cd "$rel""#);
         s.push(Sh::new("step_limit").arg(limit).lit("sh -ec").arg(step.run.value.trim()));
         s.line(")");

@@ -206,3 +206,141 @@ fn with_json_a_bad_command_line_or_inventory_is_one_json_error_on_stdout() {
     assert!(error["file"].as_str().is_some_and(|f| f.ends_with("cutover.yaml")), "{error}");
     assert!(project.cutover(&["--help"]).status.success(), "help is not an error");
 }
+
+/// Every file under `dir`: its path, kind, mode and bytes (or link target).
+fn tree(dir: &std::path::Path) -> Vec<(String, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).expect("meta");
+        let name = path.strip_prefix(dir).expect("inside").display().to_string();
+        let bytes = if meta.file_type().is_symlink() {
+            std::fs::read_link(&path).expect("link").display().to_string().into_bytes()
+        } else if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&path).expect("dir").map(|e| e.expect("entry").path()));
+            Vec::new()
+        } else {
+            std::fs::read(&path).expect("file")
+        };
+        out.push((name, meta.permissions().mode(), bytes));
+    }
+    out.sort();
+    out
+}
+
+/// Each rule of docs/inventory.md broken once, on a fleet already deployed:
+/// exit 2, the file, line and column, the field, and every host's
+/// directory byte-identical afterwards. `(from, to)` edits the good
+/// inventory; an empty `from` appends `to`.
+#[test]
+fn every_rule_broken_is_refused_where_it_is_written_and_no_host_changes() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("", "keep_releases: 1", "11:16", "keep_releases"),
+        ("", "keep_releases: many", "11:16", "keep_releases"),
+        ("", "keep_releases: -1", "11:16", "keep_releases"),
+        ("", "step_timeout: 0", "11:15", "step_timeout"),
+        ("", "step_timeout: soon", "11:15", "step_timeout"),
+        ("", "concurrency: 0", "11:14", "concurrency"),
+        ("", "concurrency: lots", "11:14", "concurrency"),
+        ("", "strategy: sideways", "11:11", "strategy"),
+        ("", "on_failure: retry", "11:13", "on_failure"),
+        ("", "resolve: remote", "11:10", "resolve"),
+        ("", "exclude: [\"[bad\"]", "11:11", "exclude[0]"),
+        ("", "shared: {files: [/etc/passwd]}", "11:18", "shared.files[0]"),
+        ("", "shared: {dirs: [../up]}", "11:17", "shared.dirs[0]"),
+        ("", "shared: {files: [\"a//b\"]}", "11:18", "shared.files[0]"),
+        ("", "shared: {files: [\".env\\tx\"]}", "11:18", "shared.files[0]"),
+        ("", "shared: {render: {.env: missing.tpl}}", "11:25", "shared.render..env"),
+        ("", "shared: {create_missing: maybe}", "11:26", "create_missing"),
+        ("", "hooks: {build: [{name: a, run: \"  \"}]}", "11:32", "hooks.build[0].run"),
+        ("", "hooks: {build: [{name: a, run: x, timeout: 0}]}", "11:44", "hooks.build[0].timeout"),
+        ("", "hooks: {build: [{name: a, run: x, when: {exists: /abs}}]}", "11:41", "hooks.build[0].when.exists"),
+        ("", "hooks: {build: [{name: a, rn: x}]}", "11:27", "rn"),
+        ("", "hooks: {build: [{name: a, run: x, roles: [db]}]}", "11:32", "hooks.build[0].roles"),
+        ("", "hooks: {deploy: []}", "11:9", "deploy"),
+        ("", "hooks: {build: [{name: a, run: x, once: sometimes}]}", "11:41", "once"),
+        ("", "vars: {bad-name: x}", "11:18", "vars.bad-name"),
+        ("", "vars: {PATH: x}", "11:14", "vars.PATH"),
+        ("", "vars: {CUTOVER_X: x}", "11:19", "vars.CUTOVER_X"),
+        ("", "vars: {A: \"a\\0b\"}", "11:11", "vars.A"),
+        ("", "vars: {A: [1, 2]}", "11:11", "A"),
+        ("", "secrets: {TOKEN: {env: X, file: y}}", "11:18", "secrets.TOKEN"),
+        ("", "secrets: {bad-name: {env: X}}", "11:21", "secrets.bad-name"),
+        ("", "secrets: {TOKEN: {vault: x}}", "11:19", "vault"),
+        ("", "secrets: {TOKEN: {}}", "11:18", "secrets.TOKEN"),
+        ("", "health_check: {retries: 2}", "11:15", "health_check"),
+        ("", "health_check: {url: x, command: y}", "11:15", "health_check"),
+        ("", "health_check: {url: x, retries: many}", "11:33", "retries"),
+        ("", "rolling: {pause: soon}", "11:18", "pause"),
+        ("", "rolling: {drain: {run: x, on: moon}}", "11:31", "on"),
+        ("", "rolling: {batch: [1, lots]}", "11:22", "batch"),
+        ("", "rolling: {undrain: {run: x, timeout: -5}}", "11:38", "timeout"),
+        ("", "repository: git@example.com:a/b.git", "3:9", "source"),
+        ("", "branch: main", "3:9", "source"),
+        ("", "unknown_key: 1", "11:1", "unknown_key"),
+        ("deploy_path: /srv/shop", "deploy_path: srv/shop", "2:14", "deploy_path"),
+        ("deploy_path: /srv/shop", "deploy_path: /", "2:14", "deploy_path"),
+        ("deploy_path: /srv/shop", "deploy_path: /srv/../etc", "2:14", "deploy_path"),
+        ("deploy_path: /srv/shop", "deploy_path: \"/srv/sh\\nop\"", "2:14", "deploy_path"),
+        ("recipe: php", "recipe: laravle", "4:9", "recipe"),
+        ("recipe: php", "recipe: ./nowhere.yaml", "4:9", "recipe"),
+        ("source: app", "source: nowhere", "3:9", "source"),
+        ("config_test: none}", "config_test: none, bogus: 1}", "5:44", "bogus"),
+        ("  connection: local", "  connection: telnet", "7:15", "connection"),
+        ("  connection: local", "  connection: local\n  port: 0", "8:9", "defaults.port"),
+        ("  connection: local", "  connection: local\n  user: '-x'", "8:9", "defaults.user"),
+        ("  connection: local", "  connection: local\n  proxy_jump: 'b$(id)'", "8:15", "defaults.proxy_jump"),
+        (
+            "    address: hosts/web1\n",
+            "    address: hosts/web1\n  - name: web1\n    address: hosts/b\n",
+            "11:11",
+            "hosts[1].name",
+        ),
+        (
+            "    address: hosts/web1\n",
+            "    address: hosts/web1\n    roles: [primary]\n  - name: b\n    address: hosts/b\n    roles: [primary]\n",
+            "14:12",
+            "hosts[1].roles",
+        ),
+        ("  - name: web1", "  - name: web one", "9:11", "hosts[0].name"),
+        ("    address: hosts/web1\n", "", "9:11", "hosts[0].address"),
+        ("    address: hosts/web1", "    adress: hosts/web1", "10:5", "adress"),
+        ("    address: hosts/web1", "    address: hosts/web1\n    connection: ssh", "10:14", "hosts[0].address"),
+    ];
+    assert!(cases.len() >= 50);
+    let project = Project::new("");
+    project.write("cutover.yaml", GOOD);
+    assert_eq!(project.cutover(&["deploy"]).status.code(), Some(0));
+    let before = tree(&project.path().join("hosts"));
+    let mut wrong = Vec::new();
+    for (from, to, position, field) in cases {
+        let inventory = if from.is_empty() { format!("{GOOD}{to}\n") } else { GOOD.replace(from, to) };
+        assert_ne!(inventory, GOOD, "{to}");
+        project.write("cutover.yaml", &inventory);
+        let out = project.cutover(&["deploy", "--json"]);
+        let said: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let at = format!("{}:{}", said["line"], said["column"]);
+        if out.status.code() != Some(2) || at != *position || said["field"] != *field {
+            wrong.push(format!("{to:?}: exit {:?}, {at} {} ({})", out.status.code(), said["field"], said["message"]));
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} cases:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
+    assert_eq!(tree(&project.path().join("hosts")), before, "no host changed");
+}
+
+#[test]
+fn a_selection_that_names_no_host_says_which_flag_and_value() {
+    let project = Project::new("");
+    project.write("cutover.yaml", GOOD);
+    for (args, said) in [
+        (&["plan", "--roles", "db"][..], "no host has the role `db` named in --roles (the inventory's roles: none)"),
+        (&["plan", "--hosts", "web9"], "unknown host `web9` in --hosts"),
+    ] {
+        let out = project.cutover(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    assert!(!project.path().join("hosts").exists());
+}
