@@ -1,7 +1,7 @@
 //! Bad input: each mistake gets a message naming the file, line, column and
 //! field, exit code 2, and no host is touched.
 
-use crate::harness::{Project, stderr};
+use crate::harness::{Project, stderr, stdout};
 
 const GOOD: &str = "application: shop\ndeploy_path: /srv/shop\nsource: app\nrecipe: php\n\
                     php_fpm: {reload: none, config_test: none}\ndefaults:\n  connection: local\nhosts:\n  - name: web1\n    address: hosts/web1\n";
@@ -343,4 +343,37 @@ fn a_selection_that_names_no_host_says_which_flag_and_value() {
         assert!(err.contains(said), "{args:?}: {err}");
     }
     assert!(!project.path().join("hosts").exists());
+}
+
+/// Values with shell metacharacters and option-looking text where the
+/// inventory allows them: deployed exactly, and nothing they spell runs.
+#[test]
+fn hostile_values_are_deployed_exactly_and_nothing_they_spell_runs() {
+    let hostile = r#"'$(touch pwned-1)' `touch pwned-2`; touch pwned-3 && "q" -rf --x"#;
+    let project = Project::new("");
+    let inventory = GOOD
+        .replace("/srv/shop", "\"/srv/it's $(touch pwned-4) `x` -rf\"")
+        .replace("recipe: php\n", "recipe: php\nshared:\n  dirs: [\"st orage;touch pwned-5\"]\n  files: [\"-e $(touch pwned-6)\"]\n  create_missing: true\n");
+    let inventory = format!(
+        "{inventory}vars:\n  HOSTILE: {}\nhooks:\n  build:\n    - name: echo it\n      run: printf '%s' \"$HOSTILE\" > seen.txt\n",
+        serde_json::to_string(hostile).expect("json string")
+    );
+    project.write("cutover.yaml", &inventory);
+    let out = project.cutover(&["deploy"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let root = project.path().join("hosts/web1/srv/it's $(touch pwned-4) `x` -rf");
+    let current = std::fs::read_link(root.join("current")).expect("deployed into the hostile path");
+    let release = root.join(current);
+    assert_eq!(std::fs::read_to_string(release.join("seen.txt")).expect("seen"), hostile);
+    assert!(release.join("st orage;touch pwned-5").is_symlink() && release.join("-e $(touch pwned-6)").is_symlink());
+    let mut stack = vec![project.path().to_path_buf(), std::env::current_dir().expect("cwd")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with("pwned-"), "an injected command ran: {}", entry.path().display());
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && dir.starts_with(project.path()) {
+                stack.push(entry.path());
+            }
+        }
+    }
 }
