@@ -148,6 +148,12 @@ pub fn rendered_file_variable(n: usize) -> String {
 }
 
 fn read_one(source: &SecretSource, dir: &Path) -> Result<String, String> {
+    if let Some(value) = &source.value {
+        return match (&source.env, &source.command, &source.file) {
+            (None, None, None) => Ok(value.clone()),
+            _ => Err("give exactly one of `value`, `env`, `command` or `file`".to_owned()),
+        };
+    }
     match (&source.env, &source.command, &source.file) {
         (Some(var), None, None) => match std::env::var(var) {
             Ok(value) => Ok(value),

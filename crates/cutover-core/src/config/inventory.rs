@@ -86,16 +86,30 @@ pub struct Inventory {
 }
 
 /// Where a secret is read from, on the machine running cutover: exactly one
-/// of an environment variable, a command's stdout, or a file.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// of an environment variable, a command's stdout, a file, or the value
+/// written here (a var that must never be shown).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSource {
+    #[serde(default)]
+    pub value: Option<String>,
     #[serde(default)]
     pub env: Option<String>,
     #[serde(default)]
     pub command: Option<String>,
     #[serde(default)]
     pub file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretSource")
+            .field("value", &self.value.as_ref().map(|_| crate::secrets::MASK))
+            .field("env", &self.env)
+            .field("command", &self.command)
+            .field("file", &self.file)
+            .finish()
+    }
 }
 
 fn default_keep_releases() -> Spanned<u32> {

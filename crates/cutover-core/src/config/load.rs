@@ -38,8 +38,13 @@ pub fn load_inventory(path: &Path) -> Result<LoadedInventory, ConfigError> {
     let inventory: Inventory = parse(path, &text)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    validate::inventory(&inventory, &dir)
-        .map_err(|e| ConfigError { file: path.to_owned(), ..e }.source_text(text.clone()))?;
+    validate::inventory(&inventory, &dir).map_err(|e| {
+        let e = ConfigError { file: path.to_owned(), ..e };
+        // A check of a whole top-level value (`hosts: []`) points at its key.
+        let top = e.field.as_deref().filter(|f| !f.contains(['.', '['])).and_then(|f| key_line(&text, f));
+        let e = ConfigError { position: e.position.or(top), ..e };
+        e.source_text(text.clone())
+    })?;
     let (recipe, recipe_origin) = load_named_recipe(path, &text, &inventory, &dir)?;
     validate::step_roles(&inventory, &inventory.hooks, None)
         .and_then(|()| validate::step_roles(&inventory, &recipe.hooks, Some(&recipe_origin)))
@@ -135,6 +140,18 @@ fn key_before(text: &str, position: Position) -> Option<String> {
     let start = before.rfind(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))).map_or(0, |i| i + 1);
     let key = &before[start..];
     (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// Where the top-level `key:` is written.
+fn key_line(text: &str, key: &str) -> Option<Position> {
+    let mut offset = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':')) {
+            return Some(Position { line: i as u64 + 1, column: 1, offset, len: key.len() });
+        }
+        offset += line.len() + 1;
+    }
+    None
 }
 
 /// serde's words for a value of the wrong kind, in a person's words.

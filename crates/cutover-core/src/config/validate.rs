@@ -209,8 +209,9 @@ fn secrets(inv: &Inventory) -> Result<(), ConfigError> {
             Some("is also a var: a name is either".to_owned())
         } else {
             let s = &source.value;
-            let given = [s.env.is_some(), s.command.is_some(), s.file.is_some()].iter().filter(|g| **g).count();
-            (given != 1).then(|| "needs exactly one of `env`, `command` or `file`".to_owned())
+            let given = [s.value.is_some(), s.env.is_some(), s.command.is_some(), s.file.is_some()];
+            (given.iter().filter(|g| **g).count() != 1)
+                .then(|| "needs exactly one of `value`, `env`, `command` or `file`".to_owned())
         };
         if let Some(problem) = problem {
             return Err(error(format!("`{name}` {problem}")).at(&source.referenced).field(field).hint(

@@ -304,6 +304,8 @@ fn every_rule_broken_is_refused_where_it_is_written_and_no_host_changes() {
             "hosts[1].roles",
         ),
         ("  - name: web1", "  - name: web one", "9:11", "hosts[0].name"),
+        ("hosts:\n  - name: web1\n    address: hosts/web1\n", "hosts: []\n", "8:1", "hosts"),
+        ("", "secrets: {TOKEN: {value: x, env: Y}}", "11:18", "secrets.TOKEN"),
         ("    address: hosts/web1\n", "", "9:11", "hosts[0].address"),
         ("    address: hosts/web1", "    adress: hosts/web1", "10:5", "adress"),
         ("    address: hosts/web1", "    address: hosts/web1\n    connection: ssh", "10:14", "hosts[0].address"),

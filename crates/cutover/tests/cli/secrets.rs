@@ -10,7 +10,7 @@ const DB_PASSWORD: &str = "pa55-w0rd 'quoted' $HOME";
 fn project(steps: &str) -> Project {
     let project = Project::new(&format!(
         "secrets:\n  APP_SECRET: {{file: app.key}}\n  DB_PASSWORD: {{command: cat db.pass}}\n  \
-         CI_TOKEN: {{env: CUTOVER_TEST_CI_TOKEN}}\nhooks:\n  build:\n{steps}"
+         CI_TOKEN: {{env: CUTOVER_TEST_CI_TOKEN}}\n  LEGACY: {{value: inl1ne-v4lue}}\nhooks:\n  build:\n{steps}"
     ));
     project.write("app.key", &format!("{APP_SECRET}\n"));
     project.write("db.pass", DB_PASSWORD);
@@ -31,7 +31,7 @@ fn steps_see_the_secrets_and_plan_names_them_without_their_values() {
     assert_eq!(plan.status.code(), Some(0), "{text}");
     assert!(
         text.contains(
-            "secrets, read here at the start of the run and sent to the steps on stdin: APP_SECRET, DB_PASSWORD, CI_TOKEN"
+            "secrets, read here at the start of the run and sent to the steps on stdin: APP_SECRET, DB_PASSWORD, CI_TOKEN, LEGACY"
         ),
         "{text}"
     );
@@ -52,16 +52,16 @@ fn steps_see_the_secrets_and_plan_names_them_without_their_values() {
 #[test]
 fn a_step_that_prints_a_secret_shows_it_masked_everywhere() {
     let project = project(
-        "    - name: connect\n      run: 'echo \"connecting as $DB_PASSWORD\"; echo \"key $APP_SECRET\" >&2; exit 1'\n",
+        "    - name: connect\n      run: 'echo \"connecting as $DB_PASSWORD\"; echo \"key $APP_SECRET $LEGACY\" >&2; exit 1'\n",
     );
     let out = project.cutover_with_env(&["deploy", "--json"], CI);
     assert_eq!(out.status.code(), Some(1));
     let events: Vec<serde_json::Value> =
         String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let all = serde_json::to_string(&events).expect("json");
-    assert!(!all.contains(APP_SECRET) && !all.contains("pa55"), "{all}");
+    assert!(!all.contains(APP_SECRET) && !all.contains("pa55") && !all.contains("inl1ne"), "{all}");
     let failed = events.iter().find(|e| e["event"] == "host" && e["state"] == "failed").expect("a failure");
-    assert_eq!(failed["output_tail"], "connecting as ********\nkey ********", "{failed}");
+    assert_eq!(failed["output_tail"], "connecting as ********\nkey ******** ********", "{failed}");
     let plain = project.cutover_with_env(&["deploy"], CI);
     let text = format!("{}{}", stdout(&plain), String::from_utf8_lossy(&plain.stderr));
     assert!(text.contains("connecting as ********") && !text.contains("pa55"), "{text}");
