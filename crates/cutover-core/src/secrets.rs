@@ -7,9 +7,10 @@
 //! [`PROLOGUE`], which reads `NAME base64` lines from stdin up to a `.` line
 //! and exports each, before anything else reads stdin (an upload's tar
 //! stream follows). Shell `read` takes a pipe one byte at a time, so the
-//! rest of stdin is left as it was. The shared files rendered from
-//! templates (`shared.render`) travel the same way, as `cutover_file_<n>`,
-//! which the prepare script writes and unsets before any step runs.
+//! rest of stdin is left as it was. The files rendered from templates into
+//! each release (`shared.render`) travel the same way to the prepare
+//! script alone, as `cutover_file_<n>`, which it writes and unsets before
+//! any step runs.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,6 +24,8 @@ use indexmap::IndexMap;
 
 use crate::config::LoadedInventory;
 use crate::config::inventory::SecretSource;
+use crate::config::rollout::HookPlace;
+use crate::event::CommandKind;
 use crate::template;
 
 /// What a masked value is shown as.
@@ -64,6 +67,34 @@ impl fmt::Debug for Secrets {
 }
 
 impl Secrets {
+    /// What a run of `command` needs: every secret and template for a
+    /// deploy; for a rollback the secrets only when a step runs (its
+    /// `after_rollback` steps, or batch hooks on the hosts), so that a
+    /// rollback never waits on a secret store it does not use.
+    pub fn read_for(loaded: &LoadedInventory, command: CommandKind) -> Result<Self, SecretError> {
+        let inv = &loaded.inventory;
+        match command {
+            CommandKind::Deploy => Self::read(loaded),
+            CommandKind::Rollback => {
+                let steps = !loaded.recipe.hooks.after_rollback.is_empty() || !inv.hooks.after_rollback.is_empty();
+                let on_hosts = [&inv.rolling.drain, &inv.rolling.undrain]
+                    .into_iter()
+                    .any(|h| h.as_ref().is_some_and(|h| h.on == HookPlace::Hosts));
+                if steps || on_hosts {
+                    Ok(Self { templates: Vec::new(), ..Self::read(loaded)? })
+                } else {
+                    Ok(Self::default())
+                }
+            }
+            _ => Ok(Self::default()),
+        }
+    }
+
+    /// Secrets shorter than masking covers: said once, at the start.
+    pub fn unmasked(&self) -> Vec<&str> {
+        self.values.iter().filter(|(_, v)| v.trim().len() < SHORTEST_MASKED).map(|(n, _)| n.as_str()).collect()
+    }
+
     /// Reads every secret the inventory declares, in order; the first that
     /// cannot be read is the error.
     pub fn read(loaded: &LoadedInventory) -> Result<Self, SecretError> {
@@ -117,9 +148,10 @@ impl Secrets {
     }
 
     /// What a step's script reads first from its stdin (see [`PROLOGUE`]):
-    /// each secret, then each rendered shared file as `cutover_file_<n>`,
-    /// its placeholders filled from the secrets and this host's `vars`.
-    pub fn stdin_block(&self, vars: &IndexMap<String, String>) -> Vec<u8> {
+    /// each secret, then, for the script that writes them (`files`), each
+    /// rendered file as `cutover_file_<n>`, its placeholders filled from
+    /// the secrets and this host's `vars`.
+    pub fn stdin_block(&self, vars: &IndexMap<String, String>, files: bool) -> Vec<u8> {
         let mut block = String::new();
         let mut entry = |name: &str, value: &str| {
             block.push_str(name);
@@ -130,7 +162,7 @@ impl Secrets {
         for (name, value) in &self.values {
             entry(name, value);
         }
-        for (i, template) in self.templates.iter().enumerate() {
+        for (i, template) in self.templates.iter().enumerate().filter(|_| files) {
             let secret = |name: &str| self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
             let rendered =
                 template::render(template, |name| secret(name).or_else(|| vars.get(name).map(String::as_str)));
@@ -169,10 +201,9 @@ fn read_one(source: &SecretSource, dir: &Path) -> Result<String, String> {
                 .output()
                 .map_err(|e| format!("`{command}` could not start: {e}"))?;
             if !out.status.success() {
-                let said = String::from_utf8_lossy(&out.stderr);
-                let last = said.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+                // What it said is not shown: it may hold a value.
                 let code = out.status.code().map_or_else(|| "a signal".to_owned(), |c| format!("exit code {c}"));
-                return Err(format!("`{command}` failed with {code}: {last}"));
+                return Err(format!("`{command}` failed with {code} (run it yourself to see why)"));
             }
             String::from_utf8(out.stdout).map(without_newline).map_err(|_| format!("`{command}` printed no UTF-8"))
         }
@@ -197,9 +228,19 @@ fn without_newline(mut text: String) -> String {
     text
 }
 
+/// The most a value may hold: it becomes an environment variable on the
+/// host, and Linux refuses to start a program with one of 128 KiB or more.
+const LARGEST: usize = 100 * 1024;
+
 fn checked(value: String) -> Result<String, String> {
     if value.is_empty() {
         Err("is empty".to_owned())
+    } else if value.len() > LARGEST {
+        Err(format!(
+            "is {} KiB, more than the {} KiB an environment variable can hold",
+            value.len() / 1024,
+            LARGEST / 1024
+        ))
     } else if value.contains('\0') {
         Err("has a NUL byte, which no environment variable can hold".to_owned())
     } else {

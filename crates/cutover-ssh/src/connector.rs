@@ -156,7 +156,6 @@ impl Connector for SshConnector {
     }
 }
 
-/// `~/x` to `$HOME/x`; other paths unchanged.
 /// Why ssh refused to start, when it exited before it wrote its log (the
 /// `openssh` crate, which sends ssh's stderr nowhere, then only has "No such
 /// file or directory"): the same settings given to `ssh -G`, which parses
@@ -185,6 +184,7 @@ async fn why_ssh_refused(target: &Target) -> Option<String> {
     (!out.status.success() && !reason.is_empty()).then(|| format!("ssh refused to start: {}", reason.join("; ")))
 }
 
+/// `~/x` to `$HOME/x`; other paths unchanged.
 fn expand_home(path: &Path) -> PathBuf {
     match (path.strip_prefix("~"), std::env::var_os("HOME")) {
         (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),

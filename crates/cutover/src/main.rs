@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cutover_core::config::load_inventory;
 use cutover_core::engine::{self, Context, DeployRequest, Interrupt, Report, RollbackRequest};
-use cutover_core::event::Outcome;
+use cutover_core::event::{CommandKind, Outcome};
 use cutover_core::fleet::{Fleet, Selection};
 use cutover_core::release::ReleaseId;
 use cutover_core::secrets::Secrets;
@@ -87,20 +87,30 @@ async fn run(cli: Cli) -> u8 {
     }
     // Read before any host is touched, by the runs that run steps; `plan`
     // names them without running anything.
-    let secrets = match &cli.command {
-        Command::Deploy { .. } | Command::Rollback { .. } => match Secrets::read(&loaded) {
-            Ok(secrets) => secrets,
-            Err(error) => {
-                if cli.json {
-                    print_json_error("secret", &error.to_string());
-                } else {
-                    eprintln!("error: {error}");
-                }
-                return exit::BAD_INPUT;
-            }
-        },
-        _ => Secrets::default(),
+    let kind = match &cli.command {
+        Command::Deploy { .. } => CommandKind::Deploy,
+        Command::Rollback { .. } => CommandKind::Rollback,
+        _ => CommandKind::Status,
     };
+    let secrets = match Secrets::read_for(&loaded, kind) {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            if cli.json {
+                print_json_error("secret", &error.to_string());
+            } else {
+                eprintln!("error: {error}");
+            }
+            return exit::BAD_INPUT;
+        }
+    };
+    for name in secrets.unmasked() {
+        let message = format!("secret `{name}` is shorter than 4 characters: what a step prints of it is not masked");
+        if cli.json {
+            println!("{}", serde_json::json!({"event": "warning", "message": message}));
+        } else {
+            eprintln!("warning: {message}");
+        }
+    }
     let log = run_log(&cli, &path);
     let log_path = log.as_ref().map(|l| l.path().to_owned());
     let events = output::sink(cli.json, cli.progress, &fleet.names(), log);
@@ -258,11 +268,8 @@ fn report_error(cli: &Cli, message: &str) {
 /// print as usual.
 fn usage_error(error: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    let shows = matches!(
-        error.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    );
-    if shows || !std::env::args().skip(1).any(|a| a == "--json") {
+    let shows = matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if shows || !std::env::args_os().skip(1).any(|a| a == "--json") {
         let _ = error.print();
         return ExitCode::from(if shows { 0 } else { exit::BAD_INPUT });
     }

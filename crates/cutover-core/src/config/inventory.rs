@@ -165,23 +165,22 @@ pub struct Shared {
     /// afterwards.
     #[serde(default)]
     pub create_missing: bool,
-    /// Shared files written on every deploy from a local template, its
+    /// Files written into every release from a local template, its
     /// `{{ NAME }}` replaced by vars and secrets (see [`crate::template`]):
-    /// the shared file's path, then the template's, relative to the
-    /// inventory. Each is a shared file, listed in `files` or not.
+    /// the path in the release, then the template's, relative to the
+    /// inventory. Each release has its own: it switches, and rolls back,
+    /// with the code.
     #[serde(default)]
     pub render: IndexMap<String, Spanned<PathBuf>>,
 }
 
 impl Shared {
-    /// The shared files: those listed, then the rendered ones not listed.
+    /// The shared files, as written.
     pub fn files(&self) -> Vec<String> {
-        let mut files: Vec<String> = self.files.iter().map(|f| f.value.clone()).collect();
-        files.extend(self.render.keys().filter(|r| !files.contains(r)).cloned().collect::<Vec<_>>());
-        files
+        self.files.iter().map(|f| f.value.clone()).collect()
     }
 
-    /// The shared files that are rendered, in order.
+    /// The files rendered into each release, in order.
     pub fn rendered(&self) -> Vec<String> {
         self.render.keys().cloned().collect()
     }

@@ -124,6 +124,11 @@ fn rendered(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> {
         if let Some(problem) = relative_problem(path) {
             return fail(format!("`{path}` {problem}"));
         }
+        if inv.shared.files.iter().chain(&inv.shared.dirs).any(|s| &s.value == path) {
+            return fail(format!(
+                "`{path}` is also shared: a rendered file is written into each release, a shared one lives in shared/"
+            ));
+        }
         let file = dir.join(&template.value);
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,

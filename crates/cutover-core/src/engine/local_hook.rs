@@ -47,10 +47,12 @@ pub(crate) async fn run(ctx: &Context<'_>, hook: &LocalHook) -> Result<(), HostF
             return Ok(());
         }
         Ok(Ok(output)) => {
+            // It runs here, where the secrets' sources are (an
+            // environment variable): what it prints is masked too.
             let output = Output {
                 exit_code: output.status.code(),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                stdout: ctx.secrets.mask(&String::from_utf8_lossy(&output.stdout)).into_owned(),
+                stderr: ctx.secrets.mask(&String::from_utf8_lossy(&output.stderr)).into_owned(),
             };
             FailureKind::CommandFailed { exit_code: output.exit_code, output_tail: tail(&output) }
         }

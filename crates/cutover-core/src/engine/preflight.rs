@@ -59,20 +59,15 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     if matches!(delivery, Some(Delivery::Git { .. })) {
         tools.push("git");
     }
-    if !inv.secrets.is_empty() {
-        tools.push("base64");
+    if !inv.secrets.is_empty() || !inv.shared.render.is_empty() {
+        tools.extend(["base64", "printenv"]);
     }
     if inv.health_check.as_ref().is_some_and(|c| c.value.url.is_some()) {
         tools.push("curl");
     }
     let reloads = inv.php_fpm.reload() != FpmSetting::None;
     let fpm_config = reloads.then(|| inv.php_fpm.config_file.as_deref().unwrap_or(""));
-    // A rendered shared file is written by the deploy: it need not exist.
-    let rendered = inv.shared.rendered();
-    let shared_files = match delivery {
-        Some(_) => inv.shared.files().into_iter().filter(|f| !rendered.contains(f)).collect(),
-        None => Vec::new(),
-    };
+    let shared_files = if delivery.is_some() { inv.shared.files() } else { Vec::new() };
     let free_space = delivery.is_some();
     let detect_fpm = fpm::needs_detection(&inv.php_fpm);
     ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space, detect_fpm }

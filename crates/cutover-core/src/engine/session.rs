@@ -187,11 +187,12 @@ impl Session {
         let mut stdin = Vec::new();
         if job.secrets {
             let vars = ctx.fleet.hosts.iter().find(|t| t.name == host).map(|t| t.vars.clone()).unwrap_or_default();
-            stdin.push(Arc::from(ctx.secrets.stdin_block(&vars)));
+            stdin.push(Arc::from(ctx.secrets.stdin_block(&vars, job.rendered)));
         }
         stdin.extend(payload.filter(|_| job.upload).cloned());
         let command = supervised(phase, job, stdin);
-        let result = transport.run(command).await.map(|output| masked(ctx, output));
+        let result = transport.run(command).await;
+        let result = if job.secrets { result.map(|output| masked(ctx, output)) } else { result };
         if let Ok(output) = &result {
             emit_output(ctx, host, phase, output);
         }
@@ -258,12 +259,19 @@ pub(crate) fn supervised(phase: Phase, job: &HostScript, stdin: Vec<Arc<[u8]>>) 
     RemoteCommand { phase, script, stdin, timeout: job.timeout }
 }
 
-/// A script's output with every secret value masked, before anything
-/// (an error, a tail, an event, the log) sees it.
+/// The output of a script that had the secrets, every value masked before
+/// anything (an error, a tail, an event, the log) sees it; cutover's own
+/// protocol lines are kept as written (a secret that happens to match a
+/// release id must not change what cutover reads). Scripts without the
+/// secrets cannot print them and are left alone.
 fn masked(ctx: &Context<'_>, mut output: Output) -> Output {
+    let mask = |text: &str| -> String {
+        let lines = text.split_inclusive('\n');
+        lines.map(|line| if line.starts_with(PROTOCOL) { line.into() } else { ctx.secrets.mask(line) }).collect()
+    };
     if !ctx.secrets.is_empty() {
-        output.stdout = ctx.secrets.mask(&output.stdout).into_owned();
-        output.stderr = ctx.secrets.mask(&output.stderr).into_owned();
+        output.stdout = mask(&output.stdout);
+        output.stderr = mask(&output.stderr);
     }
     output
 }

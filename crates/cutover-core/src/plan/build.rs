@@ -81,6 +81,7 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         };
         HostScript {
             upload: i.delivery == Delivery::Upload,
+            rendered: !rendered.is_empty(),
             ..HostScript::new(prepare::script(&t.deploy_path, &p), step_timeout)
         }
     });
@@ -313,21 +314,16 @@ fn read_secrets_first(nodes: &mut [Node], inv: &Inventory) {
     }
     for node in nodes {
         let Node::Phase(p) = node else { continue };
-        let reads = match p.phase {
-            Phase::Build
-            | Phase::BeforeFlip
-            | Phase::AfterFlip
-            | Phase::AfterRollback
-            | Phase::Drain
-            | Phase::Undrain => true,
-            // Writes the rendered shared files (when no build step follows it).
-            Phase::Prepare => !inv.shared.render.is_empty(),
-            _ => false,
-        };
-        if !reads {
-            continue;
-        }
+        let runs_steps = matches!(
+            p.phase,
+            Phase::Build | Phase::BeforeFlip | Phase::AfterFlip | Phase::AfterRollback | Phase::Drain | Phase::Undrain
+        );
         for job in p.hosts.values_mut() {
+            // The prepare part (alone, or at the head of the build) writes
+            // the rendered files.
+            if !(runs_steps || job.rendered) {
+                continue;
+            }
             let mut script = Script::new();
             script.line(secrets::PROLOGUE);
             script.extend(std::mem::replace(&mut job.script, Script::new()));

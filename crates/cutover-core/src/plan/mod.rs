@@ -76,6 +76,9 @@ pub struct HostScript {
     /// Whether the script runs the user's steps and starts by reading the
     /// run's secrets from stdin (see [`crate::secrets`]).
     pub secrets: bool,
+    /// Whether the script writes the rendered files into the release: its
+    /// stdin carries them too.
+    pub rendered: bool,
 }
 
 impl HostScript {
@@ -91,6 +94,7 @@ impl HostScript {
             locks: false,
             reads_only: false,
             secrets: false,
+            rendered: false,
         }
     }
 }

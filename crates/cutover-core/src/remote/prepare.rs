@@ -31,23 +31,22 @@ pub struct Prepare<'a> {
     pub shared_files: &'a [String],
     /// Create a missing shared file empty (`shared.create_missing`).
     pub create_missing: bool,
-    /// The shared files rendered from templates, in order: the `n`th
-    /// arrives in `cutover_file_<n>` (see [`crate::secrets`]).
+    /// The files rendered into the release from templates, in order: the
+    /// `n`th arrives in `cutover_file_<n>` (see [`crate::secrets`]).
     pub rendered: &'a [String],
     /// Whose lock the work is done under.
     pub owner: &'a LockOwner,
 }
 
-/// Writes the rendered shared file `$p` from `cutover_file_$n` (read from
-/// stdin by the secrets' prologue; `printenv` and `printf` keep it off any
-/// command line): only when its content changed, through a new file renamed
-/// over it, readable by the deploy user alone; never through a link.
-const WRITE_RENDERED: &str = r#"if [ -L "$d/shared/$p" ]; then echo "$d/shared/$p is a symbolic link: a rendered file is not written through it" >&2; exit 1; fi
-mkdir -p "$(dirname "$d/shared/$p")"
-f=$(printenv "cutover_file_$n" && printf x) || { echo "the rendered $p did not arrive on stdin" >&2; exit 1; }
+/// Writes the rendered file `$p` into the release from `cutover_file_$n`
+/// (read from stdin by the secrets' prologue; `printenv` and `printf` keep
+/// it off any command line), readable by the deploy user alone, in place of
+/// whatever the code had there; then forgets it, before any step runs.
+const WRITE_RENDERED: &str = r#"f=$(printenv "cutover_file_$n" && printf x) || { echo "the rendered $p did not arrive on stdin" >&2; exit 1; }
 f=${f%x}; f=${f%?}
-if [ ! -f "$d/shared/$p" ] || [ "$(cat "$d/shared/$p"; printf x)" != "${f}x" ]; then (umask 077; printf '%s' "$f" > "$d/shared/$p.cutover-new") && mv -f "$d/shared/$p.cutover-new" "$d/shared/$p"; fi
-chmod 600 "$d/shared/$p"; unset "cutover_file_$n" f"#;
+rm -rf "$rel/$p"; mkdir -p "$(dirname "$rel/$p")"
+(umask 077; printf '%s' "$f" > "$rel/$p")
+unset "cutover_file_$n" f"#;
 
 /// The prepare script.
 pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
@@ -90,10 +89,7 @@ pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
     }
     for file in p.shared_files {
         s.push(Sh::assign("p", file));
-        if let Some(n) = p.rendered.iter().position(|r| r == file) {
-            s.push(Sh::assign("n", n.to_string()));
-            s.line(WRITE_RENDERED);
-        } else if p.create_missing {
+        if p.create_missing {
             s.line(r#"if [ -L "$d/shared/$p" ] && [ ! -e "$d/shared/$p" ]; then echo "$d/shared/$p is a dangling symbolic link: not created through it" >&2; exit 1; fi"#);
             // Readable by the deploy user alone: a `.env` holds secrets.
             s.line(r#"if [ ! -e "$d/shared/$p" ]; then mkdir -p "$(dirname "$d/shared/$p")"; (umask 077; : > "$d/shared/$p"); fi"#);
@@ -101,6 +97,14 @@ pub fn script(deploy_path: &str, p: &Prepare<'_>) -> Script {
         s.line(r#"mkdir -p "$(dirname "$rel/$p")""#);
         s.line(r#"rm -rf "$rel/$p""#);
         s.line(r#"ln -s "$d/shared/$p" "$rel/$p""#);
+    }
+    if !p.rendered.is_empty() {
+        steps::mark(&mut s, "rendered files");
+    }
+    for (n, file) in p.rendered.iter().enumerate() {
+        s.push(Sh::assign("p", file));
+        s.push(Sh::assign("n", n.to_string()));
+        s.line(WRITE_RENDERED);
     }
     s
 }

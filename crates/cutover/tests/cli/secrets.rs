@@ -117,34 +117,39 @@ fn rendering(steps: &str) -> Project {
 }
 
 #[test]
-fn a_shared_file_rendered_from_a_template_is_written_0600_and_only_when_it_changed() {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    for steps in ["", "hooks:\n  build:\n    - name: read it\n      run: grep -q APP_KEY= .env\n"] {
-        let project = rendering(steps);
-        let plan = stdout(&project.cutover(&["plan"]));
-        assert!(!plan.contains(APP_SECRET), "{plan}");
+fn a_file_rendered_from_a_template_is_each_releases_own_and_a_failed_deploy_leaves_the_live_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let refuse = "  before_flip:\n    - name: refuse\n      run: test ! -e fail-build\n";
+    let read_it = "  build:\n    - name: read it\n      run: grep -q APP_KEY= .env\n";
+    for steps in [format!("hooks:\n{refuse}"), format!("hooks:\n{read_it}{refuse}")] {
+        let project = rendering(&steps);
         let out = project.cutover(&["deploy"]);
         assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
-        let env = |host: &str| project.deploy_path(host).join("shared/.env");
+        let live_env = |host: &str| {
+            let release = project.current(host).expect("deployed");
+            project.deploy_path(host).join("releases").join(release).join(".env")
+        };
         for (host, app_env) in [("web1", "production"), ("web2", "canary")] {
-            let text = std::fs::read_to_string(env(host)).expect("rendered");
+            let text = std::fs::read_to_string(live_env(host)).expect("rendered");
             assert_eq!(
                 text,
                 format!("APP_ENV={app_env}\nAPP_KEY={APP_SECRET}\nDB_URL=\"mysql://app:${{DB_PASS}}@db\"\n")
             );
-            let mode = std::fs::metadata(env(host)).expect("meta").permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600, "{host}");
-            let release = project.current(host).expect("deployed");
-            let linked = project.deploy_path(host).join("releases").join(release).join(".env");
-            assert_eq!(std::fs::read_link(&linked).expect("a link"), env(host));
+            let meta = std::fs::symlink_metadata(live_env(host)).expect("meta");
+            assert!(meta.is_file(), "{host}: a file of the release, not a link into shared/");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{host}");
         }
-        let before = std::fs::metadata(env("web1")).expect("meta");
-        assert_eq!(project.cutover(&["deploy"]).status.code(), Some(0));
-        let after = std::fs::metadata(env("web1")).expect("meta");
-        assert_eq!((before.ino(), before.mtime_nsec()), (after.ino(), after.mtime_nsec()), "unchanged: not rewritten");
+        // A changed template with a build that fails: the live release
+        // still reads what it was deployed with.
+        let before = std::fs::read_to_string(live_env("web1")).expect("rendered");
         project.write("deploy/env.tpl", &format!("{TEMPLATE}MAIL=on\n"));
+        project.write("app/fail-build", "");
+        let failed = project.cutover(&["deploy"]);
+        assert_eq!(failed.status.code(), Some(1), "{}", stdout(&failed));
+        assert_eq!(std::fs::read_to_string(live_env("web1")).expect("rendered"), before, "untouched");
+        std::fs::remove_file(project.path().join("app/fail-build")).expect("remove");
         assert_eq!(project.cutover(&["deploy"]).status.code(), Some(0));
-        assert!(std::fs::read_to_string(env("web1")).expect("rendered").ends_with("MAIL=on\n"), "changed: rewritten");
+        assert!(std::fs::read_to_string(live_env("web1")).expect("rendered").ends_with("MAIL=on\n"));
     }
 }
 
@@ -160,4 +165,34 @@ fn a_template_naming_neither_a_var_nor_a_secret_is_refused_with_its_line() {
         "{err}"
     );
     assert!(!project.path().join("hosts").exists());
+}
+
+/// A secret that happens to be part of cutover's own words (the year, in
+/// every release id) is masked in what the steps print, and changes
+/// nothing cutover reads.
+#[test]
+fn a_secret_that_matches_a_release_id_breaks_nothing() {
+    let year = jiff::Zoned::now().year().to_string();
+    let project = Project::new(
+        "secrets:\n  PIN: {env: CUTOVER_TEST_PIN}\nhooks:\n  build:\n    - name: say\n      run: echo \"pin $PIN\"\n",
+    );
+    let env = [("CUTOVER_TEST_PIN", year.as_str())];
+    for _ in 0..2 {
+        let out = project.cutover_with_env(&["deploy"], &env);
+        assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    }
+    let out = project.cutover_with_env(&["rollback", "--yes"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn what_a_local_batch_hook_prints_of_a_secret_is_masked() {
+    let project = Project::new(
+        "secrets:\n  LB_TOKEN: {env: CUTOVER_TEST_LB_TOKEN}\nstrategy: rolling\n\
+         rolling:\n  drain: {run: 'echo \"token $CUTOVER_TEST_LB_TOKEN\"; exit 1', on: local}\n",
+    );
+    let out = project.cutover_with_env(&["deploy", "--json"], &[("CUTOVER_TEST_LB_TOKEN", "lb-t0ken-value")]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("token ********") && !said.contains("lb-t0ken"), "{said}");
 }

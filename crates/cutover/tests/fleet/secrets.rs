@@ -37,7 +37,7 @@ async fn a_secret_reaches_the_step_through_stdin_and_never_a_command_line() {
     assert!(!said.contains(VALUE) && !serde_json::to_string(&events).expect("json").contains(VALUE));
     let seen = fleet.exec_ok(0, &format!("cat {DEPLOY_PATH}/current/seen-secret"));
     assert_eq!(seen, VALUE, "the step saw the value");
-    let env = fleet.exec_ok(0, &format!("stat -c '%a %U' {DEPLOY_PATH}/shared/.env; cat {DEPLOY_PATH}/current/.env"));
+    let env = fleet.exec_ok(0, &format!("stat -c '%a %U' {DEPLOY_PATH}/current/.env; cat {DEPLOY_PATH}/current/.env"));
     assert_eq!(
         env,
         format!("600 deploy\nAPP_ENV=production\nDB_PASSWORD={VALUE}\n"),
