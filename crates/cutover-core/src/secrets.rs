@@ -108,10 +108,16 @@ impl Secrets {
         let mut templates = Vec::new();
         for (path, template) in &loaded.inventory.shared.render {
             let file = loaded.dir.join(&template.value);
-            let text = std::fs::read_to_string(&file).map_err(|e| SecretError {
-                what: format!("the template of shared file `{path}`"),
-                why: format!("could not read {}: {e}", file.display()),
-            })?;
+            let what = || format!("the template of `{path}`");
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| SecretError { what: what(), why: format!("could not read {}: {e}", file.display()) })?;
+            // Read again since the inventory was checked: checked again.
+            let placeholders = template::placeholders(&text).map_err(|why| SecretError { what: what(), why })?;
+            if let Some(unknown) = placeholders.iter().find(|p| !loaded.inventory.has_value_for(&p.name)) {
+                let why =
+                    format!("line {}: `{}` is neither a secret nor a var (of every host)", unknown.line, unknown.name);
+                return Err(SecretError { what: what(), why });
+            }
             templates.push(text);
         }
         Ok(Self { templates, ..Self::from_values(values) })

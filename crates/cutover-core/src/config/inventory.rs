@@ -116,6 +116,16 @@ fn default_keep_releases() -> Spanned<u32> {
     unspanned(5)
 }
 
+impl Inventory {
+    /// Whether a template's `{{ name }}` has a value on every host: a
+    /// secret, a var, or a var every host sets.
+    pub fn has_value_for(&self, name: &str) -> bool {
+        self.secrets.contains_key(name)
+            || self.vars.contains_key(name)
+            || (!self.hosts.is_empty() && self.hosts.iter().all(|h| h.vars.contains_key(name)))
+    }
+}
+
 fn no_roles() -> Spanned<Vec<String>> {
     unspanned(Vec::new())
 }

@@ -142,6 +142,43 @@ fn key_before(text: &str, position: Position) -> Option<String> {
     (!key.is_empty()).then(|| key.to_owned())
 }
 
+/// A `[` or `{` opened on a line before `line` and still open when that
+/// line starts: the likely cause of a parse error there (a missing `]`
+/// makes the next line's `:` illegal). Quotes and comments are skipped.
+fn unclosed_bracket(text: &str, line: u64) -> Option<(u64, u64, char)> {
+    let mut open: Vec<(u64, u64, char)> = Vec::new();
+    for (i, written) in text.lines().enumerate().take(usize::try_from(line).ok()?.saturating_sub(1)) {
+        let mut quote: Option<char> = None;
+        for (column, (at, c)) in written.char_indices().enumerate() {
+            let before = &written[..at];
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') if before.is_empty() || before.ends_with(' ') => break,
+                // Only where a flow collection can start: after `:`, `-`,
+                // `,`, another opener, or at the start of the line.
+                (None, '[' | '{')
+                    if matches!(before.trim_end().chars().last(), None | Some(':' | '-' | ',' | '[' | '{')) =>
+                {
+                    open.push((i as u64 + 1, column as u64 + 1, c));
+                }
+                (None, ']' | '}') => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    open.pop()
+}
+
+/// The position of a line and column, with its byte offset for snippets.
+fn position_in(text: &str, line: u64, column: u64) -> Option<Position> {
+    let start: usize = text.lines().take(usize::try_from(line).ok()?.checked_sub(1)?).map(|l| l.len() + 1).sum();
+    Some(Position { line, column, offset: start + usize::try_from(column).ok()?.saturating_sub(1), len: 1 })
+}
+
 /// Where the top-level `key:` is written.
 fn key_line(text: &str, key: &str) -> Option<Position> {
     let mut offset = 0;
@@ -186,6 +223,10 @@ fn parse<T: DeserializeOwned>(path: &Path, text: &Arc<str>) -> Result<T, ConfigE
         if let Some(stripped) = message.strip_suffix(", set DuplicateKeyPolicy in Options if acceptable") {
             message = stripped.to_owned();
         }
+        if let Some((line, column, bracket)) = err.position.and_then(|p| unclosed_bracket(text, p.line)) {
+            message = format!("the `{bracket}` opened on line {line}, column {column} is not closed");
+            err.position = position_in(text, line, column);
+        }
         if let Some(words) = kind_words(&message) {
             message = words;
         }
@@ -193,6 +234,9 @@ fn parse<T: DeserializeOwned>(path: &Path, text: &Arc<str>) -> Result<T, ConfigE
             && let Some(key) = err.position.and_then(|p| key_before(text, p))
         {
             err = err.field(key);
+        }
+        if message.starts_with("tabs disallowed") {
+            message = "a tab indents this line: YAML indents with spaces".to_owned();
         }
         if message.contains("budget breached") {
             let nodes: String = message.chars().filter(char::is_ascii_digit).collect();

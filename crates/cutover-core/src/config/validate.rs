@@ -138,12 +138,7 @@ fn rendered(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> {
             Ok(found) => found,
             Err(why) => return fail(format!("template {}: {why}", file.display())),
         };
-        let known = |name: &str| {
-            inv.secrets.contains_key(name)
-                || inv.vars.contains_key(name)
-                || (!inv.hosts.is_empty() && inv.hosts.iter().all(|h| h.vars.contains_key(name)))
-        };
-        if let Some(unknown) = placeholders.iter().find(|p| !known(&p.name)) {
+        if let Some(unknown) = placeholders.iter().find(|p| !inv.has_value_for(&p.name)) {
             return fail(format!(
                 "template {} line {}: `{}` is neither a secret nor a var (of every host)",
                 file.display(),

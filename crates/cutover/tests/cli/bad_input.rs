@@ -308,6 +308,9 @@ fn every_rule_broken_is_refused_where_it_is_written_and_no_host_changes() {
         ("", "secrets: {TOKEN: {value: x, env: Y}}", "11:18", "secrets.TOKEN"),
         ("    address: hosts/web1\n", "", "9:11", "hosts[0].address"),
         ("    address: hosts/web1", "    adress: hosts/web1", "10:5", "adress"),
+        ("recipe: php", "recipe: [php", "4:9", "recipe"),
+        ("hosts:", "vars: {A: b\nhosts:", "8:7", "vars"),
+        ("  connection: local", "\tconnection: local", "7:2", ""),
         ("    address: hosts/web1", "    address: hosts/web1\n    connection: ssh", "10:14", "hosts[0].address"),
     ];
     assert!(cases.len() >= 50);
@@ -323,7 +326,8 @@ fn every_rule_broken_is_refused_where_it_is_written_and_no_host_changes() {
         let out = project.cutover(&["deploy", "--json"]);
         let said: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let at = format!("{}:{}", said["line"], said["column"]);
-        if out.status.code() != Some(2) || at != *position || said["field"] != *field {
+        let field_said = said["field"].as_str().unwrap_or_default();
+        if out.status.code() != Some(2) || at != *position || field_said != *field {
             wrong.push(format!("{to:?}: exit {:?}, {at} {} ({})", out.status.code(), said["field"], said["message"]));
         }
     }
