@@ -101,6 +101,14 @@ pub enum Command {
     },
     /// Remove a deploy lock left by a run that died
     Unlock,
+    /// Print shell completions: `cutover completions bash > /etc/bash_completion.d/cutover`
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `cutover man > /usr/local/share/man/man1/cutover.1`
+    Man,
 }
 
 /// Progress drawing on stderr.

@@ -13,7 +13,7 @@ mod signals;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cutover_core::config::load_inventory;
 use cutover_core::engine::{self, Context, DeployRequest, Interrupt, Report, RollbackRequest};
 use cutover_core::event::{CommandKind, Outcome};
@@ -51,6 +51,24 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> u8 {
+    // Made from the command line's definition; no inventory needed.
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "cutover", &mut std::io::stdout());
+            return 0;
+        }
+        Command::Man => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => 0,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+                Err(e) => {
+                    eprintln!("error: could not write the man page: {e}");
+                    exit::FAILED
+                }
+            };
+        }
+        _ => {}
+    }
     let path = cli.inventory_path();
     let loaded = match load_inventory(&path) {
         Ok(loaded) => loaded,
@@ -153,6 +171,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Rollback { .. } => engine::rollback(&ctx, &rollback_request(&cli, rollback_to)).await,
         Command::Status => engine::status(&ctx).await,
         Command::Unlock => engine::unlock(&ctx, &|held| confirm_unlock(&cli, held)).await,
+        Command::Completions { .. } | Command::Man => unreachable!("printed before the inventory is read"),
         Command::Plan { rollback, revision, .. } => {
             let plan = if *rollback {
                 engine::plan_rollback(&ctx, &rollback_request(&cli, rollback_to)).await
