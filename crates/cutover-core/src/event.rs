@@ -57,6 +57,8 @@ pub enum Phase {
     Status,
     /// A held lock removed by `cutover unlock`.
     Unlock,
+    /// The user's own command, `cutover run`.
+    Run,
 }
 
 impl fmt::Display for Phase {
@@ -85,6 +87,7 @@ pub enum CommandKind {
     Status,
     Unlock,
     Plan,
+    Run,
 }
 
 /// How a run ended. The CLI maps each to an exit code.
@@ -129,6 +132,12 @@ pub struct HostSummary {
     /// The health check's verdict, when one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// `cutover run`: the command's exit code on the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// `cutover run`: what the command printed (both streams, in order).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     /// The PHP-FPM service cutover found on the host and the commands it
     /// ran for it, when the inventory left them to cutover.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -101,6 +101,16 @@ pub enum Command {
     },
     /// Remove a deploy lock left by a run that died
     Unlock,
+    /// Run a command in the live release of the selected hosts, in parallel
+    Run {
+        /// On the primary host alone
+        #[arg(long)]
+        once: bool,
+        /// The command, after `--`: one word is shell text (`'ls | wc -l'`),
+        /// several are a command and its arguments (`php artisan cache:clear`)
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// Print shell completions: `cutover completions bash > /etc/bash_completion.d/cutover`
     Completions {
         /// The shell

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use cutover_core::config::load_inventory;
-use cutover_core::engine::{self, Context, DeployRequest, Interrupt, Report, RollbackRequest};
+use cutover_core::engine::{self, Context, DeployRequest, Interrupt, Report, RollbackRequest, RunRequest};
 use cutover_core::event::{CommandKind, Outcome};
 use cutover_core::fleet::{Fleet, Selection};
 use cutover_core::release::ReleaseId;
@@ -172,6 +172,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Status => engine::status(&ctx).await,
         Command::Unlock => engine::unlock(&ctx, &|held| confirm_unlock(&cli, held)).await,
         Command::Completions { .. } | Command::Man => unreachable!("printed before the inventory is read"),
+        Command::Run { once, command } => engine::run_command(&ctx, &RunRequest::from_words(command, *once)).await,
         Command::Plan { rollback, revision, .. } => {
             let plan = if *rollback {
                 engine::plan_rollback(&ctx, &rollback_request(&cli, rollback_to)).await

@@ -24,6 +24,7 @@
 //! - **token**: the random id of a run in its lock; only that run works
 //!   under the lock or releases it.
 
+mod adhoc;
 mod compensate;
 mod decide;
 mod deploy;
@@ -46,6 +47,7 @@ use crate::fleet::Fleet;
 use crate::secrets::Secrets;
 use crate::transport::Connector;
 
+pub use adhoc::{RunRequest, run_command};
 pub use deploy::{DeployRequest, deploy, plan_deploy};
 pub use failure::{FailureKind, HostFailure, LOCAL};
 pub use rollback::{RollbackRequest, plan_rollback, rollback};

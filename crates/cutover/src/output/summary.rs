@@ -10,6 +10,16 @@ use cutover_core::event::{CommandKind, Outcome};
 pub fn text(report: &Report) -> String {
     let s = &report.summary;
     let mut out = String::new();
+    // `cutover run`: what each host printed, grouped, before the verdict.
+    for (name, host) in s.hosts.iter().filter(|(_, h)| h.output.is_some()) {
+        let code = host.exit_code.map_or_else(|| "no exit code".to_owned(), |c| format!("exit {c}"));
+        let _ = writeln!(out, "== {name} ({code})");
+        let output = host.output.as_deref().unwrap_or_default();
+        out.push_str(output);
+        if !output.is_empty() && !output.ends_with('\n') {
+            out.push('\n');
+        }
+    }
     let release = s.release.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
     let headline = match (s.command, s.outcome) {
         (CommandKind::Deploy, Outcome::Done) => {
@@ -22,6 +32,11 @@ pub fn text(report: &Report) -> String {
             0 => "no host was locked".to_owned(),
             n => format!("removed the lock on {n} host(s)"),
         },
+        (CommandKind::Run, Outcome::Done) => format!("ran on {} host(s)", s.hosts.len()),
+        (CommandKind::Run, _) => {
+            let failed = s.hosts.values().filter(|h| h.state == "failed").count();
+            format!("failed on {failed} of {} host(s)", s.hosts.len())
+        }
         (CommandKind::Status, Outcome::Done) => {
             format!("all {} host(s) on release {release}", s.hosts.len())
         }

@@ -73,8 +73,9 @@ impl Project {
         Command::cargo_bin("cutover")
             .expect("binary")
             .current_dir(self.path())
-            .args(args)
+            // Before the command's own words: `run -- ...` takes all after `--`.
             .arg("--progress=plain")
+            .args(args)
             .envs(env.iter().copied())
             .output()
             .expect("cutover runs")
@@ -106,8 +107,8 @@ impl Project {
 
     /// `cutover <args> --json`, its events parsed.
     pub fn cutover_json(&self, args: &[&str]) -> (Option<i32>, Vec<Value>) {
-        let mut all = args.to_vec();
-        all.push("--json");
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
         let out = self.cutover(&all);
         (out.status.code(), events_of(&out))
     }

@@ -11,6 +11,7 @@ mod locks;
 mod plan;
 mod recovery;
 mod rolling;
+mod run;
 mod secrets;
 mod signals;
 mod vendor_reuse;

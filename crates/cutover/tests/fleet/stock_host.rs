@@ -149,5 +149,13 @@ async fn on_stock_hosts_the_php_fpm_found_is_tested_and_reloaded_and_a_host_with
     };
     assert_eq!(env(1), "deploy 0\n", "web2's is new, empty, the deploy user's, and linked into the release");
     assert_eq!(env(0), "deploy 17\nAPP_KEY=base64:k\n", "web1's is untouched");
+
+    // An ad-hoc command in every live release, over SSH.
+    let (code, events, said) =
+        fleet.run_json("run", &["--", "php", "-r", "echo PHP_MAJOR_VERSION, '.', PHP_MINOR_VERSION;"]);
+    assert_eq!(code, Some(0), "{said}");
+    for host in &fleet.hosts {
+        assert_eq!(summary(&events)["hosts"][&host.name]["output"], "8.2", "{}: {said}", host.name);
+    }
     eprintln!("{name}: {:.1?}", started.elapsed());
 }

@@ -11,12 +11,13 @@ use serde_json::Value;
 /// How long one `cutover` run may take before the test kills it.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
-/// `cutover <args> --progress=plain` in `dir`, started with piped output.
+/// `cutover --progress=plain <args>` in `dir`, started with piped output
+/// (the flag first: `run -- ...` takes every word after `--`).
 pub fn spawn_cutover(dir: &Path, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cutover"))
         .current_dir(dir)
-        .args(args)
         .arg("--progress=plain")
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -49,8 +50,8 @@ pub fn wait_limited(child: Child, args: &[&str]) -> Output {
 /// `cutover <args> --json` in `dir`: exit code, events, and all the text
 /// (stderr then stdout) for messages.
 pub fn cutover_json(dir: &Path, args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
-    let mut all = args.to_vec();
-    all.push("--json");
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
     let out = cutover(dir, &all);
     let events = String::from_utf8_lossy(&out.stdout)
         .lines()
