@@ -88,6 +88,7 @@ pub enum CommandKind {
     Unlock,
     Plan,
     Run,
+    Releases,
 }
 
 /// How a run ended. The CLI maps each to an exit code.
@@ -132,6 +133,9 @@ pub struct HostSummary {
     /// The health check's verdict, when one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// `cutover releases`: the releases on the host, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<ReleaseRecord>>,
     /// `cutover run`: the command's exit code on the host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
@@ -142,6 +146,22 @@ pub struct HostSummary {
     /// ran for it, when the inventory left them to cutover.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub php_fpm: Option<FpmCommands>,
+}
+
+/// A release on a host, as `cutover releases` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReleaseRecord {
+    pub release: String,
+    /// The commit in its REVISION.
+    pub commit: String,
+    /// When and by whom it was deployed, from revisions.log (when the
+    /// log still has its line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_by: Option<String>,
+    /// `current` points at it.
+    pub current: bool,
 }
 
 /// The last event of every run.

@@ -87,6 +87,8 @@ pub enum Command {
     },
     /// Show each host's current release, releases on disk and lock
     Status,
+    /// List the releases on the hosts: commit, when and by whom deployed, which is live
+    Releases,
     /// Print every command a deploy (or rollback) would run, touching nothing
     Plan {
         /// Plan a rollback instead of a deploy

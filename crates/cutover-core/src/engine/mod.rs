@@ -31,6 +31,7 @@ mod deploy;
 mod execute;
 mod failure;
 mod forward;
+mod history;
 mod local_hook;
 mod preflight;
 mod rollback;
@@ -50,6 +51,7 @@ use crate::transport::Connector;
 pub use adhoc::{RunRequest, run_command};
 pub use deploy::{DeployRequest, deploy, plan_deploy};
 pub use failure::{FailureKind, HostFailure, LOCAL};
+pub use history::releases;
 pub use rollback::{RollbackRequest, plan_rollback, rollback};
 pub use status::{HeldLocks, status, unlock};
 

@@ -70,7 +70,7 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     let shared_files = if delivery.is_some() { inv.shared.files() } else { Vec::new() };
     let free_space = delivery.is_some();
     let detect_fpm = fpm::needs_detection(&inv.php_fpm);
-    ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space, detect_fpm }
+    ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space, detect_fpm, history: false }
 }
 
 /// Probes the hosts, and reports what would stop the run as `checks` says,

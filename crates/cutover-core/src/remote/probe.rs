@@ -25,6 +25,9 @@ pub struct ProbeRequest<'a> {
     pub free_space: bool,
     /// Look for PHP-FPM (see [`fpm`]).
     pub detect_fpm: bool,
+    /// Read each release's commit and the end of revisions.log
+    /// (`cutover releases`).
+    pub history: bool,
 }
 
 /// A branch or tag in a repository.
@@ -49,6 +52,11 @@ const FPM_TIMEOUT: &str = r#"for c in $f; do if [ -r "$c" ]; then v=$(sed -n 's/
 /// prints `ls-remote-exit <code>` and then each line it printed as
 /// `ls-remote <line>`.
 const LS_REMOTE: &str = r#"if refs=$(git ls-remote -- "$repo" "$ref" "$ref^{}" 2>&1); then echo "ls-remote-exit 0"; else echo "ls-remote-exit $?"; fi; if [ -n "$refs" ]; then printf '%s\n' "$refs" | while IFS= read -r l; do echo "ls-remote $l"; done; fi"#;
+
+/// Prints `release-commit <id> <commit>` for each finished release and
+/// `revision-log <line>` for the last 500 lines of revisions.log.
+const HISTORY: &str = r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then c=; { read -r c < "$r/REVISION" || true; } 2>/dev/null; echo "release-commit ${r##*/} $c"; fi; done; fi
+if [ -f "$d/revisions.log" ]; then tail -n 500 "$d/revisions.log" | while IFS= read -r l; do echo "revision-log $l"; done; fi"#;
 
 /// The probe script.
 pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
@@ -81,6 +89,9 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     }
     if request.detect_fpm {
         fpm::detect(&mut s);
+    }
+    if request.history {
+        s.line(HISTORY);
     }
     for file in &request.shared_files {
         s.push(Sh::assign("f", file));
@@ -134,6 +145,10 @@ pub struct Snapshot {
     pub no_perl: bool,
     /// PHP-FPM on the host, when the request looked for it.
     pub fpm: FpmFound,
+    /// Each finished release's commit, when the request asked for history.
+    pub release_commits: Vec<(ReleaseId, String)>,
+    /// The end of revisions.log, oldest first, when asked for history.
+    pub revision_log: Vec<String>,
 }
 
 impl Snapshot {
@@ -166,6 +181,13 @@ impl Snapshot {
                 "missing-shared" => snap.missing_shared.push(value.to_owned()),
                 "current-not-link" => snap.current_not_link = true,
                 "no-perl" => snap.no_perl = true,
+                "release-commit" => {
+                    let (id, commit) = value.split_once(' ').unwrap_or((value, ""));
+                    if let Ok(id) = id.parse() {
+                        snap.release_commits.push((id, commit.to_owned()));
+                    }
+                }
+                "revision-log" => snap.revision_log.push(value.to_owned()),
                 "fpm-pct" => snap.fpm_control_timeouts.push(value.to_owned()),
                 "ls-remote-exit" => {
                     let exit_code = value.trim().parse().unwrap_or(-1);

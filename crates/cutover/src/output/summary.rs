@@ -32,6 +32,8 @@ pub fn text(report: &Report) -> String {
             0 => "no host was locked".to_owned(),
             n => format!("removed the lock on {n} host(s)"),
         },
+        (CommandKind::Releases, Outcome::Done) => format!("releases on {} host(s)", s.hosts.len()),
+        (CommandKind::Releases, _) => "could not read every host".to_owned(),
         (CommandKind::Run, Outcome::Done) => format!("ran on {} host(s)", s.hosts.len()),
         (CommandKind::Run, _) => {
             let failed = s.hosts.values().filter(|h| h.state == "failed").count();
@@ -56,6 +58,13 @@ pub fn text(report: &Report) -> String {
         (None, _) => headline,
     };
     let _ = writeln!(out, "{headline}");
+    if s.command == CommandKind::Releases {
+        releases_table(&mut out, s);
+        for failure in &report.failures {
+            failure_text(&mut out, failure);
+        }
+        return out;
+    }
     let width = s.hosts.keys().map(String::len).max().unwrap_or(4);
     for (name, host) in &s.hosts {
         let current = host.current.as_deref().unwrap_or("(none)");
@@ -85,6 +94,39 @@ pub fn text(report: &Report) -> String {
         failure_text(&mut out, failure);
     }
     out
+}
+
+/// One line per release across the fleet, newest first: its commit, when
+/// and by whom it was deployed, where it is live, and the hosts that lack it.
+fn releases_table(out: &mut String, s: &cutover_core::event::Summary) {
+    let read: Vec<(&String, &Vec<cutover_core::event::ReleaseRecord>)> =
+        s.hosts.iter().filter_map(|(name, h)| Some((name, h.history.as_ref()?))).collect();
+    let mut ids: Vec<&str> = read.iter().flat_map(|(_, records)| records.iter().map(|r| r.release.as_str())).collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
+    for id in ids {
+        let on: Vec<(&String, &cutover_core::event::ReleaseRecord)> = read
+            .iter()
+            .filter_map(|(name, records)| Some((*name, records.iter().find(|r| r.release == id)?)))
+            .collect();
+        let Some((_, first)) = on.first() else { continue };
+        let commit: String = first.commit.chars().take(12).collect();
+        let at = on.iter().find_map(|(_, r)| r.deployed_at.as_deref()).unwrap_or("-");
+        let by = on.iter().find_map(|(_, r)| r.deployed_by.as_deref()).unwrap_or("-");
+        let live: Vec<&str> = on.iter().filter(|(_, r)| r.current).map(|(name, _)| name.as_str()).collect();
+        let live = match live.len() {
+            0 => String::new(),
+            n if n == read.len() => "  live".to_owned(),
+            _ => format!("  live on {}", live.join(", ")),
+        };
+        let missing: Vec<&str> = read
+            .iter()
+            .filter(|(_, records)| !records.iter().any(|r| r.release == id))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let missing = if missing.is_empty() { String::new() } else { format!("  not on {}", missing.join(", ")) };
+        let _ = writeln!(out, "  {id}  {commit:12}  {at:20}  {by}{live}{missing}");
+    }
 }
 
 fn failure_text(out: &mut String, failure: &HostFailure) {

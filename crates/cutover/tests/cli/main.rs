@@ -10,6 +10,7 @@ mod lifecycle;
 mod locks;
 mod plan;
 mod recovery;
+mod releases;
 mod rolling;
 mod run;
 mod secrets;
