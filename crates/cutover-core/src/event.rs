@@ -89,6 +89,7 @@ pub enum CommandKind {
     Plan,
     Run,
     Releases,
+    Check,
 }
 
 /// How a run ended. The CLI maps each to an exit code.

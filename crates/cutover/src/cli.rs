@@ -87,6 +87,8 @@ pub enum Command {
     },
     /// Show each host's current release, releases on disk and lock
     Status,
+    /// Check, changing nothing, that every host is ready for a deploy
+    Check,
     /// List the releases on the hosts: commit, when and by whom deployed, which is live
     Releases,
     /// Print every command a deploy (or rollback) would run, touching nothing

@@ -171,6 +171,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Rollback { .. } => engine::rollback(&ctx, &rollback_request(&cli, rollback_to)).await,
         Command::Status => engine::status(&ctx).await,
         Command::Releases => engine::releases(&ctx).await,
+        Command::Check => engine::check(&ctx).await,
         Command::Unlock => engine::unlock(&ctx, &|held| confirm_unlock(&cli, held)).await,
         Command::Completions { .. } | Command::Man => unreachable!("printed before the inventory is read"),
         Command::Run { once, command } => engine::run_command(&ctx, &RunRequest::from_words(command, *once)).await,

@@ -25,6 +25,7 @@
 //!   under the lock or releases it.
 
 mod adhoc;
+mod check;
 mod compensate;
 mod decide;
 mod deploy;
@@ -49,6 +50,7 @@ use crate::secrets::Secrets;
 use crate::transport::Connector;
 
 pub use adhoc::{RunRequest, run_command};
+pub use check::check;
 pub use deploy::{DeployRequest, deploy, plan_deploy};
 pub use failure::{FailureKind, HostFailure, LOCAL};
 pub use history::releases;

@@ -32,6 +32,11 @@ pub fn text(report: &Report) -> String {
             0 => "no host was locked".to_owned(),
             n => format!("removed the lock on {n} host(s)"),
         },
+        (CommandKind::Check, Outcome::Done) => format!("all {} host(s) are ready for a deploy", s.hosts.len()),
+        (CommandKind::Check, _) => {
+            let not = s.hosts.values().filter(|h| h.state != "ready").count();
+            format!("{not} of {} host(s) not ready for a deploy: see below", s.hosts.len())
+        }
         (CommandKind::Releases, Outcome::Done) => format!("releases on {} host(s)", s.hosts.len()),
         (CommandKind::Releases, _) => "could not read every host".to_owned(),
         (CommandKind::Run, Outcome::Done) => format!("ran on {} host(s)", s.hosts.len()),

@@ -2,6 +2,7 @@
 //! `cutover` binary. One test binary; each module is a set of stories.
 
 mod bad_input;
+mod check;
 mod completions;
 mod examples;
 mod failures;

@@ -150,6 +150,16 @@ async fn on_stock_hosts_the_php_fpm_found_is_tested_and_reloaded_and_a_host_with
     assert_eq!(env(1), "deploy 0\n", "web2's is new, empty, the deploy user's, and linked into the release");
     assert_eq!(env(0), "deploy 17\nAPP_KEY=base64:k\n", "web1's is untouched");
 
+    // Every host ready, the repository reachable from each.
+    let (code, events, said) = fleet.run_json("check", &[]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(summary(&events)["hosts"]["web2"]["state"], "ready");
+    fleet.write_inventory_edited(&GIT_DELIVERY.replace("branch: main", "branch: nope"), &[(HARNESS_PHP_FPM, "")]);
+    let (code, events, said) = fleet.run_json("check", &[]);
+    assert_eq!(code, Some(1), "{said}");
+    let error = summary(&events)["hosts"]["web1"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("`nope` is not in /srv/git/app.git"), "{error}");
+
     // An ad-hoc command in every live release, over SSH.
     let (code, events, said) =
         fleet.run_json("run", &["--", "php", "-r", "echo PHP_MAJOR_VERSION, '.', PHP_MINOR_VERSION;"]);

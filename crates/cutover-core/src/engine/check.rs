@@ -1,0 +1,93 @@
+//! `cutover check`: whether every host is ready for a deploy, changing
+//! nothing: what preflight checks (reachable, the deploy path writable, the
+//! tools, free disk, shared files, no lock, PHP-FPM and its sudo rule),
+//! and for git delivery whether each host can reach the repository.
+
+use indexmap::IndexMap;
+
+use crate::event::{CommandKind, Event, HostSummary, Outcome, Phase, Summary};
+use crate::plan::HostScript;
+use crate::remote::prepare::Delivery;
+use crate::remote::probe::{self, RefLookup, Snapshot};
+
+use super::failure::{FailureKind, HostFailure};
+use super::preflight::{self, Checks};
+use super::session::{Patience, Session};
+use super::{Context, Report};
+
+/// Checks every host. `Done` only when every host is ready.
+pub async fn check(ctx: &Context<'_>) -> Report {
+    let inv = &ctx.loaded.inventory;
+    ctx.emit(Event::RunStarted {
+        command: CommandKind::Check,
+        application: inv.application.clone(),
+        hosts: ctx.fleet.names(),
+    });
+    let delivery = match &inv.repository {
+        Some(repository) => Delivery::Git { repository: repository.value.clone() },
+        None => Delivery::Upload,
+    };
+    let session = Session::open(ctx);
+    let request = preflight::request(ctx, Some(&delivery));
+    let found = preflight::probe(ctx, &session, &request, Checks::Deploy, Phase::Preflight).await;
+    let mut failures = found.failures.clone();
+    if let Delivery::Git { repository } = &delivery {
+        let reference = inv.revision.clone().or_else(|| inv.branch.clone()).unwrap_or_else(|| "HEAD".to_owned());
+        let lookup = RefLookup { repository, reference: &reference };
+        let jobs: IndexMap<String, HostScript> = found
+            .snapshots
+            .keys()
+            .map(|host| {
+                (host.clone(), HostScript::new(probe::lookup_script(&lookup), std::time::Duration::from_secs(60)))
+            })
+            .collect();
+        let outcome = session.run_phase(ctx, Phase::Resolve, &jobs, None, Patience::UntilInterrupted).await;
+        failures.extend(outcome.failures);
+        for (host, output) in &outcome.outputs {
+            let answer = Snapshot::parse(&output.stdout).lookup;
+            let problem = match answer {
+                Some(a) if a.exit_code == 0 && a.output.trim().is_empty() => {
+                    Some(format!("`{reference}` is not in {repository}"))
+                }
+                Some(a) if a.exit_code == 0 => None,
+                Some(a) => {
+                    let said = a.output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
+                    Some(format!("cannot reach {repository}: {said}"))
+                }
+                None => Some("no answer from `git ls-remote`".to_owned()),
+            };
+            if let Some(problem) = problem {
+                failures.push(HostFailure::new(host, Phase::Resolve, FailureKind::Precondition(problem)));
+            }
+        }
+    }
+    session.close().await;
+    let services: Vec<&str> = found.fpm.values().filter_map(|f| f.service.as_deref()).collect();
+    if services.windows(2).any(|w| w[0] != w[1]) {
+        let each: Vec<String> =
+            found.fpm.iter().filter_map(|(h, f)| Some(format!("{h} {}", f.service.as_deref()?))).collect();
+        let message = format!("the hosts run different PHP-FPM services: {}", each.join(", "));
+        ctx.emit(Event::Warning { host: None, message });
+    }
+    let hosts = ctx
+        .fleet
+        .hosts
+        .iter()
+        .map(|t| {
+            let mine: Vec<String> = failures.iter().filter(|f| f.host == t.name).map(ToString::to_string).collect();
+            let summary = HostSummary {
+                current: found.snapshots.get(&t.name).and_then(Snapshot::current_name),
+                state: if mine.is_empty() { "ready" } else { "not ready" }.to_owned(),
+                error: (!mine.is_empty()).then(|| mine.join("; ")),
+                php_fpm: found.fpm.get(&t.name).filter(|f| f.service.is_some()).cloned(),
+                ..HostSummary::default()
+            };
+            (t.name.clone(), summary)
+        })
+        .collect();
+    let outcome = if failures.is_empty() { Outcome::Done } else { Outcome::Failed };
+    let message = failures.first().map(ToString::to_string);
+    let summary = Summary { command: CommandKind::Check, outcome, release: None, message, not_undone: None, hosts };
+    ctx.emit(Event::Summary(summary.clone()));
+    Report { summary, failures }
+}
