@@ -23,16 +23,16 @@ pub async fn check(ctx: &Context<'_>) -> Report {
         application: inv.application.clone(),
         hosts: ctx.fleet.names(),
     });
-    let delivery = match &inv.repository {
-        Some(repository) => Delivery::Git { repository: repository.value.clone() },
-        None => Delivery::Upload,
-    };
+    let delivery = Delivery::of(inv);
     let session = Session::open(ctx);
     let request = preflight::request(ctx, Some(&delivery));
     let found = preflight::probe(ctx, &session, &request, Checks::Deploy, Phase::Preflight).await;
     let mut failures = found.failures.clone();
     if let Delivery::Git { repository } = &delivery {
+        // A commit id cannot be looked up with ls-remote: the repository's
+        // HEAD says it is reachable.
         let reference = inv.revision.clone().or_else(|| inv.branch.clone()).unwrap_or_else(|| "HEAD".to_owned());
+        let reference = if crate::source::is_commit_id(&reference) { "HEAD".to_owned() } else { reference };
         let lookup = RefLookup { repository, reference: &reference };
         let jobs: IndexMap<String, HostScript> = found
             .snapshots

@@ -61,10 +61,7 @@ pub async fn plan_deploy(ctx: &Context<'_>, request: &DeployRequest) -> Result<P
 
 async fn build(ctx: &Context<'_>, session: &Session, request: &DeployRequest) -> Result<Plan, Report> {
     let inv = &ctx.loaded.inventory;
-    let delivery = match &inv.repository {
-        Some(repository) => Delivery::Git { repository: repository.value.clone() },
-        None => Delivery::Upload,
-    };
+    let delivery = Delivery::of(inv);
     let reference = reference(ctx, request);
     let resolve = match &delivery {
         Delivery::Git { repository } if !source::is_commit_id(&reference) => Some((repository.as_str(), inv.resolve)),

@@ -21,6 +21,16 @@ pub enum Delivery {
     Upload,
 }
 
+impl Delivery {
+    /// The inventory's: git when it names a repository, else upload.
+    pub fn of(inv: &crate::config::Inventory) -> Self {
+        match &inv.repository {
+            Some(repository) => Self::Git { repository: repository.value.clone() },
+            None => Self::Upload,
+        }
+    }
+}
+
 /// What to prepare.
 #[derive(Clone, Copy, Debug)]
 pub struct Prepare<'a> {

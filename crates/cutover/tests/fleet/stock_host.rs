@@ -154,6 +154,10 @@ async fn on_stock_hosts_the_php_fpm_found_is_tested_and_reloaded_and_a_host_with
     let (code, events, said) = fleet.run_json("check", &[]);
     assert_eq!(code, Some(0), "{said}");
     assert_eq!(summary(&events)["hosts"]["web2"]["state"], "ready");
+    let pinned = GIT_DELIVERY.replace("branch: main", &format!("revision: {}", fleet.git().head()));
+    fleet.write_inventory_edited(&pinned, &[(HARNESS_PHP_FPM, "")]);
+    let (code, _, said) = fleet.run_json("check", &[]);
+    assert_eq!(code, Some(0), "a commit id is not looked up as a branch: {said}");
     fleet.write_inventory_edited(&GIT_DELIVERY.replace("branch: main", "branch: nope"), &[(HARNESS_PHP_FPM, "")]);
     let (code, events, said) = fleet.run_json("check", &[]);
     assert_eq!(code, Some(1), "{said}");
