@@ -22,6 +22,16 @@ readonly PACKAGES=(
     nginx-light
     git composer sudo tini ca-certificates curl procps tar
 )
+# Installed with apt inside the rootfs (debootstrap's resolver does not follow
+# virtual packages): what a real framework application needs. Laravel 8 and
+# Symfony 5.4 as Debian packages, PHP's database and string extensions,
+# MariaDB (the database container runs this same image), and cgi-fcgi.
+readonly APP_PACKAGES=(
+    php-laravel-framework
+    php-symfony-framework-bundle php-symfony-dotenv php-symfony-runtime php-symfony-yaml
+    php8.2-mysql php8.2-mbstring php8.2-xml php8.2-curl
+    mariadb-server mariadb-client libfcgi-bin
+)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -164,6 +174,17 @@ debootstrap --variant=minbase --include="$include" "$SUITE" "$rootfs" "$mirror" 
 # --- 6. configure ------------------------------------------------------------
 in_root() { chroot "$rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 
+log "apt-get install ${APP_PACKAGES[*]}"
+# No service starts inside the chroot.
+printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"
+chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+mount -t proc proc "$rootfs/proc"
+in_root DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+in_root DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${APP_PACKAGES[@]}" >&2
+umount "$rootfs/proc"
+rm -f "$rootfs/usr/sbin/policy-rc.d"
+test -f "$rootfs/usr/share/php/Illuminate/autoload.php"
+
 log "configuring rootfs"
 rm -f "$rootfs"/etc/nginx/sites-enabled/default
 
@@ -196,12 +217,14 @@ printf '[safe]\n\tdirectory = *\n' > "$rootfs/etc/gitconfig"
 chown -R 0:0 "$rootfs/etc/ssh/sshd_config" "$rootfs/etc/nginx/conf.d" \
     "$rootfs/etc/php/8.2/fpm/pool.d" "$rootfs/etc/php/8.2/mods-available/cutover.ini" \
     "$rootfs/etc/sudoers.d/deploy" "$rootfs/usr/local/sbin/reload-php-fpm" \
-    "$rootfs/usr/local/bin/cutover-host-entrypoint" "$rootfs/etc/gitconfig"
+    "$rootfs/usr/local/bin/cutover-host-entrypoint" "$rootfs/usr/local/bin/cutover-queue-worker" \
+    "$rootfs/etc/gitconfig"
 chmod 0644 "$rootfs/etc/ssh/sshd_config" "$rootfs/etc/nginx/conf.d/cutover.conf" \
     "$rootfs/etc/php/8.2/fpm/pool.d/www.conf" "$rootfs/etc/php/8.2/mods-available/cutover.ini" \
     "$rootfs/etc/gitconfig"
 chmod 0440 "$rootfs/etc/sudoers.d/deploy"
-chmod 0755 "$rootfs/usr/local/sbin/reload-php-fpm" "$rootfs/usr/local/bin/cutover-host-entrypoint"
+chmod 0755 "$rootfs/usr/local/sbin/reload-php-fpm" "$rootfs/usr/local/bin/cutover-host-entrypoint" \
+    "$rootfs/usr/local/bin/cutover-queue-worker"
 touch "$rootfs/var/log/php-fpm-reloads.log"
 chmod 0644 "$rootfs/var/log/php-fpm-reloads.log"
 
@@ -226,7 +249,7 @@ log "importing into docker as $tag"
 tar --numeric-owner -C "$rootfs" -c . |
     docker import \
         --change 'ENTRYPOINT ["/usr/bin/tini","--","/usr/local/bin/cutover-host-entrypoint"]' \
-        --change 'EXPOSE 22 80' \
+        --change 'EXPOSE 22 80 3306' \
         --change 'ENV LANG=C.UTF-8' \
         --message "cutover fleet-test host ($SUITE)" \
         - "$tag" >&2

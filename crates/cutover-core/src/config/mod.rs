@@ -13,5 +13,5 @@ mod validate;
 pub use error::ConfigError;
 pub use inventory::{Connection, HostKeyChecking, Inventory, Strategy};
 pub use load::{LoadedInventory, load_inventory, load_recipe};
-pub use recipe::{Hook, Recipe, Step};
+pub use recipe::{Hook, Recipe, Reuse, Step};
 pub use rollout::{BatchSpec, HealthCheck, OnFailure, Rolling};

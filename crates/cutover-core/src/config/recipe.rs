@@ -88,6 +88,23 @@ pub struct Step {
     /// Time limit in seconds (the inventory's `step_timeout` otherwise).
     #[serde(default)]
     pub timeout: Option<Spanned<u64>>,
+    /// What the step may start from: a copy of a directory of the live
+    /// release (see [`Reuse`]).
+    #[serde(default)]
+    pub reuse: Option<Reuse>,
+}
+
+/// A directory a build step may start from, copied from the live release
+/// when what decides its content is unchanged. The step still runs: the
+/// copy only saves it work. `--full-build` copies nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reuse {
+    /// Composer's `vendor/`, when `composer.lock` and the PHP version are
+    /// those the live release's `vendor/` was built with. The step (composer
+    /// install) then finds the packages installed and only writes the
+    /// autoloader for the new code and runs the scripts.
+    Vendor,
 }
 
 /// A condition on the release directory.

@@ -232,6 +232,7 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
         .iter()
         .map(|s| StepInfo {
             name: s.name.clone(),
+            reuse: s.reuse,
             scope: if s.once {
                 Scope::Once(primary.clone())
             } else if !s.roles.is_empty() {

@@ -36,6 +36,8 @@ pub enum Scope {
 pub struct StepInfo {
     pub name: String,
     pub scope: Scope,
+    /// What the step may start from, copied from the live release.
+    pub reuse: Option<crate::config::Reuse>,
 }
 
 /// A step inside a host's script: its name and time limit.

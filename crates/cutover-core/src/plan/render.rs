@@ -48,6 +48,10 @@ pub(super) fn text(plan: &Plan) -> String {
                         Scope::Roles(roles) => format!("roles {}", roles.join(", ")),
                     };
                     let _ = writeln!(out, "  step `{}` ({scope})", step.name);
+                    if let Some(reuse) = step.reuse {
+                        let _ =
+                            writeln!(out, "    {}; --full-build copies nothing", crate::remote::reuse::describe(reuse));
+                    }
                 }
                 scripts(&mut out, &p.hosts);
             }

@@ -8,6 +8,7 @@ pub mod health;
 pub mod lock;
 pub mod prepare;
 pub mod probe;
+pub mod reuse;
 pub mod steps;
 pub mod supervise;
 pub mod switch;

@@ -74,6 +74,15 @@ pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<S
         }
     }
     s.line(STEP_LIMIT);
+    let mut reuses = Vec::new();
+    for reuse in steps.iter().filter_map(|s| s.reuse) {
+        if !reuses.contains(&reuse) {
+            reuses.push(reuse);
+        }
+    }
+    for reuse in reuses {
+        s.line(super::reuse::functions(reuse));
+    }
     for step in steps {
         mark(&mut s, &step.name);
         if let Some(when) = &step.when {
@@ -82,7 +91,14 @@ pub fn script(deploy_path: &str, steps: &[&Step], env: &StepEnv<'_>) -> Option<S
         }
         let limit = step.timeout.as_ref().map_or(env.default_timeout, |t| t.value).to_string();
         s.line(r#"( cd "$rel""#);
+        let reuse = step.reuse.map(super::reuse::calls);
+        if let Some((seed, _)) = reuse {
+            s.line(seed);
+        }
         s.push(Sh::new("step_limit").arg(limit).lit("sh -ec").arg(step.run.value.trim()));
+        if let Some((_, record)) = reuse {
+            s.line(record);
+        }
         s.line(")");
         if step.when.is_some() {
             s.line("fi");
@@ -145,6 +161,20 @@ mod tests {
         };
         let script = script("/var/www/shop", &[&composer, &optimize], &env).expect("steps");
         insta::assert_snapshot!(script.render());
+    }
+
+    #[test]
+    fn reuse_functions_are_defined_once_and_called_around_their_steps() {
+        let install = step("name: composer\nrun: composer install\nreuse: vendor\n");
+        let again = step("name: again\nrun: composer dump-autoload\nreuse: vendor\n");
+        let plain = step("name: plain\nrun: echo hi\n");
+        let owner = LockOwner::example();
+        let text = script("/srv", &[&install, &again, &plain], &env(&owner)).expect("steps").render();
+        assert_eq!(text.matches("cutover_seed_vendor() {").count(), 1, "{text}");
+        assert_eq!(text.matches("\ncutover_seed_vendor\n").count(), 2, "{text}");
+        assert_eq!(text.matches("\ncutover_record_vendor\n").count(), 2, "{text}");
+        let none = script("/srv", &[&plain], &env(&owner)).expect("steps").render();
+        assert!(!none.contains("cutover_seed_vendor"), "{none}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod failures;
 mod faults;
 mod harness;
+mod laravel;
 mod leftovers;
 mod lifecycle;
 mod migrations;

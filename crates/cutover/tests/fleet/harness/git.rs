@@ -93,9 +93,22 @@ impl GitRepo {
     /// Commits the application printing `version` and pushes it; returns the
     /// new commit.
     pub fn commit_version(&self, version: &str) -> String {
-        write_app(&self.work, version);
+        self.commit_tree(version, |work| write_app(work, version))
+    }
+
+    /// Empties the work tree (but `.git`), lets `fill` write it, commits
+    /// everything and pushes it; returns the new commit.
+    pub fn commit_tree(&self, message: &str, fill: impl FnOnce(&Path)) -> String {
+        for entry in std::fs::read_dir(&self.work).expect("read work tree") {
+            let path = entry.expect("work tree entry").path();
+            if path.file_name().is_some_and(|n| n != ".git") {
+                let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+                removed.expect("empty the work tree");
+            }
+        }
+        fill(&self.work);
         self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", version]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
         self.git(&["push", "-q", "origin", "main"]);
         self.head()
     }

@@ -4,6 +4,7 @@
 
 mod fleet;
 mod git;
+mod laravel;
 mod load;
 mod probe;
 mod run;
@@ -14,6 +15,7 @@ pub use story::HostState;
 
 pub use fleet::{DEPLOY_PATH, Fleet, GIT_DELIVERY, HARNESS_PHP_FPM};
 pub use git::write_app;
+pub use laravel::{Database, Version};
 pub use load::{Verdict, switches};
 pub use run::{failure_of, spawn_cutover, summary, text, wait_limited};
 pub use setup::docker_available;

@@ -64,7 +64,12 @@ impl Fleet {
 
     /// `cutover deploy`, which must succeed on every host; the release id.
     pub fn deploy_ok(&self) -> String {
-        let (code, events, text) = self.run_json("deploy", &[]);
+        self.deploy_ok_with(&[])
+    }
+
+    /// `cutover deploy <args>`, which must succeed on every host.
+    pub fn deploy_ok_with(&self, args: &[&str]) -> String {
+        let (code, events, text) = self.run_json("deploy", args);
         assert_eq!(code, Some(0), "deploy failed:\n{text}");
         let summary = summary(&events);
         assert_eq!(summary["outcome"], "done", "{summary}");
