@@ -15,4 +15,5 @@ mod reports;
 mod secrets;
 mod smoke;
 mod stock_host;
+mod symfony;
 mod zero_downtime;

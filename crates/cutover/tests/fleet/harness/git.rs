@@ -139,3 +139,9 @@ fn git(dir: Option<&Path>, args: &[&str], path: &Path) -> String {
     assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `cp -a from/. to/`: a fixture's files into a work tree.
+pub fn copy_into(from: &Path, to: &Path) {
+    let status = Command::new("cp").arg("-a").arg(from.join(".")).arg(to).status().expect("run cp");
+    assert!(status.success(), "cp -a {} {}", from.display(), to.display());
+}

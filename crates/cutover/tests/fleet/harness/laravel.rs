@@ -14,7 +14,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::fleet::{DEPLOY_PATH, Fleet, GIT_DELIVERY};
-use super::git::GitRepo;
+use super::git::{GitRepo, copy_into};
 use super::setup::{image_tag, repo_root};
 
 /// A MariaDB server (the host image's `database` role): database, user and
@@ -87,12 +87,6 @@ impl GitRepo {
             edit(work);
         })
     }
-}
-
-/// `cp -a from/. to/`.
-fn copy_into(from: &Path, to: &Path) {
-    let status = Command::new("cp").arg("-a").arg(from.join(".")).arg(to).status().expect("run cp");
-    assert!(status.success(), "cp -a {} {}", from.display(), to.display());
 }
 
 /// The inventory of the Laravel stories: the `laravel` recipe, git

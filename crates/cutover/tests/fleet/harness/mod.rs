@@ -14,8 +14,8 @@ mod story;
 pub use story::HostState;
 
 pub use fleet::{DEPLOY_PATH, Fleet, GIT_DELIVERY, HARNESS_PHP_FPM};
-pub use git::write_app;
+pub use git::{copy_into, write_app};
 pub use laravel::{Database, Version};
 pub use load::{Verdict, switches};
 pub use run::{failure_of, spawn_cutover, summary, text, wait_limited};
-pub use setup::docker_available;
+pub use setup::{docker_available, repo_root};

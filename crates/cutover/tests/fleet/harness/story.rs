@@ -80,6 +80,21 @@ impl Fleet {
         release
     }
 
+    /// The newest run log in the project's `.cutover/logs/`: everything
+    /// the hosts' scripts printed.
+    pub fn newest_log(&self) -> String {
+        let logs = std::fs::read_dir(self.project().join(".cutover/logs")).expect("logs");
+        let paths = logs.map(|e| e.expect("log").path());
+        let newest = paths.max_by_key(|p| p.metadata().and_then(|m| m.modified()).expect("mtime")).expect("a log");
+        std::fs::read_to_string(newest).expect("read the log")
+    }
+
+    /// How many hosts' composer step started from the live release's vendor/
+    /// in the newest run.
+    pub fn vendor_copies(&self) -> usize {
+        self.newest_log().matches("reuse: vendor/ copied from the live release").count()
+    }
+
     /// Every host's state, in host order.
     pub fn states(&self) -> Vec<HostState> {
         (0..self.hosts.len()).map(|i| HostState { current: self.current(i), releases: self.releases(i) }).collect()
