@@ -1,13 +1,19 @@
 //! The fleet benchmark: cutover against the floor (the same work done by a
-//! plain script, one ssh per host, all in parallel) on 1, 10 and 25 real
-//! hosts in containers. Not a test: it asserts nothing and prints figures.
+//! plain script, one ssh per host, all in parallel) on real hosts in
+//! containers. Not a test: it asserts nothing and prints figures.
 //!
-//! Run with `cargo bench -p cutover --bench fleet`. Settings: `BENCH_HOSTS`
-//! (default `1,10,25`, up to 50), `BENCH_ROUNDS` (default 3). Each round
-//! runs, interleaved: a fresh deploy (`--full-build`), the floor script's
-//! deploy, a re-deploy with composer.lock unchanged, a rollback, the floor
-//! script's rollback, and the SSH handshakes alone (`true` on every host). Every run is watched the same way, lightly (see
-//! [`watch`]). Figures go to stdout and to `target/bench/fleet.json`.
+//! Run with `cargo bench -p cutover --bench fleet`. Settings: `BENCH_APP`
+//! (`php`, the default: a small page whose composer.json has no packages;
+//! or `laravel`: the Laravel application of the fleet tests with a 33 MB
+//! framework package, a MariaDB server and the `laravel` recipe),
+//! `BENCH_HOSTS` (default `1,10,25` for php, `1,5` for laravel; up to 50),
+//! `BENCH_ROUNDS` (default 3). Each round runs, interleaved: a fresh deploy
+//! (`--full-build`), the floor script's deploy, a re-deploy with
+//! composer.lock unchanged, the floor's re-deploy starting from a copy of
+//! vendor/ as cutover's does, a rollback, the floor script's rollback, and
+//! the SSH handshakes alone (`true` on every host). Every run is watched the
+//! same way, lightly (see [`watch`]). Figures go to stdout and to
+//! `target/bench/fleet-<app>.json`.
 
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
@@ -15,23 +21,28 @@
 #[allow(dead_code, unused_imports)]
 mod harness;
 
+#[path = "fleet/watch.rs"]
+mod watch;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use cutover_core::release::ReleaseId;
 use harness::{Fleet, GIT_DELIVERY};
-use rustix::process::{Pid, WaitId, WaitIdOptions};
 use serde_json::{Value, json};
+use watch::{Sample, flip_skew_ms, session_count, stats, watch};
 
 fn main() {
     if !harness::docker_available("fleet benchmark") {
         return;
     }
+    let app = match std::env::var("BENCH_APP").as_deref() {
+        Ok("laravel") => App::Laravel,
+        Ok("php") | Err(_) => App::Php,
+        Ok(other) => panic!("BENCH_APP={other}: php or laravel"),
+    };
     let sizes: Vec<usize> = std::env::var("BENCH_HOSTS")
-        .unwrap_or_else(|_| "1,10,25".into())
+        .unwrap_or_else(|_| app.default_sizes().into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .map(|n: usize| n.clamp(1, 50))
@@ -40,7 +51,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut all = Vec::new();
     for n in sizes {
-        let result = runtime.block_on(bench(n, rounds));
+        let result = runtime.block_on(bench(app, n, rounds));
         all.push(result);
     }
     let machine = json!({
@@ -49,28 +60,99 @@ fn main() {
     });
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
     std::fs::create_dir_all(&out).unwrap();
-    let report = json!({ "machine": machine, "rounds": rounds, "sizes": all });
-    std::fs::write(out.join("fleet.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
-    println!("figures written to target/bench/fleet.json");
+    let report = json!({ "machine": machine, "app": app.name(), "rounds": rounds, "sizes": all });
+    let file = format!("fleet-{}.json", app.name());
+    std::fs::write(out.join(&file), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("figures written to target/bench/{file}");
 }
 
-async fn bench(n: usize, rounds: usize) -> Value {
-    let fleet = Fleet::start(n).await;
-    fleet.write_inventory(&format!("{GIT_DELIVERY}keep_releases: 5\n"));
-    measure(&fleet, &Run::Cutover(&["deploy", "--full-build"]));
-    let mut runs: [Vec<Sample>; 6] = Default::default();
-    let [fresh, floor, redeploy, rollback, floor_rollback, handshakes] = &mut runs;
+/// The application the fleet deploys.
+#[derive(Clone, Copy, Debug)]
+enum App {
+    Php,
+    Laravel,
+}
+
+impl App {
+    fn name(self) -> &'static str {
+        match self {
+            App::Php => "php",
+            App::Laravel => "laravel",
+        }
+    }
+
+    fn default_sizes(self) -> &'static str {
+        match self {
+            App::Php => "1,10,25",
+            App::Laravel => "1,5",
+        }
+    }
+
+    /// Commits a new version of the application, composer.lock unchanged.
+    fn commit(self, fleet: &Fleet, name: &str) -> String {
+        match self {
+            App::Php => fleet.git().commit_version(name),
+            App::Laravel => fleet.git().commit_change(name, |work| {
+                let version = format!(
+                    "<?php\n\nnamespace App;\n\nfinal class CodeVersion\n{{\n    public const NAME = '{name}';\n}}\n"
+                );
+                std::fs::write(work.join("app/CodeVersion.php"), version).unwrap();
+            }),
+        }
+    }
+
+    /// What the floor script does besides its own work: the recipe's steps.
+    fn floor_env(self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            App::Php => Vec::new(),
+            App::Laravel => vec![
+                (
+                    "FLOOR_BUILD",
+                    "composer install --no-dev --optimize-autoloader --no-interaction --prefer-dist --quiet\nphp artisan optimize --quiet",
+                ),
+                ("FLOOR_ONCE", "php artisan migrate --force --quiet"),
+                ("FLOOR_AFTER", "php artisan queue:restart --quiet"),
+            ],
+        }
+    }
+}
+
+async fn bench(app: App, n: usize, rounds: usize) -> Value {
+    let (fleet, _database) = match app {
+        App::Php => {
+            let fleet = Fleet::start(n).await;
+            fleet.write_inventory(&format!("{GIT_DELIVERY}keep_releases: 5\n"));
+            (fleet, None)
+        }
+        App::Laravel => {
+            let (fleet, database) = tokio::join!(Fleet::start(n), harness::Database::start());
+            fleet.prepare_laravel(&database);
+            fleet.git().commit_change("a real-sized framework", |work| {
+                harness::make_framework_heavy(&fleet.git_dir(), work);
+            });
+            let extra = format!("{GIT_DELIVERY}{}keep_releases: 5\n", harness::LARAVEL);
+            fleet.write_inventory_edited(&extra, &[("recipe: php", "recipe: laravel")]);
+            (fleet, Some(database))
+        }
+    };
+    let floor_env = app.floor_env();
+    let run = |run: &Run<'_>| measure(&fleet, run, &floor_env);
+    run(&Run::Cutover(&["deploy", "--full-build"]));
+    let mut runs: [Vec<Sample>; 7] = Default::default();
+    let [fresh, floor, redeploy, floor_redeploy, rollback, floor_rollback, handshakes] = &mut runs;
     for round in 0..rounds {
-        fleet.git().commit_version(&format!("fresh{round}"));
-        fresh.push(measure(&fleet, &Run::Cutover(&["deploy", "--full-build"])));
-        let commit = fleet.git().commit_version(&format!("floor{round}"));
-        floor.push(measure(&fleet, &Run::FloorDeploy { commit }));
-        fleet.git().commit_version(&format!("again{round}"));
-        redeploy.push(measure(&fleet, &Run::Cutover(&["deploy"])));
+        app.commit(&fleet, &format!("fresh{round}"));
+        fresh.push(run(&Run::Cutover(&["deploy", "--full-build"])));
+        let commit = app.commit(&fleet, &format!("floor{round}"));
+        floor.push(run(&Run::FloorDeploy { commit, seed: false }));
+        app.commit(&fleet, &format!("again{round}"));
+        redeploy.push(run(&Run::Cutover(&["deploy"])));
+        let commit = app.commit(&fleet, &format!("floor-again{round}"));
+        floor_redeploy.push(run(&Run::FloorDeploy { commit, seed: true }));
         let live = fleet.current(0).expect("a live release");
-        rollback.push(measure(&fleet, &Run::Cutover(&["rollback", "--yes"])));
-        floor_rollback.push(measure(&fleet, &Run::FloorRollback { release: live }));
-        handshakes.push(measure(&fleet, &Run::FloorConnect));
+        rollback.push(run(&Run::Cutover(&["rollback", "--yes"])));
+        floor_rollback.push(run(&Run::FloorRollback { release: live }));
+        handshakes.push(run(&Run::FloorConnect));
     }
     let mut value = report(n, &runs);
     if let Some(last_fresh) = runs[0].last().map(|s| &s.phases) {
@@ -84,8 +166,10 @@ async fn bench(n: usize, rounds: usize) -> Value {
 /// One measured run: cutover with these arguments, or the floor script.
 enum Run<'a> {
     Cutover(&'a [&'a str]),
+    /// `seed`: vendor/ starts from a copy of the live release's.
     FloorDeploy {
         commit: String,
+        seed: bool,
     },
     /// Back to `release`, already on every host.
     FloorRollback {
@@ -96,10 +180,11 @@ enum Run<'a> {
 }
 
 impl Run<'_> {
-    fn command(&self, fleet: &Fleet) -> Command {
+    fn command(&self, fleet: &Fleet, floor_env: &[(&str, &str)]) -> Command {
         let floor = |mode: &str, release: &str| {
             let mut command = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/floor.sh"));
             command.arg(mode).arg(fleet.identity_file()).arg(fleet.known_hosts()).arg(release);
+            command.envs(floor_env.iter().copied());
             command
         };
         let mut command = match self {
@@ -108,11 +193,11 @@ impl Run<'_> {
                 command.current_dir(fleet.project()).args(*args).args(["-i", "cutover.yaml", "--json"]);
                 command
             }
-            Run::FloorDeploy { commit } => {
+            Run::FloorDeploy { commit, seed } => {
                 // A release id past every id on the hosts.
                 let existing: Vec<ReleaseId> = fleet.releases(0).iter().filter_map(|r| r.parse().ok()).collect();
                 let mut command = floor("deploy", &ReleaseId::choose(jiff::Timestamp::now(), &existing).to_string());
-                command.arg(commit);
+                command.arg(commit).env("FLOOR_SEED", if *seed { "1" } else { "" });
                 command
             }
             Run::FloorRollback { release } => floor("rollback", release),
@@ -135,24 +220,10 @@ impl Run<'_> {
     }
 }
 
-/// One measured run.
-#[derive(Clone, Debug, Default)]
-struct Sample {
-    wall: f64,
-    round_trips_per_host: f64,
-    skew_ms: Option<f64>,
-    /// cutover's own CPU seconds (not the floor script's: its work is ssh's).
-    cpu_s: Option<f64>,
-    peak_rss_mib: Option<f64>,
-    peak_ssh_rss_mib: Option<f64>,
-    /// The seconds spent in each phase, in order (cutover only).
-    phases: Vec<(String, f64)>,
-}
-
 /// Runs `run` to its end and reads what the hosts saw.
-fn measure(fleet: &Fleet, run: &Run<'_>) -> Sample {
+fn measure(fleet: &Fleet, run: &Run<'_>, floor_env: &[(&str, &str)]) -> Sample {
     let sessions = session_count(fleet);
-    let mut sample = watch(run.command(fleet), run.ssh_marker());
+    let mut sample = watch(run.command(fleet, floor_env), run.ssh_marker());
     if !matches!(run, Run::Cutover(_)) {
         sample.cpu_s = None;
         sample.peak_rss_mib = None;
@@ -164,138 +235,8 @@ fn measure(fleet: &Fleet, run: &Run<'_>) -> Sample {
     sample
 }
 
-/// How often the watcher reads the process's memory, and every how many
-/// reads it also looks for its ssh processes (a walk of all of `/proc`).
-const SAMPLE_EVERY: Duration = Duration::from_millis(50);
-const SSH_SCAN_EVERY: u32 = 5;
-
-/// Runs `command`, watching it from outside as lightly as it can and the
-/// same way for cutover and for the floor, so that neither pays more for
-/// being measured: its peak memory and that of its ssh processes, sampled;
-/// its own CPU, read exactly once it has exited but before it is reaped;
-/// and, from its `--json` events, the time of each phase.
-fn watch(mut command: Command, ssh_marker: &'static str) -> Sample {
-    let started = Instant::now();
-    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let phases = std::thread::spawn(move || phase_times(stdout, started));
-    let pid = child.id();
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let (mut peak, mut peak_ssh) = (0.0f64, 0.0f64);
-            for tick in 0u32.. {
-                if done.load(Ordering::Relaxed) {
-                    break;
-                }
-                peak = peak.max(rss_mib(pid, "VmHWM").unwrap_or(0.0));
-                if tick % SSH_SCAN_EVERY == 0 {
-                    peak_ssh = peak_ssh.max(ssh_rss_mib(ssh_marker));
-                }
-                std::thread::sleep(SAMPLE_EVERY);
-            }
-            (peak, peak_ssh)
-        })
-    };
-    // Exited, not yet reaped: /proc still has its CPU times.
-    let exited = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
-    rustix::process::waitid(WaitId::Pid(Pid::from_child(&child)), exited).unwrap();
-    let wall = started.elapsed().as_secs_f64();
-    let cpu_s = process_cpu(pid);
-    let status = child.wait().unwrap();
-    done.store(true, Ordering::Relaxed);
-    let (peak, peak_ssh) = sampler.join().unwrap();
-    assert!(status.success(), "{command:?} failed");
-    let phases = phases.join().unwrap_or_default();
-    Sample { wall, cpu_s, peak_rss_mib: Some(peak), peak_ssh_rss_mib: Some(peak_ssh), phases, ..Sample::default() }
-}
-
-/// Reads cutover's events as they come; a phase lasts until the next starts.
-fn phase_times(stdout: std::process::ChildStdout, started: Instant) -> Vec<(String, f64)> {
-    use std::io::BufRead;
-    let mut marks: Vec<(String, f64)> = Vec::new();
-    for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-        let at = started.elapsed().as_secs_f64();
-        let Ok(event) = serde_json::from_str::<Value>(&line) else { continue };
-        match event["event"].as_str() {
-            Some("phase_started") => marks.push((event["phase"].as_str().unwrap_or("?").to_owned(), at)),
-            Some("summary") => marks.push(("end".to_owned(), at)),
-            _ => {}
-        }
-    }
-    marks.windows(2).map(|w| (w[0].0.clone(), w[1].1 - w[0].1)).collect()
-}
-
-/// SSH sessions each host's sshd has started (its log, at LogLevel VERBOSE).
-fn session_count(fleet: &Fleet) -> usize {
-    fleet
-        .hosts
-        .iter()
-        .map(|h| {
-            let out = Command::new("docker").args(["logs", h.container.id()]).output().unwrap();
-            let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-            text.lines().filter(|l| l.contains("Starting session:")).count()
-        })
-        .sum()
-}
-
-/// Last rename of `current` minus the first, across the fleet, from each
-/// host's ctime of `current` (the containers share this machine's clock).
-fn flip_skew_ms(fleet: &Fleet) -> Option<f64> {
-    let times: Vec<f64> = (0..fleet.hosts.len())
-        .filter_map(|i| {
-            let (_, out) = fleet.exec(i, "stat -c %.9Z /var/www/app/current");
-            out.trim().parse::<f64>().ok()
-        })
-        .collect();
-    let max = times.iter().copied().fold(f64::MIN, f64::max);
-    let min = times.iter().copied().fold(f64::MAX, f64::min);
-    (times.len() == fleet.hosts.len()).then_some((max - min) * 1000.0)
-}
-
-/// CPU seconds a running process has used itself (Linux: utime + stime).
-fn process_cpu(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-fn rss_mib(pid: u32, field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
-}
-
-/// The resident memory of the ssh processes whose command line names
-/// `marker` (the run's own control directory).
-fn ssh_rss_mib(marker: &str) -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            cmdline.starts_with("ssh\0") && cmdline.contains(marker)
-        })
-        .filter_map(|pid| rss_mib(pid, "VmRSS"))
-        .sum()
-}
-
-fn stats(samples: &[Sample], pick: impl Fn(&Sample) -> Option<f64>) -> Value {
-    let mut values: Vec<f64> = samples.iter().filter_map(pick).collect();
-    if values.is_empty() {
-        return Value::Null;
-    }
-    values.sort_by(f64::total_cmp);
-    let median = values[values.len() / 2];
-    json!({ "median": median, "min": values[0], "max": values[values.len() - 1] })
-}
-
-fn report(n: usize, runs: &[Vec<Sample>; 6]) -> Value {
-    let [fresh, floor, redeploy, rollback, floor_rollback, handshakes] = runs;
+fn report(n: usize, runs: &[Vec<Sample>; 7]) -> Value {
+    let [fresh, floor, redeploy, floor_redeploy, rollback, floor_rollback, handshakes] = runs;
     let wall = |s: &[Sample]| stats(s, |x| Some(x.wall));
     let trips = |s: &[Sample]| stats(s, |x| Some(x.round_trips_per_host));
     let median = |v: &Value| v["median"].as_f64().unwrap_or(f64::NAN);
@@ -310,12 +251,14 @@ fn report(n: usize, runs: &[Vec<Sample>; 6]) -> Value {
         "floor": { "wall_s": wall(floor), "round_trips_per_host": trips(floor),
                    "flip_skew_ms": stats(floor, |x| x.skew_ms), "peak_ssh_rss_mib": stats(floor, |x| x.peak_ssh_rss_mib) },
         "redeploy_same_lock": { "wall_s": wall(redeploy), "round_trips_per_host": trips(redeploy) },
+        "floor_redeploy_same_lock": { "wall_s": wall(floor_redeploy), "round_trips_per_host": trips(floor_redeploy) },
         "rollback": { "wall_s": wall(rollback), "round_trips_per_host": trips(rollback),
                       "cpu_s_per_host": stats(rollback, |x| x.cpu_s.map(|c| c / n as f64)) },
         "floor_rollback": { "wall_s": wall(floor_rollback), "round_trips_per_host": trips(floor_rollback) },
         "ssh_handshakes": { "wall_s": wall(handshakes) },
         "ratio_fresh_to_floor": ratio(fresh, floor),
         "ratio_redeploy_to_floor": ratio(redeploy, floor),
+        "ratio_redeploy_to_floor_redeploy": ratio(redeploy, floor_redeploy),
         "ratio_rollback_to_floor_rollback": ratio(rollback, floor_rollback),
     });
     print_size(&value);
@@ -333,6 +276,7 @@ fn print_size(v: &Value) {
         ("deploy (fresh)", "deploy_fresh"),
         ("floor script", "floor"),
         ("re-deploy", "redeploy_same_lock"),
+        ("floor re-deploy", "floor_redeploy_same_lock"),
         ("rollback", "rollback"),
         ("floor rollback", "floor_rollback"),
         ("ssh handshakes", "ssh_handshakes"),
@@ -348,9 +292,10 @@ fn print_size(v: &Value) {
     let d = &v["deploy_fresh"];
     let ratio = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
     println!(
-        "ratio cutover/floor: fresh {:.3}, re-deploy {:.3}, rollback {:.3}",
+        "ratio cutover/floor: fresh {:.3}, re-deploy {:.3} (to the seeded floor {:.3}), rollback {:.3}",
         ratio("ratio_fresh_to_floor"),
         ratio("ratio_redeploy_to_floor"),
+        ratio("ratio_redeploy_to_floor_redeploy"),
         ratio("ratio_rollback_to_floor_rollback"),
     );
     println!(

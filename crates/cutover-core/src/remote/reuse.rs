@@ -41,16 +41,19 @@ pub fn describe(reuse: Reuse) -> &'static str {
 /// its autoload and scripts are read by the composer install that runs in
 /// every release. Path-repository packages are removed from the copy: their
 /// lock entry does not change when their files do, so composer installs them
-/// afresh from the new release.
-const VENDOR_FUNCTIONS: &str = r#"cutover_vendor_key() { [ -f composer.lock ] || return 1; printf 'composer.lock '; sha256sum < composer.lock || return 1; printf 'php '; php -r 'echo PHP_VERSION;' || return 1; }
-cutover_seed_vendor() {
-cutover_key=$(cutover_vendor_key 2> /dev/null) || cutover_key=
+/// afresh from the new release. One `php` process reads the lock once and
+/// prints the key, then those packages' names (each a checked
+/// `vendor/name`), one per line.
+const VENDOR_FUNCTIONS: &str = r#"cutover_seed_vendor() {
+cutover_key=
+[ -f composer.lock ] || return 0
+found=$(php -r '$lock = file_get_contents("composer.lock"); if ($lock === false) { exit(1); } echo "composer.lock ", hash("sha256", $lock), " php ", PHP_VERSION, "\n"; $l = json_decode($lock, true); foreach (array_merge($l["packages"] ?? [], $l["packages-dev"] ?? []) as $p) { if (($p["dist"]["type"] ?? "") === "path" && preg_match("{^[a-z0-9_.-]+/[a-z0-9_.-]+$}", $p["name"] ?? "") && strpos($p["name"], "..") === false) { echo $p["name"], "\n"; } }' 2> /dev/null) || return 0
+cutover_key=$(printf '%s\n' "$found" | head -n 1)
 live="$d/current/vendor"
-if [ -n "$cutover_key" ] && [ -z "${CUTOVER_FULL_BUILD:-}" ] && [ ! -e vendor ] && [ -d "$live" ] && [ "$(cat "$live/.cutover-reuse" 2> /dev/null)" = "$cutover_key" ]; then
-echo "reuse: vendor/ copied from the live release (composer.lock and PHP $(php -r 'echo PHP_VERSION;') unchanged)"
+if [ -z "${CUTOVER_FULL_BUILD:-}" ] && [ ! -e vendor ] && [ -d "$live" ] && [ "$(cat "$live/.cutover-reuse" 2> /dev/null)" = "$cutover_key" ]; then
+echo "reuse: vendor/ copied from the live release (composer.lock and PHP ${cutover_key##* } unchanged)"
 cp -a --reflink=auto "$live" vendor 2> /dev/null || { rm -rf vendor; cp -a "$live" vendor; }
-paths=$(php -r '$l = json_decode(file_get_contents("composer.lock"), true); foreach (array_merge($l["packages"] ?? [], $l["packages-dev"] ?? []) as $p) { if (($p["dist"]["type"] ?? "") === "path" && preg_match("{^[a-z0-9_.-]+/[a-z0-9_.-]+$}", $p["name"] ?? "") && strpos($p["name"], "..") === false) { echo $p["name"], "\n"; } }')
-for p in $paths; do rm -rf "vendor/$p"; done
+for p in ${found#"$cutover_key"}; do rm -rf "vendor/$p"; done
 fi
 }
 cutover_record_vendor() { if [ -n "$cutover_key" ] && [ -d vendor ]; then printf '%s\n' "$cutover_key" > vendor/.cutover-reuse; fi; }"#;

@@ -257,6 +257,7 @@ fn every_rule_broken_is_refused_where_it_is_written_and_no_host_changes() {
         ("", "hooks: {build: [{name: a, run: x, timeout: 0}]}", "11:44", "hooks.build[0].timeout"),
         ("", "hooks: {build: [{name: a, run: x, when: {exists: /abs}}]}", "11:41", "hooks.build[0].when.exists"),
         ("", "hooks: {build: [{name: a, rn: x}]}", "11:27", "rn"),
+        ("", "hooks: {build: [{name: a, run: x, reuse: vendr}]}", "11:42", "reuse"),
         ("", "hooks: {build: [{name: a, run: x, roles: [db]}]}", "11:32", "hooks.build[0].roles"),
         ("", "hooks: {deploy: []}", "11:9", "deploy"),
         ("", "hooks: {build: [{name: a, run: x, once: sometimes}]}", "11:41", "once"),

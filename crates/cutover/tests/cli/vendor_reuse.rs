@@ -18,9 +18,10 @@ const FAKE_COMPOSER: &str = "#!/bin/sh\nset -e\n\
     echo \"<?php // autoload for $CUTOVER_RELEASE\" > vendor/autoload.php\n\
     echo \"$CUTOVER_HOST $found\" >> \"$COMPOSER_LOG\"\n";
 
-/// A stand-in `php`: the version from FAKE_PHP_VERSION, and no packages
-/// from path repositories.
-const FAKE_PHP: &str = "#!/bin/sh\ncase \"$2\" in *PHP_VERSION*) printf '%s' \"${FAKE_PHP_VERSION:-8.2.7}\" ;; esac\n";
+/// A stand-in `php` for the reuse's one PHP script: the key (the lock's
+/// hash and FAKE_PHP_VERSION), and no packages from path repositories.
+const FAKE_PHP: &str = "#!/bin/sh\nprintf 'composer.lock %s php %s\\n' \"$(sha256sum < composer.lock | cut -c1-64)\" \
+                        \"${FAKE_PHP_VERSION:-8.2.7}\"\n";
 
 /// A project whose app has composer files, the stand-ins on PATH, and a
 /// build step after composer that appends to a vendor file.

@@ -74,6 +74,12 @@ impl Fleet {
         &key_pair().private
     }
 
+    /// The directory every host mounts read-only at `/srv/git`.
+    #[allow(dead_code)] // the benchmark's (benches/fleet.rs)
+    pub fn git_dir(&self) -> PathBuf {
+        self.dir.path().join("git")
+    }
+
     /// The git repository mounted at `/srv/git/app.git` on the hosts.
     pub fn git(&self) -> &GitRepo {
         &self.git

@@ -106,7 +106,13 @@ impl GitRepo {
                 removed.expect("empty the work tree");
             }
         }
-        fill(&self.work);
+        self.commit_change(message, fill)
+    }
+
+    /// Lets `edit` change the work tree, commits everything and pushes it;
+    /// returns the new commit.
+    pub fn commit_change(&self, message: &str, edit: impl FnOnce(&Path)) -> String {
+        edit(&self.work);
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "--allow-empty", "-m", message]);
         self.git(&["push", "-q", "origin", "main"]);

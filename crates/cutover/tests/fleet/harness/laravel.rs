@@ -133,3 +133,31 @@ impl Fleet {
         }
     }
 }
+
+/// Makes the application's `laravel/framework` a real-sized package, as a
+/// registry would serve it: a tar of a copy of Debian's libraries (about 33
+/// MB, 4,750 PHP files, all in the class map), in `<git dir>/dist` (so
+/// `/srv/git/dist` on the hosts), from a `package` repository. Rewrites
+/// composer.json and composer.lock in the work tree (in a container of the
+/// host image, where the libraries and composer are). For the benchmark:
+/// composer and the autoloader get real work.
+#[allow(dead_code)] // the benchmark's (benches/fleet.rs)
+pub fn make_framework_heavy(git_dir: &Path, work: &Path) {
+    const SCRIPT: &str = r#"set -e
+p=$(mktemp -d); mkdir -p "$p/lib" /srv/git/dist
+(cd /usr/share/php && tar -c --exclude=./Composer --exclude=./8.2 --exclude=./data .) | tar -x -C "$p/lib"
+printf '{"name": "laravel/framework", "version": "8.83.26", "autoload": {"classmap": ["lib/"], "files": ["debian.php"]}}\n' > "$p/composer.json"
+printf '<?php\nset_include_path(__DIR__ . "/lib" . PATH_SEPARATOR . get_include_path());\nrequire_once __DIR__ . "/lib/Illuminate/autoload.php";\n' > "$p/debian.php"
+tar -C "$p" -cf /srv/git/dist/laravel-framework-8.83.26.tar composer.json debian.php lib
+cd /app && rm -rf packages composer.lock vendor
+php -r '$c = json_decode(file_get_contents("composer.json"), true); $c["repositories"] = [["packagist.org" => false], ["type" => "package", "package" => ["name" => "laravel/framework", "version" => "8.83.26", "dist" => ["type" => "tar", "url" => "/srv/git/dist/laravel-framework-8.83.26.tar"], "autoload" => ["classmap" => ["lib/"], "files" => ["debian.php"]]]]]; file_put_contents("composer.json", json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES) . "\n");'
+COMPOSER_DISABLE_NETWORK=1 COMPOSER_ALLOW_SUPERUSER=1 composer update --no-install --no-interaction --quiet
+chmod -R a+rwX /app /srv/git/dist
+"#;
+    let mounts = [format!("{}:/srv/git", git_dir.display()), format!("{}:/app", work.display())];
+    let out = Command::new("docker")
+        .args(["run", "--rm", "-v", &mounts[0], "-v", &mounts[1], "--entrypoint", "/bin/sh", image_tag(), "-c", SCRIPT])
+        .output()
+        .expect("run docker");
+    assert!(out.status.success(), "making the heavy framework package: {}", String::from_utf8_lossy(&out.stderr));
+}

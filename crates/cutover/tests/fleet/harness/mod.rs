@@ -16,6 +16,8 @@ pub use story::HostState;
 pub use fleet::{DEPLOY_PATH, Fleet, GIT_DELIVERY, HARNESS_PHP_FPM};
 pub use git::{copy_into, write_app};
 pub use laravel::{Database, Version};
+#[allow(unused_imports)] // the benchmark's (benches/fleet.rs)
+pub use laravel::{LARAVEL, make_framework_heavy};
 pub use load::{Verdict, switches};
 pub use run::{failure_of, spawn_cutover, summary, text, wait_limited};
 pub use setup::{docker_available, repo_root};
