@@ -18,6 +18,8 @@ pub enum Phase {
     Preflight,
     /// Resolve the commit to deploy.
     Resolve,
+    /// The inventory's `local_hooks.before`, here, before any host is touched.
+    BeforeRun,
     /// Take the deploy lock.
     Lock,
     /// Create the release, fetch the code, write REVISION, link shared paths.
@@ -59,6 +61,8 @@ pub enum Phase {
     Unlock,
     /// The user's own command, `cutover run`.
     Run,
+    /// The inventory's `local_hooks.after`, here, once the run ended.
+    AfterRun,
 }
 
 impl fmt::Display for Phase {

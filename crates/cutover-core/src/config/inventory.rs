@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
+use super::local_hooks::LocalHooks;
 use super::recipe::Hooks;
 use super::rollout::{HealthCheck, OnFailure, Rolling};
 
@@ -50,6 +51,9 @@ pub struct Inventory {
     /// Extra steps, run after the recipe's steps of the same hook.
     #[serde(default)]
     pub hooks: Hooks,
+    /// Commands run here, before and after a deploy or rollback.
+    #[serde(default)]
+    pub local_hooks: LocalHooks,
     /// How the fleet switches: `all-at-once` or `rolling`.
     #[serde(default = "default_strategy")]
     pub strategy: Spanned<Strategy>,

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod inventory;
 pub mod load;
+pub mod local_hooks;
 pub mod recipe;
 pub mod rollout;
 mod ssh_values;

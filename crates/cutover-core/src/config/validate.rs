@@ -11,7 +11,7 @@ use super::inventory::{Connection, Inventory};
 use super::recipe::{Hooks, Recipe, Step};
 use crate::shell::is_identifier;
 
-fn error(message: impl Into<String>) -> ConfigError {
+pub(super) fn error(message: impl Into<String>) -> ConfigError {
     ConfigError::new(Path::new(""), message)
 }
 
@@ -40,6 +40,7 @@ pub(super) fn inventory(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> 
     }
     hosts(inv)?;
     super::ssh_values::check(inv)?;
+    super::local_hooks::check(&inv.local_hooks)?;
     hooks(&inv.hooks)
 }
 

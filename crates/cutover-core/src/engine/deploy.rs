@@ -17,6 +17,7 @@ use crate::remote::probe::{self, LookupOutput, RefLookup, Snapshot};
 use crate::source;
 use crate::transport::Output;
 
+use super::around::{self, HookedRun};
 use super::failure::{FailureKind, HostFailure, LOCAL};
 use super::preflight::{self, Checks, Preflight};
 use super::session::{Patience, Session, emit_host, tail};
@@ -43,23 +44,35 @@ pub async fn deploy(ctx: &Context<'_>, request: &DeployRequest) -> Report {
         hosts: ctx.fleet.names(),
     });
     let session = Session::open(ctx);
-    let report = match build(ctx, &session, request).await {
+    let mut hooked = None;
+    let report = match build(ctx, &session, request, Some(&mut hooked)).await {
         Ok(plan) => execute::execute(ctx, &session, &plan).await,
         Err(report) => report,
     };
     session.close().await;
-    report
+    around::finish(ctx, hooked.as_ref(), report).await
 }
 
-/// Builds the plan a deploy would run, touching nothing.
+/// Builds the plan a deploy would run, touching nothing (and running no
+/// local hook).
 pub async fn plan_deploy(ctx: &Context<'_>, request: &DeployRequest) -> Result<Plan, Report> {
     let session = Session::open(ctx);
-    let plan = build(ctx, &session, request).await;
+    let plan = build(ctx, &session, request, None).await;
     session.close().await;
+    if let Err(report) = &plan {
+        ctx.emit(Event::Summary(report.summary.clone()));
+    }
     plan
 }
 
-async fn build(ctx: &Context<'_>, session: &Session, request: &DeployRequest) -> Result<Plan, Report> {
+/// Preflight, the local `before` hooks when running (`hooked` then holds
+/// what the `after` hooks are told), the commit, the plan.
+async fn build(
+    ctx: &Context<'_>,
+    session: &Session,
+    request: &DeployRequest,
+    mut hooked: Option<&mut Option<HookedRun>>,
+) -> Result<Plan, Report> {
     let inv = &ctx.loaded.inventory;
     let delivery = Delivery::of(inv);
     let reference = reference(ctx, request);
@@ -84,14 +97,24 @@ async fn build(ctx: &Context<'_>, session: &Session, request: &DeployRequest) ->
     if !failures.is_empty() {
         return Err(early_report(ctx, CommandKind::Deploy, &found, failures));
     }
+    let on_disk = found.snapshots.values().flat_map(|s| s.releases.iter().chain(&s.partial));
+    let release = ReleaseId::choose(Timestamp::now(), on_disk);
+    if let Some(slot) = hooked.as_mut() {
+        let run = slot.insert(HookedRun { command: CommandKind::Deploy, release, revision: None });
+        if let Err(failure) = around::before(ctx, run).await {
+            return Err(early_report(ctx, CommandKind::Deploy, &found, vec![failure]));
+        }
+    }
+    // After the `before` hooks: an upload packs what they built.
     let (commit, payload) = match code(ctx, session, &delivery, &reference, &found, here).await {
         Ok(found) => found,
         Err(failure) => {
             return Err(early_report(ctx, CommandKind::Deploy, &found, vec![failure]));
         }
     };
-    let on_disk = found.snapshots.values().flat_map(|s| s.releases.iter().chain(&s.partial));
-    let release = ReleaseId::choose(Timestamp::now(), on_disk);
+    if let Some(Some(run)) = hooked {
+        run.revision = Some(commit.clone());
+    }
     ctx.emit(Event::ReleaseChosen { release, commit: commit.clone() });
     Ok(plan::deploy(DeployInputs {
         loaded: ctx.loaded,
@@ -220,6 +243,5 @@ pub(crate) fn early_report(
         not_undone: None,
         hosts,
     };
-    ctx.emit(Event::Summary(summary.clone()));
     Report { summary, failures }
 }

@@ -55,7 +55,6 @@ async fn finish(ctx: &Context<'_>, session: &Session, plan: &Plan, state: RunSta
         not_undone,
         hosts: hosts.collect(),
     };
-    ctx.emit(Event::Summary(summary.clone()));
     Report { summary, failures: state.failures }
 }
 

@@ -1,6 +1,6 @@
-//! Batch hooks that run where cutover runs (a load balancer's CLI, an API
-//! call): `sh -c` in the inventory's directory, with the batch's hosts in
-//! the environment.
+//! Hooks that run where cutover runs: a batch's (a load balancer's CLI, an
+//! API call) and the run's own (`local_hooks`), each `sh -c` in the
+//! inventory's directory with what it needs to know in the environment.
 
 use std::process::Stdio;
 use std::time::Instant;
@@ -15,14 +15,14 @@ use super::failure::{FailureKind, HostFailure, LOCAL};
 use super::session::tail;
 use crate::transport::{Output, TransportError};
 
-/// Runs a batch hook here. Its failure is reported under the host `(local)`.
+/// Runs a hook here. Its failure is reported under the host `(local)`.
 pub(crate) async fn run(ctx: &Context<'_>, hook: &LocalHook) -> Result<(), HostFailure> {
     ctx.emit(Event::PhaseStarted { phase: hook.phase, hosts: vec![LOCAL.to_owned()] });
     let host_event = |state, duration_ms, failure: Option<&HostFailure>| Event::Host {
         host: LOCAL.to_owned(),
         phase: hook.phase,
         state,
-        step: None,
+        step: hook.step.clone(),
         duration_ms,
         error: failure.map(|f| f.kind.to_string()),
         output_tail: failure.and_then(|f| f.output_tail().map(str::to_owned)),

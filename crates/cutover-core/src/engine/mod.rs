@@ -25,6 +25,7 @@
 //!   under the lock or releases it.
 
 mod adhoc;
+mod around;
 mod check;
 mod compensate;
 mod decide;

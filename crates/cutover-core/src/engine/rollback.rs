@@ -9,6 +9,7 @@ use crate::release::ReleaseId;
 use crate::remote::lock::LockOwner;
 use crate::remote::probe::Snapshot;
 
+use super::around::{self, HookedRun};
 use super::deploy::early_report;
 use super::failure::{FailureKind, HostFailure};
 use super::preflight::{self, Checks};
@@ -34,29 +35,48 @@ pub async fn rollback(ctx: &Context<'_>, request: &RollbackRequest) -> Report {
         hosts: ctx.fleet.names(),
     });
     let session = Session::open(ctx);
-    let report = match build(ctx, &session, request).await {
+    let mut hooked = None;
+    let report = match build(ctx, &session, request, Some(&mut hooked)).await {
         Ok(plan) => execute::execute(ctx, &session, &plan).await,
         Err(report) => report,
     };
     session.close().await;
-    report
+    around::finish(ctx, hooked.as_ref(), report).await
 }
 
-/// Builds the plan a rollback would run, touching nothing.
+/// Builds the plan a rollback would run, touching nothing (and running no
+/// local hook).
 pub async fn plan_rollback(ctx: &Context<'_>, request: &RollbackRequest) -> Result<Plan, Report> {
     let session = Session::open(ctx);
-    let plan = build(ctx, &session, request).await;
+    let plan = build(ctx, &session, request, None).await;
     session.close().await;
+    if let Err(report) = &plan {
+        ctx.emit(Event::Summary(report.summary.clone()));
+    }
     plan
 }
 
-async fn build(ctx: &Context<'_>, session: &Session, request: &RollbackRequest) -> Result<Plan, Report> {
+/// Preflight, the target, the local `before` hooks when running (`hooked`
+/// then holds what the `after` hooks are told), the plan.
+async fn build(
+    ctx: &Context<'_>,
+    session: &Session,
+    request: &RollbackRequest,
+    hooked: Option<&mut Option<HookedRun>>,
+) -> Result<Plan, Report> {
     let found =
         preflight::probe(ctx, session, &preflight::request(ctx, None), Checks::Rollback, Phase::Preflight).await;
     let mut failures = found.failures.clone();
     if failures.is_empty() {
         match target(ctx, &found.snapshots, request) {
             Ok(target) => {
+                if let Some(slot) = hooked {
+                    let run =
+                        slot.insert(HookedRun { command: CommandKind::Rollback, release: target, revision: None });
+                    if let Err(failure) = around::before(ctx, run).await {
+                        return Err(early_report(ctx, CommandKind::Rollback, &found, vec![failure]));
+                    }
+                }
                 let owner = LockOwner::current(&ctx.loaded.inventory.application, "rollback", Some(target.to_string()));
                 return Ok(plan::rollback(RollbackInputs {
                     loaded: ctx.loaded,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use crate::config::local_hooks::LocalStep;
 use crate::event::{CommandKind, Phase};
 use crate::release::ReleaseId;
 use crate::remote::fpm::FpmCommands;
@@ -130,6 +131,8 @@ pub enum Node {
 #[derive(Clone, Debug)]
 pub struct LocalHook {
     pub phase: Phase,
+    /// Its name, for a named hook (`local_hooks`).
+    pub step: Option<String>,
     pub batch: usize,
     pub hosts: Vec<String>,
     pub command: String,
@@ -157,6 +160,8 @@ pub struct Plan {
     pub fpm: IndexMap<String, FpmCommands>,
     /// The names of the secrets the steps read from stdin.
     pub secrets: Vec<String>,
+    /// The inventory's `local_hooks`: before and after the run, here.
+    pub local_hooks: (Vec<LocalStep>, Vec<LocalStep>),
     /// Per host, where `current` pointed before the run, as read.
     pub before: IndexMap<String, Option<String>>,
     /// The tar stream of an upload delivery.

@@ -19,6 +19,13 @@ pub(super) fn text(plan: &Plan) -> String {
     for line in crate::remote::fpm::found_lines(plan.fpm.iter().map(|(h, c)| (h.as_str(), c))) {
         let _ = writeln!(out, "{line}");
     }
+    let (before, after) = &plan.local_hooks;
+    for step in before {
+        let _ = writeln!(out, "before the run, here (a failure stops it): `{}`: {}", step.name, step.run.value.trim());
+    }
+    for step in after {
+        let _ = writeln!(out, "after the run, here, whatever its outcome: `{}`: {}", step.name, step.run.value.trim());
+    }
     let mut n = 0;
     for node in &plan.nodes {
         match node {

@@ -127,7 +127,7 @@ fn hook(phase: Phase, batch: usize, hosts: &[&Target], hook: &BatchHook, owner: 
     let timeout = Duration::from_secs(hook.timeout);
     match hook.on {
         HookPlace::Local => {
-            Node::Local(LocalHook { phase, batch, hosts: names, command: hook.run.clone(), env, timeout })
+            Node::Local(LocalHook { phase, step: None, batch, hosts: names, command: hook.run.clone(), env, timeout })
         }
         HookPlace::Hosts => {
             let mut node = phase_with_env(phase, batch, hosts, &env, &hook.run, owner);

@@ -8,6 +8,7 @@ mod examples;
 mod failures;
 mod harness;
 mod lifecycle;
+mod local_hooks;
 mod locks;
 mod plan;
 mod recovery;

@@ -11,9 +11,9 @@ fn v1_page(release: &str) -> String {
     format!("v1 {release} migrations=1 batches=1 legacy clock")
 }
 
-/// What every host serves of v2, `batches` migration batches after its
-/// migration ran: the deleted class gone, the moved and the new class and
-/// the new autoload file found.
+/// What every host serves of v2 once its migration ran (a second batch):
+/// the deleted class gone, the moved and the new class and the new
+/// autoload file found, the new table read.
 fn v2_page(release: &str) -> String {
     format!("v2 {release} migrations=2 batches=2 tags=0 no-legacy clock shout helper")
 }
