@@ -115,6 +115,8 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+    /// Write a commented cutover.yaml for the application in this directory
+    Init,
     /// Print shell completions: `cutover completions bash > /etc/bash_completion.d/cutover`
     Completions {
         /// The shell

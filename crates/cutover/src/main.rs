@@ -8,6 +8,7 @@ mod cli;
 mod connector;
 mod diagnostic;
 mod exit;
+mod init;
 mod output;
 mod signals;
 
@@ -57,6 +58,7 @@ async fn run(cli: Cli) -> u8 {
             clap_complete::generate(*shell, &mut Cli::command(), "cutover", &mut std::io::stdout());
             return 0;
         }
+        Command::Init => return init_here(&cli),
         Command::Man => {
             return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
                 Ok(()) => 0,
@@ -173,7 +175,9 @@ async fn run(cli: Cli) -> u8 {
         Command::Releases => engine::releases(&ctx).await,
         Command::Check => engine::check(&ctx).await,
         Command::Unlock => engine::unlock(&ctx, &|held| confirm_unlock(&cli, held)).await,
-        Command::Completions { .. } | Command::Man => unreachable!("printed before the inventory is read"),
+        Command::Completions { .. } | Command::Man | Command::Init => {
+            unreachable!("done before the inventory is read")
+        }
         Command::Run { once, command } => engine::run_command(&ctx, &RunRequest::from_words(command, *once)).await,
         Command::Plan { rollback, revision, .. } => {
             let plan = if *rollback {
@@ -275,6 +279,48 @@ fn finish(cli: &Cli, report: &Report, log: Option<&std::path::Path>) -> u8 {
         }
     }
     exit::code(report.summary.outcome)
+}
+
+/// `cutover init`: writes the inventory for the application in this
+/// directory (`--inventory` names another file), after asking a person at a
+/// terminal unless `--yes`. Exit 2 when the file exists.
+fn init_here(cli: &Cli) -> u8 {
+    use std::io::{BufRead, IsTerminal, Write};
+    let path = cli.inventory.clone().unwrap_or_else(|| "cutover.yaml".into());
+    let other = std::path::Path::new("inventory.yaml");
+    if cli.inventory.is_none() && other.exists() {
+        report_error(cli, &init::InitError::Exists(other.to_owned()).to_string());
+        return exit::BAD_INPUT;
+    }
+    let found = init::inspect(std::path::Path::new("."));
+    let asking = !cli.yes && !cli.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if asking {
+        eprint!("{}: write {} for it? [Y/n] ", init::describe(&found), path.display());
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "" | "y" | "Y" | "yes") {
+            return exit::DONE;
+        }
+    }
+    if let Err(e) = init::write(&path, &found) {
+        report_error(cli, &e.to_string());
+        return match e {
+            init::InitError::Exists(_) => exit::BAD_INPUT,
+            init::InitError::Write(..) => exit::FAILED,
+        };
+    }
+    if cli.json {
+        let event = serde_json::json!({
+            "event": "init", "file": path, "application": found.application, "recipe": found.framework.recipe(),
+            "repository": found.git.as_ref().map(|(remote, _)| remote),
+        });
+        println!("{event}");
+    } else {
+        println!("wrote {}: {}", path.display(), init::describe(&found));
+        println!("next: set the hosts' addresses in it, then `cutover check` and `cutover plan`");
+    }
+    exit::DONE
 }
 
 fn report_error(cli: &Cli, message: &str) {

@@ -7,6 +7,7 @@ mod completions;
 mod examples;
 mod failures;
 mod harness;
+mod init;
 mod lifecycle;
 mod local_hooks;
 mod locks;
