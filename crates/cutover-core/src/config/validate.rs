@@ -291,6 +291,13 @@ fn hooks(hooks: &Hooks) -> Result<(), ConfigError> {
                 let field = format!("hooks.{hook}[{i}].{}", e.field.as_deref().unwrap_or("run"));
                 e.field(field)
             })?;
+            if step.reuse.is_some() && hook != "build" {
+                let message = format!(
+                    "step `{}`: `reuse` seeds a directory of a release being built: build steps only",
+                    step.name
+                );
+                return Err(error(message).at(&step.run.referenced).field(format!("hooks.{hook}[{i}].reuse")));
+            }
         }
     }
     Ok(())

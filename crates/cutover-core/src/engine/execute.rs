@@ -25,7 +25,8 @@ pub(crate) async fn execute(ctx: &Context<'_>, session: &Session, plan: &Plan) -
     finish(ctx, session, plan, state, outcome).await
 }
 
-/// Builds, emits and returns the summary.
+/// Builds and returns the summary (the command emits it, after its
+/// `after` local hooks).
 async fn finish(ctx: &Context<'_>, session: &Session, plan: &Plan, state: RunState, outcome: Outcome) -> Report {
     for message in &state.warnings {
         ctx.emit(Event::Warning { host: None, message: message.clone() });

@@ -258,6 +258,7 @@ fn every_rule_broken_is_refused_where_it_is_written_and_no_host_changes() {
         ("", "hooks: {build: [{name: a, run: x, when: {exists: /abs}}]}", "11:41", "hooks.build[0].when.exists"),
         ("", "hooks: {build: [{name: a, rn: x}]}", "11:27", "rn"),
         ("", "hooks: {build: [{name: a, run: x, reuse: vendr}]}", "11:42", "reuse"),
+        ("", "hooks: {after_flip: [{name: a, run: x, reuse: vendor}]}", "11:37", "hooks.after_flip[0].reuse"),
         ("", "local_hooks: {before: [{name: a, run: \"  \"}]}", "11:39", "local_hooks.before[0].run"),
         ("", "local_hooks: {after: [{name: a, run: x, timeout: 0}]}", "11:50", "local_hooks.after[0].timeout"),
         ("", "local_hooks: {during: []}", "11:15", "during"),

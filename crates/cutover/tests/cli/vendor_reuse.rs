@@ -1,6 +1,7 @@
 //! The composer step of the built-in recipes (`reuse: vendor`) starts from a
 //! copy of the live release's vendor/ when composer.lock and the PHP version
-//! are unchanged, and composer still runs in every release. Here `composer`
+//! are unchanged and nothing wrote into it after its composer step, and
+//! composer still runs in every release. Here `composer`
 //! and `php` are stand-ins on PATH that log what they found; the fleet's
 //! Laravel story runs the real ones.
 
@@ -18,22 +19,32 @@ const FAKE_COMPOSER: &str = "#!/bin/sh\nset -e\n\
     echo \"<?php // autoload for $CUTOVER_RELEASE\" > vendor/autoload.php\n\
     echo \"$CUTOVER_HOST $found\" >> \"$COMPOSER_LOG\"\n";
 
-/// A stand-in `php` for the reuse's one PHP script: the key (the lock's
-/// hash and FAKE_PHP_VERSION), and no packages from path repositories.
-const FAKE_PHP: &str = "#!/bin/sh\nprintf 'composer.lock %s php %s\\n' \"$(sha256sum < composer.lock | cut -c1-64)\" \
-                        \"${FAKE_PHP_VERSION:-8.2.7}\"\n";
+/// A stand-in `php` for the reuse's PHP program: `key` prints the lock's
+/// hash and FAKE_PHP_VERSION (no path packages); `manifest DIR` a hash of
+/// DIR's files but `.cutover-reuse`.
+const FAKE_PHP: &str = r#"#!/bin/sh
+for a in "$@"; do before=$last; last=$a; done
+if [ "$last" = key ]; then
+  printf 'composer.lock %s config - php %s\n' "$(sha256sum < composer.lock | cut -c1-64)" "${FAKE_PHP_VERSION:-8.2.7}"
+elif [ "$before" = manifest ]; then
+  find "$last" -type f ! -name .cutover-reuse | sort | xargs cat | sha256sum | cut -c1-64
+fi
+"#;
 
-/// A project whose app has composer files, the stand-ins on PATH, and a
-/// build step after composer that appends to a vendor file.
-fn project() -> Project {
-    let project =
-        Project::new("hooks:\n  build:\n    - name: patch vendor\n      run: echo patched >> vendor/acme/lib.php\n");
+/// A project whose app has composer files and the stand-ins on PATH;
+/// `extra` is appended to its inventory.
+fn project(extra: &str) -> Project {
+    let project = Project::new(extra);
     project.write("app/composer.json", "{\"require\": {}}\n");
     project.write("app/composer.lock", "{\"packages\": []}\n");
     project.write_executable("bin/composer", FAKE_COMPOSER);
     project.write_executable("bin/php", FAKE_PHP);
     project
 }
+
+/// A build step after composer that writes into vendor/.
+const PATCH_VENDOR: &str =
+    "hooks:\n  build:\n    - name: patch vendor\n      run: echo patched >> vendor/acme/lib.php\n";
 
 /// Deploys; returns the new release and its log (what the hosts printed).
 fn deploy(project: &Project, extra: &[&str], php_version: &str) -> (String, String) {
@@ -79,33 +90,63 @@ fn read(project: &Project, host: &str, release: &str, name: &str) -> String {
 
 #[test]
 fn an_unchanged_lock_seeds_vendor_with_a_copy_and_composer_still_runs() {
-    let project = project();
+    let project = project("");
     let (first, _) = deploy(&project, &[], "8.2.7");
     assert_eq!(composer_runs(&project).len(), 3, "composer ran on each host");
     assert_eq!(found_in_last_run(&project), 0, "nothing to start from");
 
-    let (second, out) = deploy(&project, &[], "8.2.7");
+    let (second, log) = deploy(&project, &[], "8.2.7");
     assert_eq!(composer_runs(&project).len(), 6, "composer runs in every release");
     assert_eq!(found_in_last_run(&project), 3, "every host started from the live vendor/");
-    assert_eq!(
-        out.matches("reuse: vendor/ copied from the live release (composer.lock and PHP 8.2.7").count(),
-        3,
-        "{out}"
-    );
+    assert_eq!(log.matches("reuse: vendor/ copied from the live release").count(), 3, "{log}");
     for host in HOSTS {
         let lib = "vendor/acme/lib.php";
         let (old, new) = (file(&project, host, &first, lib), file(&project, host, &second, lib));
         assert_ne!(old.metadata().expect("old").ino(), new.metadata().expect("new").ino(), "{host}: a copy");
-        assert_eq!(read(&project, host, &first, lib), "lib\npatched\n", "{host}: the live copy, patched once");
-        assert_eq!(read(&project, host, &second, lib), "lib\npatched\npatched\n", "{host}: the new copy");
+        assert_eq!(read(&project, host, &second, lib), "lib\n", "{host}: the same content");
         let autoload = read(&project, host, &second, "vendor/autoload.php");
         assert!(autoload.contains(&second), "{host}: the autoloader is the new release's: {autoload}");
     }
 }
 
 #[test]
+fn a_write_into_the_live_vendor_after_composer_turns_the_reuse_off() {
+    let project = project(PATCH_VENDOR);
+    let (first, _) = deploy(&project, &[], "8.2.7");
+    let (second, log) = deploy(&project, &[], "8.2.7");
+    assert_eq!(found_in_last_run(&project), 0, "built afresh, as --full-build would");
+    assert_eq!(log.matches("changed after its composer step").count(), 3, "{log}");
+    for host in HOSTS {
+        let lib = "vendor/acme/lib.php";
+        assert_eq!(read(&project, host, &first, lib), "lib\npatched\n", "{host}: the live copy, patched once");
+        assert_eq!(read(&project, host, &second, lib), "lib\npatched\n", "{host}: the new one, patched once");
+    }
+}
+
+#[test]
+fn a_live_vendor_written_at_run_time_or_that_cannot_be_copied_is_built_afresh() {
+    let project = project("");
+    deploy(&project, &[], "8.2.7");
+    // The application writes a cache into web1's live vendor/; on web2 the
+    // copy fails (a stand-in `cp` refusing it, as for a file the deploy
+    // user cannot read).
+    let live = project.deploy_path("web1").join("current/vendor/acme/cache.php");
+    std::fs::write(live, "<?php // a cache").expect("write into vendor/");
+    let refusing = "#!/bin/sh\ncase \"$*\" in *web2*current/vendor*) echo 'cp: Permission denied' >&2; exit 1 ;; esac\nexec /bin/cp \"$@\"\n";
+    project.write_executable("bin/cp", refusing);
+    let (_, log) = deploy(&project, &[], "8.2.7");
+    assert!(log.contains("web2 stdout | reuse: the live release's vendor/ could not be copied"), "{log}");
+    let runs = composer_runs(&project);
+    let last: Vec<&str> = runs.iter().rev().take(3).map(String::as_str).collect();
+    assert!(
+        last.contains(&"web1 empty") && last.contains(&"web2 empty") && last.contains(&"web3 found"),
+        "{last:?}\n{log}"
+    );
+}
+
+#[test]
 fn full_build_a_changed_lock_or_another_php_starts_from_nothing() {
-    let project = project();
+    let project = project("");
     deploy(&project, &[], "8.2.7");
 
     deploy(&project, &["--full-build"], "8.2.7");
