@@ -75,6 +75,18 @@ impl GitRepo {
         let fixture = repo_root().join("tests/fixtures/laravel-app");
         self.commit_tree(&format!("laravel {version:?}"), |work| {
             copy_into(&fixture.join("base"), work);
+            // acme/greeting, from a `package` repository's tar in the
+            // application (composer.lock holds no checksum for it).
+            std::fs::create_dir_all(work.join("dists")).expect("dists");
+            let status = Command::new("tar")
+                .arg("-C")
+                .arg(fixture.join("greeting"))
+                .arg("-cf")
+                .arg(work.join("dists/acme-greeting-1.0.0.tar"))
+                .args(["composer.json", "src"])
+                .status()
+                .expect("run tar");
+            assert!(status.success(), "tar of acme/greeting");
             if let Version::V2 = version {
                 copy_into(&fixture.join("v2"), work);
                 for gone in ["app/Support/Legacy.php", "lib/Clock.php"] {
