@@ -3,8 +3,9 @@
 //! touched (a failure stops the run there), `after` once the run ended,
 //! whatever its outcome (a failure is a warning). Each sees
 //! `CUTOVER_COMMAND`, `CUTOVER_APPLICATION`, `CUTOVER_RELEASE` and
-//! `CUTOVER_HOSTS`; `after` also `CUTOVER_OUTCOME` and, once it is known,
-//! `CUTOVER_REVISION`.
+//! `CUTOVER_HOSTS`; `after` also `CUTOVER_OUTCOME`; both `CUTOVER_REVISION`
+//! once it is known (git delivery resolves it before `before`; an upload
+//! packs the directory after it).
 
 use std::time::Duration;
 

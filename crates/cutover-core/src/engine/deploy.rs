@@ -76,45 +76,27 @@ async fn build(
     let inv = &ctx.loaded.inventory;
     let delivery = Delivery::of(inv);
     let reference = reference(ctx, request);
-    let resolve = match &delivery {
-        Delivery::Git { repository } if !source::is_commit_id(&reference) => Some((repository.as_str(), inv.resolve)),
-        _ => None,
-    };
-    let mut request_probe = preflight::request(ctx, Some(&delivery));
-    if let Some((repository, Resolve::Host)) = resolve {
-        request_probe.lookup = Some(RefLookup { repository, reference: &reference });
-    }
-    // Resolving from here overlaps the probe: neither waits for the other.
-    let here = async {
-        match resolve {
-            Some((repository, Resolve::Local)) => Some(source::resolve_here(repository, &reference).await),
-            _ => None,
-        }
-    };
-    let (found, here) =
-        tokio::join!(preflight::probe(ctx, session, &request_probe, Checks::Deploy, Phase::Preflight), here);
-    let failures = found.failures.clone();
-    if !failures.is_empty() {
-        return Err(early_report(ctx, CommandKind::Deploy, &found, failures));
+    let (found, here) = probe(ctx, session, &delivery, &reference).await;
+    if !found.failures.is_empty() {
+        return Err(early_report(ctx, CommandKind::Deploy, &found, found.failures.clone()));
     }
     let on_disk = found.snapshots.values().flat_map(|s| s.releases.iter().chain(&s.partial));
     let release = ReleaseId::choose(Timestamp::now(), on_disk);
-    if let Some(slot) = hooked.as_mut() {
-        let run = slot.insert(HookedRun { command: CommandKind::Deploy, release, revision: None });
-        if let Err(failure) = around::before(ctx, run).await {
-            return Err(early_report(ctx, CommandKind::Deploy, &found, vec![failure]));
+    let fail = |failure| early_report(ctx, CommandKind::Deploy, &found, vec![failure]);
+    // Git: the commit first, so that the hooks are told it and a failed
+    // lookup runs none. An upload packs what the `before` hooks built.
+    let (commit, payload) = if let Delivery::Git { .. } = delivery {
+        let code = code(ctx, session, &delivery, &reference, &found, here).await.map_err(fail)?;
+        before_hooks(ctx, &mut hooked, release, Some(code.0.clone())).await.map_err(fail)?;
+        code
+    } else {
+        before_hooks(ctx, &mut hooked, release, None).await.map_err(fail)?;
+        let code = code(ctx, session, &delivery, &reference, &found, here).await.map_err(fail)?;
+        if let Some(Some(run)) = hooked {
+            run.revision = Some(code.0.clone());
         }
-    }
-    // After the `before` hooks: an upload packs what they built.
-    let (commit, payload) = match code(ctx, session, &delivery, &reference, &found, here).await {
-        Ok(found) => found,
-        Err(failure) => {
-            return Err(early_report(ctx, CommandKind::Deploy, &found, vec![failure]));
-        }
+        code
     };
-    if let Some(Some(run)) = hooked {
-        run.revision = Some(commit.clone());
-    }
     ctx.emit(Event::ReleaseChosen { release, commit: commit.clone() });
     Ok(plan::deploy(DeployInputs {
         loaded: ctx.loaded,
@@ -129,6 +111,47 @@ async fn build(
         rollout: Rollout::new(ctx.loaded, request.mode, request.batch.clone()),
         full_build: request.full_build,
     }))
+}
+
+/// Preflight on every host and, overlapping it, the commit's lookup from
+/// here when git delivery resolves it here (the primary's probe does it
+/// with `resolve: host`).
+async fn probe(
+    ctx: &Context<'_>,
+    session: &Session,
+    delivery: &Delivery,
+    reference: &str,
+) -> (Preflight, Option<Result<String, source::SourceError>>) {
+    let inv = &ctx.loaded.inventory;
+    let resolve = match delivery {
+        Delivery::Git { repository } if !source::is_commit_id(reference) => Some((repository.as_str(), inv.resolve)),
+        _ => None,
+    };
+    let mut request_probe = preflight::request(ctx, Some(delivery));
+    if let Some((repository, Resolve::Host)) = resolve {
+        request_probe.lookup = Some(RefLookup { repository, reference });
+    }
+    // Resolving from here overlaps the probe: neither waits for the other.
+    let here = async {
+        match resolve {
+            Some((repository, Resolve::Local)) => Some(source::resolve_here(repository, reference).await),
+            _ => None,
+        }
+    };
+    tokio::join!(preflight::probe(ctx, session, &request_probe, Checks::Deploy, Phase::Preflight), here)
+}
+
+/// The `before` local hooks, when running (not planning): `hooked` then
+/// holds what the `after` hooks are told.
+async fn before_hooks(
+    ctx: &Context<'_>,
+    hooked: &mut Option<&mut Option<HookedRun>>,
+    release: ReleaseId,
+    revision: Option<String>,
+) -> Result<(), HostFailure> {
+    let Some(slot) = hooked.as_mut() else { return Ok(()) };
+    let run = slot.insert(HookedRun { command: CommandKind::Deploy, release, revision });
+    around::before(ctx, run).await
 }
 
 /// The branch, tag or commit asked for: `--revision`, else the inventory's.

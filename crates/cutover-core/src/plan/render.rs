@@ -19,13 +19,7 @@ pub(super) fn text(plan: &Plan) -> String {
     for line in crate::remote::fpm::found_lines(plan.fpm.iter().map(|(h, c)| (h.as_str(), c))) {
         let _ = writeln!(out, "{line}");
     }
-    let (before, after) = &plan.local_hooks;
-    for step in before {
-        let _ = writeln!(out, "before the run, here (a failure stops it): `{}`: {}", step.name, step.run.value.trim());
-    }
-    for step in after {
-        let _ = writeln!(out, "after the run, here, whatever its outcome: `{}`: {}", step.name, step.run.value.trim());
-    }
+    local_hooks(&mut out, plan);
     let mut n = 0;
     for node in &plan.nodes {
         match node {
@@ -69,6 +63,17 @@ pub(super) fn text(plan: &Plan) -> String {
     let _ = writeln!(out, "\n[on failure after switching began: {:?}]", plan.rollout.on_failure);
     scripts(&mut out, &plan.undo);
     out
+}
+
+/// The inventory's `local_hooks`, which the plan runs none of.
+fn local_hooks(out: &mut String, plan: &Plan) {
+    let (before, after) = &plan.local_hooks;
+    for step in before {
+        let _ = writeln!(out, "before the run, here (a failure stops it): `{}`: {}", step.name, step.run.value.trim());
+    }
+    for step in after {
+        let _ = writeln!(out, "after the run, here, whatever its outcome: `{}`: {}", step.name, step.run.value.trim());
+    }
 }
 
 /// Each distinct script once, under the hosts that run it.

@@ -42,11 +42,18 @@ async fn symfony_deploys_with_a_warm_cache_and_installed_assets() {
         );
     }
     commit_symfony(&fleet, "v1");
-    let extra = format!("{GIT_DELIVERY}shared:\n  files: [.env]\n");
+    // A local `before` hook records what it is told: with git delivery,
+    // the commit too.
+    let hook = "local_hooks:\n  before:\n    - name: record\n      run: env | grep '^CUTOVER_' | sort > before.env\n";
+    let extra = format!("{GIT_DELIVERY}shared:\n  files: [.env]\n{hook}");
     fleet.write_inventory_edited(&extra, &[("recipe: php", "recipe: symfony")]);
 
     let v1 = fleet.deploy_ok();
     assert_serving(&fleet, "v1", &v1);
+    let told = std::fs::read_to_string(fleet.project().join("before.env")).expect("before.env");
+    for line in [format!("CUTOVER_REVISION={}", fleet.git().head()), format!("CUTOVER_RELEASE={v1}")] {
+        assert!(told.lines().any(|l| l == line), "{line} in:\n{told}");
+    }
     assert_eq!(fleet.vendor_copies(), 0, "nothing to copy from");
 
     // composer.lock unchanged: vendor/ starts from a copy, and composer's
