@@ -116,7 +116,12 @@ pub enum Command {
         command: Vec<String>,
     },
     /// Write a commented cutover.yaml for the application in this directory
-    Init,
+    Init {
+        /// Carry over another tool's settings (hosts, roles, deploy path,
+        /// repository, branch, keep releases, shared files and dirs)
+        #[arg(long, value_enum, value_name = "TOOL")]
+        from: Option<crate::init::FromTool>,
+    },
     /// Print shell completions: `cutover completions bash > /etc/bash_completion.d/cutover`
     Completions {
         /// The shell
