@@ -116,12 +116,7 @@ pub enum Command {
         command: Vec<String>,
     },
     /// Write a commented cutover.yaml for the application in this directory
-    Init {
-        /// Carry over another tool's settings (hosts, roles, deploy path,
-        /// repository, branch, keep releases, shared files and dirs)
-        #[arg(long, value_enum, value_name = "TOOL")]
-        from: Option<crate::init::FromTool>,
-    },
+    Init,
     /// Print shell completions: `cutover completions bash > /etc/bash_completion.d/cutover`
     Completions {
         /// The shell

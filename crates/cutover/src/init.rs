@@ -6,34 +6,9 @@
 //! keeps between releases, and one placeholder host. It never overwrites a
 //! file.
 
-mod capistrano;
-mod deployer;
-mod import;
-
-use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-pub use import::Imported;
-use import::ImportedHost;
-
-/// Another tool whose settings `--from` carries over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum FromTool {
-    /// config/deploy.rb and config/deploy/*.rb
-    Capistrano,
-    /// deploy.php or deploy.yaml
-    Deployer,
-}
-
-/// Reads `tool`'s settings in `dir`.
-pub fn import(tool: FromTool, dir: &Path) -> Result<Imported, InitError> {
-    match tool {
-        FromTool::Capistrano => capistrano::read(dir),
-        FromTool::Deployer => deployer::read(dir),
-    }
-}
 
 /// What was found in the application's directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +65,9 @@ pub fn inspect(dir: &Path) -> Found {
     };
     let application = std::path::absolute(dir)
         .ok()
-        .and_then(|d| d.file_name().map(|n| name(&n.to_string_lossy())))
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .map(|n| n.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect())
+        .filter(|n: &String| !n.is_empty())
         .unwrap_or_else(|| "app".to_owned());
     let git = git(dir, &["remote", "get-url", "origin"]).zip(git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]));
     Found { application, framework, git }
@@ -102,144 +79,68 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     (out.status.success() && !text.is_empty() && text != "HEAD").then_some(text)
 }
 
-/// The inventory for what was found, with what `--from` carried over.
-pub fn inventory(found: &Found, imported: &Imported) -> String {
-    // JSON strings are YAML's double-quoted scalars: any value reads back
-    // as written.
+/// The inventory for what was found.
+pub fn inventory(found: &Found) -> String {
+    let app = &found.application;
+    // JSON strings are YAML's double-quoted scalars: any URL or branch name
+    // reads back as written.
     let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let app = imported.application.as_deref().map(name).unwrap_or_else(|| found.application.clone());
-    let git = match (&imported.repository, &found.git) {
-        (Some(repository), _) => Some((repository.clone(), imported.branch.clone())),
-        (None, Some((remote, branch))) => Some((remote.clone(), Some(branch.clone()))),
-        (None, None) => None,
+    let delivery = match &found.git {
+        Some((remote, branch)) => format!(
+            "# Every host fetches the repository (give the hosts a deploy key); the\n\
+             # branch is resolved to one commit, once, for every host.\n\
+             repository: {}\n\
+             branch: {}\n",
+            quoted(remote),
+            quoted(branch)
+        ),
+        None => "# No git remote found: this directory is uploaded to every host.\n\
+                 source: .\n\
+                 exclude: [vendor, node_modules, .cutover]\n"
+            .to_owned(),
     };
-    let mut out = String::new();
-    let _ = writeln!(out, "# cutover.yaml for {app}, written by `cutover init`: see docs/inventory.md.");
-    if !imported.files.is_empty() {
-        let _ = writeln!(out, "# Carried over from {}.", imported.files.join(", "));
-    }
-    let _ = writeln!(out, "# Check the hosts with `cutover check`; see every command with `cutover plan`.");
-    let _ = writeln!(out, "application: {app}");
-    let _ = writeln!(out, "deploy_path: {}", quoted(&deploy_path(imported, &app)));
-    let _ = writeln!(out, "keep_releases: {}", imported.keep_releases.unwrap_or(5).max(2));
-    match git {
-        Some((repository, branch)) => {
-            let _ = writeln!(out, "# Every host fetches the repository (give the hosts a deploy key); the");
-            let _ = writeln!(out, "# branch is resolved to one commit, once, for every host.");
-            let _ = writeln!(out, "repository: {}", quoted(&repository));
-            if let Some(branch) = branch {
-                let _ = writeln!(out, "branch: {}", quoted(&branch));
-            }
-        }
-        None => {
-            let _ = writeln!(out, "# No git remote found: this directory is uploaded to every host.");
-            let _ = writeln!(out, "source: .\nexclude: [vendor, node_modules, .cutover]");
-        }
-    }
-    let recipe = imported.recipe.unwrap_or_else(|| found.framework.recipe());
-    let _ = writeln!(out, "recipe: {recipe}                    # php, laravel, symfony, or a path to your own");
-    if imported.shared_files.is_empty() && imported.shared_dirs.is_empty() {
-        out.push_str(found.framework.shared());
-    } else {
-        let list = |items: &[String]| items.iter().map(|i| quoted(i)).collect::<Vec<_>>().join(", ");
-        let _ = writeln!(
-            out,
-            "shared:\n  files: [{}]\n  dirs: [{}]",
-            list(&imported.shared_files),
-            list(&imported.shared_dirs)
-        );
-    }
-    out.push_str(
-        "# php_fpm: unset, cutover finds the PHP-FPM service on each host and reloads it\n\
+    let recipe = found.framework.recipe();
+    let shared = found.framework.shared();
+    format!(
+        "# cutover.yaml for {app}, written by `cutover init`: see docs/inventory.md.\n\
+         # Check the hosts with `cutover check`; see every command with `cutover plan`.\n\
+         application: {app}\n\
+         deploy_path: /var/www/{app}        # absolute; the same on every host\n\
+         keep_releases: 5\n\
+         {delivery}\
+         recipe: {recipe}                    # php, laravel, symfony, or a path to your own\n\
+         {shared}\
+         # php_fpm: unset, cutover finds the PHP-FPM service on each host and reloads it\n\
          # through `sudo -n`; `cutover plan` prints the commands and the sudo rule.\n\
-         defaults:\n  connection: ssh\n  user: deploy\n  # identity_file: ~/.ssh/id_ed25519\n  \
-         host_key_checking: strict      # the host's key must be in known_hosts\nhosts:\n",
-    );
-    hosts(&mut out, &imported.hosts);
-    if !imported.left.is_empty() {
-        let _ = writeln!(out, "# Not carried over (write what you need as hooks or settings):");
-        for line in &imported.left {
-            let _ = writeln!(out, "#   {line}");
-        }
-    }
-    out
-}
-
-/// The hosts, or one placeholder; the first `primary` (or the first host)
-/// gets the `primary` role.
-fn hosts(out: &mut String, imported: &[ImportedHost]) {
-    if imported.is_empty() {
-        out.push_str(
-            "  - name: web1\n    address: 203.0.113.10         # a placeholder: your server's address\n    \
-             roles: [primary, web]         # the primary runs `once` steps (migrations)\n",
-        );
-        return;
-    }
-    let primary = imported.iter().position(|h| h.primary).unwrap_or(0);
-    for (i, host) in imported.iter().enumerate() {
-        let mut roles: Vec<String> = host.roles.iter().map(|r| name(r)).collect();
-        if i == primary && !roles.iter().any(|r| r == "primary") {
-            roles.insert(0, "primary".to_owned());
-        }
-        let _ = writeln!(
-            out,
-            "  - name: {}\n    address: {}",
-            name(&host.name),
-            serde_json::to_string(&host.address).unwrap_or_default()
-        );
-        if let Some(user) = &host.user {
-            let _ = writeln!(out, "    user: {}", serde_json::to_string(user).unwrap_or_default());
-        }
-        if let Some(port) = host.port {
-            let _ = writeln!(out, "    port: {port}");
-        }
-        if !roles.is_empty() {
-            let _ = writeln!(out, "    roles: [{}]", roles.join(", "));
-        }
-    }
-}
-
-/// The deploy path: the one carried over when absolute (`~/x` read as the
-/// first host's `/home/<user>/x`), else `/var/www/<application>`.
-fn deploy_path(imported: &Imported, app: &str) -> String {
-    let user = imported.hosts.iter().find_map(|h| h.user.clone()).unwrap_or_else(|| "deploy".to_owned());
-    match imported.deploy_path.as_deref() {
-        Some(path) if path.starts_with('/') => path.to_owned(),
-        Some(path) if path.starts_with("~/") => format!("/home/{user}/{}", &path[2..]),
-        _ => format!("/var/www/{app}"),
-    }
-}
-
-/// A name made of letters, digits, `-`, `_` and `.`.
-fn name(text: &str) -> String {
-    let cleaned: String =
-        text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' }).collect();
-    if cleaned.is_empty() { "app".to_owned() } else { cleaned }
+         defaults:\n\
+         \x20 connection: ssh\n\
+         \x20 user: deploy\n\
+         \x20 # identity_file: ~/.ssh/id_ed25519\n\
+         \x20 host_key_checking: strict      # the host's key must be in known_hosts\n\
+         hosts:\n\
+         \x20 - name: web1\n\
+         \x20   address: 203.0.113.10         # a placeholder: your server's address\n\
+         \x20   roles: [primary, web]         # the primary runs `once` steps (migrations)\n"
+    )
 }
 
 /// What was found, for people: `a Laravel application, shop, from
 /// git@host:acme/shop.git (main)`.
-pub fn describe(found: &Found, imported: &Imported) -> String {
-    let framework = match imported.recipe.unwrap_or_else(|| found.framework.recipe()) {
-        "laravel" => "a Laravel application",
-        "symfony" => "a Symfony application",
-        _ => "a PHP application",
+pub fn describe(found: &Found) -> String {
+    let framework = match found.framework {
+        Framework::Laravel => "a Laravel application",
+        Framework::Symfony => "a Symfony application",
+        Framework::Php => "a PHP application",
     };
-    let app = imported.application.as_deref().unwrap_or(&found.application);
-    let from = match (&imported.repository, &found.git) {
-        (Some(repository), _) => format!("from {repository}"),
-        (None, Some((remote, branch))) => format!("from {remote} ({branch})"),
-        (None, None) => "uploaded from this directory (no git remote `origin`)".to_owned(),
+    let from = match &found.git {
+        Some((remote, branch)) => format!("from {remote} ({branch})"),
+        None => "uploaded from this directory (no git remote `origin`)".to_owned(),
     };
-    let hosts = match imported.hosts.len() {
-        0 => String::new(),
-        n => format!(", {n} host(s)"),
-    };
-    format!("{framework}, {app}, {from}{hosts}")
+    format!("{framework}, {}, {from}", found.application)
 }
 
 /// Writes the inventory for `found` to `path`, never over an existing file.
-pub fn write(path: &Path, found: &Found, imported: &Imported) -> Result<(), InitError> {
+pub fn write(path: &Path, found: &Found) -> Result<(), InitError> {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             InitError::Exists(path.to_owned())
@@ -247,7 +148,7 @@ pub fn write(path: &Path, found: &Found, imported: &Imported) -> Result<(), Init
             InitError::Write(path.to_owned(), e)
         }
     })?;
-    file.write_all(inventory(found, imported).as_bytes()).map_err(|e| InitError::Write(path.to_owned(), e))
+    file.write_all(inventory(found).as_bytes()).map_err(|e| InitError::Write(path.to_owned(), e))
 }
 
 /// Why `init` wrote nothing.
@@ -257,10 +158,6 @@ pub enum InitError {
     Exists(PathBuf),
     #[error("could not write {0}: {1}")]
     Write(PathBuf, std::io::Error),
-    #[error("could not read {0}: {1}")]
-    Read(PathBuf, std::io::Error),
-    #[error("{0}: {1}")]
-    Parse(PathBuf, String),
 }
 
 #[cfg(test)]

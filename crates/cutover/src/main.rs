@@ -58,7 +58,7 @@ async fn run(cli: Cli) -> u8 {
             clap_complete::generate(*shell, &mut Cli::command(), "cutover", &mut std::io::stdout());
             return 0;
         }
-        Command::Init { from } => return init_here(&cli, *from),
+        Command::Init => return init_here(&cli),
         Command::Man => {
             return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
                 Ok(()) => 0,
@@ -175,7 +175,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Releases => engine::releases(&ctx).await,
         Command::Check => engine::check(&ctx).await,
         Command::Unlock => engine::unlock(&ctx, &|held| confirm_unlock(&cli, held)).await,
-        Command::Completions { .. } | Command::Man | Command::Init { .. } => {
+        Command::Completions { .. } | Command::Man | Command::Init => {
             unreachable!("done before the inventory is read")
         }
         Command::Run { once, command } => engine::run_command(&ctx, &RunRequest::from_words(command, *once)).await,
@@ -284,7 +284,7 @@ fn finish(cli: &Cli, report: &Report, log: Option<&std::path::Path>) -> u8 {
 /// `cutover init`: writes the inventory for the application in this
 /// directory (`--inventory` names another file), after asking a person at a
 /// terminal unless `--yes`. Exit 2 when the file exists.
-fn init_here(cli: &Cli, from: Option<init::FromTool>) -> u8 {
+fn init_here(cli: &Cli) -> u8 {
     use std::io::{BufRead, IsTerminal, Write};
     let path = cli.inventory.clone().unwrap_or_else(|| "cutover.yaml".into());
     let other = std::path::Path::new("inventory.yaml");
@@ -292,18 +292,10 @@ fn init_here(cli: &Cli, from: Option<init::FromTool>) -> u8 {
         report_error(cli, &init::InitError::Exists(other.to_owned()).to_string());
         return exit::BAD_INPUT;
     }
-    let here = std::path::Path::new(".");
-    let found = init::inspect(here);
-    let imported = match from.map(|tool| init::import(tool, here)).transpose() {
-        Ok(imported) => imported.unwrap_or_default(),
-        Err(e) => {
-            report_error(cli, &e.to_string());
-            return exit::BAD_INPUT;
-        }
-    };
+    let found = init::inspect(std::path::Path::new("."));
     let asking = !cli.yes && !cli.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if asking {
-        eprint!("{}: write {} for it? [Y/n] ", init::describe(&found, &imported), path.display());
+        eprint!("{}: write {} for it? [Y/n] ", init::describe(&found), path.display());
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -311,30 +303,22 @@ fn init_here(cli: &Cli, from: Option<init::FromTool>) -> u8 {
             return exit::DONE;
         }
     }
-    if let Err(e) = init::write(&path, &found, &imported) {
+    if let Err(e) = init::write(&path, &found) {
         report_error(cli, &e.to_string());
         return match e {
             init::InitError::Exists(_) => exit::BAD_INPUT,
-            init::InitError::Write(..) | init::InitError::Read(..) | init::InitError::Parse(..) => exit::FAILED,
+            init::InitError::Write(..) => exit::FAILED,
         };
     }
     if cli.json {
         let event = serde_json::json!({
-            "event": "init", "file": path, "application": found.application,
-            "recipe": imported.recipe.unwrap_or_else(|| found.framework.recipe()),
-            "repository": imported.repository.as_ref().or(found.git.as_ref().map(|(remote, _)| remote)),
-            "hosts": imported.hosts.len(), "not_carried_over": imported.left,
+            "event": "init", "file": path, "application": found.application, "recipe": found.framework.recipe(),
+            "repository": found.git.as_ref().map(|(remote, _)| remote),
         });
         println!("{event}");
     } else {
-        println!("wrote {}: {}", path.display(), init::describe(&found, &imported));
-        if !imported.left.is_empty() {
-            println!("not carried over (listed at the end of {}):", path.display());
-            for line in &imported.left {
-                println!("  {line}");
-            }
-        }
-        println!("next: check the hosts in it, then `cutover check` and `cutover plan`");
+        println!("wrote {}: {}", path.display(), init::describe(&found));
+        println!("next: set the hosts' addresses in it, then `cutover check` and `cutover plan`");
     }
     exit::DONE
 }
