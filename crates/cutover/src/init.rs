@@ -16,8 +16,12 @@ pub struct Found {
     /// The directory's name, as the application's name.
     pub application: String,
     pub framework: Framework,
-    /// The `origin` remote and the branch checked out, when it is a git work tree.
-    pub git: Option<(String, String)>,
+    /// The `origin` remote (without credentials), when there is one.
+    pub repository: Option<String>,
+    /// The branch checked out (none on a detached HEAD, as in CI).
+    pub branch: Option<String>,
+    /// Whether credentials were removed from the remote's URL.
+    pub credentials_removed: bool,
 }
 
 /// The framework the directory holds.
@@ -69,8 +73,24 @@ pub fn inspect(dir: &Path) -> Found {
         .map(|n| n.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect())
         .filter(|n: &String| !n.is_empty())
         .unwrap_or_else(|| "app".to_owned());
-    let git = git(dir, &["remote", "get-url", "origin"]).zip(git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]));
-    Found { application, framework, git }
+    let remote = git(dir, &["remote", "get-url", "origin"]);
+    let (repository, credentials_removed) = match remote.as_deref().map(without_credentials) {
+        Some((url, removed)) => (Some(url), removed),
+        None => (None, false),
+    };
+    let branch = git(dir, &["symbolic-ref", "--short", "-q", "HEAD"]);
+    Found { application, framework, repository, branch, credentials_removed }
+}
+
+/// `url` without a `user:password@` (a token) in it, and whether there was
+/// one: the inventory is shared, and the hosts authenticate on their own.
+fn without_credentials(url: &str) -> (String, bool) {
+    let Some((scheme, rest)) = url.split_once("://") else { return (url.to_owned(), false) };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rsplit_once('@') {
+        Some((_, host)) => (format!("{scheme}://{host}{}", &rest[host_end..]), true),
+        None => (url.to_owned(), false),
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
@@ -79,33 +99,37 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     (out.status.success() && !text.is_empty() && text != "HEAD").then_some(text)
 }
 
-/// The inventory for what was found.
-pub fn inventory(found: &Found) -> String {
+/// The inventory for what was found; `source` is this directory as seen
+/// from the inventory's own (`.` when it is written here).
+pub fn inventory(found: &Found, source: &str) -> String {
     let app = &found.application;
     // JSON strings are YAML's double-quoted scalars: any URL or branch name
     // reads back as written.
     let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let delivery = match &found.git {
-        Some((remote, branch)) => format!(
+    let delivery = match (&found.repository, &found.branch) {
+        (Some(repository), branch) => format!(
             "# Every host fetches the repository (give the hosts a deploy key); the\n\
              # branch is resolved to one commit, once, for every host.\n\
              repository: {}\n\
-             branch: {}\n",
-            quoted(remote),
-            quoted(branch)
+             {}",
+            quoted(repository),
+            branch.as_ref().map_or_else(|| "# branch: main\n".to_owned(), |b| format!("branch: {}\n", quoted(b)))
         ),
-        None => "# No git remote found: this directory is uploaded to every host.\n\
-                 source: .\n\
-                 exclude: [vendor, node_modules, .cutover]\n"
-            .to_owned(),
+        (None, _) => format!(
+            "# No git remote found: this directory is uploaded to every host.\n\
+             source: {}\n\
+             exclude: [vendor, node_modules, .cutover]\n",
+            quoted(source)
+        ),
     };
     let recipe = found.framework.recipe();
     let shared = found.framework.shared();
+    let quoted_app = quoted(app);
     format!(
         "# cutover.yaml for {app}, written by `cutover init`: see docs/inventory.md.\n\
          # Check the hosts with `cutover check`; see every command with `cutover plan`.\n\
-         application: {app}\n\
-         deploy_path: /var/www/{app}        # absolute; the same on every host\n\
+         application: {quoted_app}\n\
+         deploy_path: \"/var/www/{app}\"      # absolute; the same on every host\n\
          keep_releases: 5\n\
          {delivery}\
          recipe: {recipe}                    # php, laravel, symfony, or a path to your own\n\
@@ -132,15 +156,16 @@ pub fn describe(found: &Found) -> String {
         Framework::Symfony => "a Symfony application",
         Framework::Php => "a PHP application",
     };
-    let from = match &found.git {
-        Some((remote, branch)) => format!("from {remote} ({branch})"),
-        None => "uploaded from this directory (no git remote `origin`)".to_owned(),
+    let from = match (&found.repository, &found.branch) {
+        (Some(repository), Some(branch)) => format!("from {repository} ({branch})"),
+        (Some(repository), None) => format!("from {repository} (no branch checked out: set `branch`)"),
+        (None, _) => "uploaded from this directory (no git remote `origin`)".to_owned(),
     };
     format!("{framework}, {}, {from}", found.application)
 }
 
 /// Writes the inventory for `found` to `path`, never over an existing file.
-pub fn write(path: &Path, found: &Found) -> Result<(), InitError> {
+pub fn write(path: &Path, found: &Found, source: &str) -> Result<(), InitError> {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             InitError::Exists(path.to_owned())
@@ -148,7 +173,7 @@ pub fn write(path: &Path, found: &Found) -> Result<(), InitError> {
             InitError::Write(path.to_owned(), e)
         }
     })?;
-    file.write_all(inventory(found).as_bytes()).map_err(|e| InitError::Write(path.to_owned(), e))
+    file.write_all(inventory(found, source).as_bytes()).map_err(|e| InitError::Write(path.to_owned(), e))
 }
 
 /// Why `init` wrote nothing.
@@ -160,9 +185,32 @@ pub enum InitError {
     Write(PathBuf, std::io::Error),
 }
 
+/// This directory as seen from the directory of the inventory at `path`
+/// (relative, made only of normal components, or absolute).
+pub fn source_from(path: &Path) -> String {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    match parent {
+        None => ".".to_owned(),
+        Some(p) if p.is_relative() && p.components().all(|c| matches!(c, std::path::Component::Normal(_))) => {
+            vec![".."; p.components().count()].join("/")
+        }
+        Some(_) => std::path::absolute(".").map_or_else(|_| ".".to_owned(), |d| d.display().to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn takes_credentials_out_of_a_remote_and_finds_this_directory_from_the_inventory() {
+        let token = "https://me:ghp_secret@github.com/acme/shop.git";
+        assert_eq!(without_credentials(token), ("https://github.com/acme/shop.git".to_owned(), true));
+        let ssh = "git@github.com:acme/shop.git";
+        assert_eq!(without_credentials(ssh), (ssh.to_owned(), false));
+        assert_eq!(source_from(Path::new("cutover.yaml")), ".");
+        assert_eq!(source_from(Path::new("deploy/prod/cutover.yaml")), "../..");
+    }
 
     #[test]
     fn finds_the_framework_by_its_entry_point() {

@@ -292,6 +292,10 @@ fn init_here(cli: &Cli) -> u8 {
         report_error(cli, &init::InitError::Exists(other.to_owned()).to_string());
         return exit::BAD_INPUT;
     }
+    if path.exists() {
+        report_error(cli, &init::InitError::Exists(path.clone()).to_string());
+        return exit::BAD_INPUT;
+    }
     let found = init::inspect(std::path::Path::new("."));
     let asking = !cli.yes && !cli.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if asking {
@@ -300,10 +304,11 @@ fn init_here(cli: &Cli) -> u8 {
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim(), "" | "y" | "Y" | "yes") {
+            eprintln!("nothing written");
             return exit::DONE;
         }
     }
-    if let Err(e) = init::write(&path, &found) {
+    if let Err(e) = init::write(&path, &found, &init::source_from(&path)) {
         report_error(cli, &e.to_string());
         return match e {
             init::InitError::Exists(_) => exit::BAD_INPUT,
@@ -313,11 +318,14 @@ fn init_here(cli: &Cli) -> u8 {
     if cli.json {
         let event = serde_json::json!({
             "event": "init", "file": path, "application": found.application, "recipe": found.framework.recipe(),
-            "repository": found.git.as_ref().map(|(remote, _)| remote),
+            "repository": found.repository, "branch": found.branch,
         });
         println!("{event}");
     } else {
         println!("wrote {}: {}", path.display(), init::describe(&found));
+        if found.credentials_removed {
+            println!("the remote's URL held credentials: they were left out (the hosts authenticate on their own)");
+        }
         println!("next: set the hosts' addresses in it, then `cutover check` and `cutover plan`");
     }
     exit::DONE

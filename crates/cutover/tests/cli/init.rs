@@ -77,3 +77,30 @@ fn a_plain_directory_is_uploaded_and_symfony_is_found_by_bin_console() {
     assert_eq!(loaded.inventory.recipe.value, "symfony");
     assert_eq!(loaded.inventory.shared.files.iter().map(|f| f.value.as_str()).collect::<Vec<_>>(), [".env.local"]);
 }
+
+#[test]
+fn a_detached_head_keeps_the_repository_without_credentials_and_source_is_found_from_the_inventory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("index.php"), "<?php\n").expect("index.php");
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["remote", "add", "origin", "https://me:ghp_secret@example.com/acme/shop.git"]);
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-q", "-m", "one"]);
+    git(dir.path(), &["checkout", "-q", "--detach"]);
+    let out = init(dir.path(), &["--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.path().join("cutover.yaml")).expect("inventory");
+    assert!(!text.contains("ghp_secret"), "{text}");
+    let inv = load(dir.path()).inventory;
+    assert_eq!(inv.repository.as_ref().map(|r| r.value.as_str()), Some("https://example.com/acme/shop.git"));
+    assert_eq!(inv.branch, None, "no branch checked out");
+
+    // No git: the directory is uploaded, named from where the inventory is.
+    let plain = tempfile::tempdir().expect("tempdir");
+    std::fs::write(plain.path().join("index.php"), "<?php\n").expect("index.php");
+    std::fs::create_dir_all(plain.path().join("deploy")).expect("deploy dir");
+    let out = init(plain.path(), &["--yes", "-i", "deploy/production.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let loaded = cutover_core::config::load_inventory(&plain.path().join("deploy/production.yaml")).expect("loads");
+    assert_eq!(loaded.inventory.source.as_ref().map(|s| s.value.clone()), Some("..".into()));
+}
