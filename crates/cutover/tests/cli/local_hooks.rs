@@ -94,20 +94,30 @@ fn a_failing_after_hook_is_a_warning_and_a_rolled_back_run_says_so() {
 
 #[test]
 fn an_interrupt_during_a_before_hook_stops_it_and_its_children_and_touches_no_host() {
-    let slow = "local_hooks:\n  before:\n    - name: slow build\n      run: sleep 300 & echo $! > child.pid; wait\n";
+    // `finished` would say the hook ran to its end.
+    let slow = "local_hooks:\n  before:\n    - name: slow build\n      run: sleep 300 & echo $! > child.pid; wait; touch finished\n";
     let project = Project::new(slow);
     let child = project.spawn_json(&["deploy"]);
     project.wait_for(&["child.pid".to_owned()]);
-    let started = std::time::Instant::now();
     let _ = std::process::Command::new("kill").args(["-INT", "--", &format!("-{}", child.id())]).status();
     let out = child.wait_with_output().expect("cutover ends");
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "stopped without waiting for the hook");
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
-    // Gone, or a zombie waiting to be reaped by whoever inherited it.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(!project.path().join("finished").exists(), "the hook was stopped, not waited for");
+    assert!(stdout.contains(r#""error":"interrupted""#), "the hook's failure says why: {stdout}");
+    // Gone, or a zombie waiting to be reaped by whoever inherited it (a
+    // SIGKILL lands within moments).
     let pid = std::fs::read_to_string(project.path().join("child.pid")).expect("pid");
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).unwrap_or("gone");
-    assert!(matches!(state, "gone" | "Z" | "X"), "the hook's child was stopped too: {stat}");
+    let dead = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).unwrap_or("gone");
+        matches!(state, "gone" | "Z" | "X")
+    };
+    let since = std::time::Instant::now();
+    while !dead() && since.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(dead(), "the hook's child was stopped too");
     for host in HOSTS {
         assert!(!project.deploy_path(host).exists(), "{host}: touched");
     }
