@@ -196,6 +196,8 @@ ln -sf ../../mods-available/cutover.ini "$rootfs/etc/php/8.2/fpm/conf.d/99-cutov
 in_root useradd --uid 1000 --user-group --create-home --home-dir /home/deploy \
     --shell /bin/bash deploy
 in_root usermod --password '*' deploy
+# In www-data's group: it may connect to the FPM sockets (listen.group).
+in_root usermod -a -G www-data deploy
 grep -q '^deploy:\*:' "$rootfs/etc/shadow"
 
 install -d -m 0755 "$rootfs/var/www"
@@ -218,12 +220,13 @@ chown -R 0:0 "$rootfs/etc/ssh/sshd_config" "$rootfs/etc/nginx/conf.d" \
     "$rootfs/etc/php/8.2/fpm/pool.d" "$rootfs/etc/php/8.2/mods-available/cutover.ini" \
     "$rootfs/etc/sudoers.d/deploy" "$rootfs/usr/local/sbin/reload-php-fpm" \
     "$rootfs/usr/local/bin/cutover-host-entrypoint" "$rootfs/usr/local/bin/cutover-queue-worker" \
-    "$rootfs/etc/gitconfig"
+    "$rootfs/etc/gitconfig" "$rootfs/etc/php/8.2/fpm/colors" "$rootfs/usr/local/sbin/php-fpm-color"
 chmod 0644 "$rootfs/etc/ssh/sshd_config" "$rootfs/etc/nginx/conf.d/cutover.conf" \
     "$rootfs/etc/php/8.2/fpm/pool.d/www.conf" "$rootfs/etc/php/8.2/mods-available/cutover.ini" \
     "$rootfs/etc/gitconfig"
 chmod 0440 "$rootfs/etc/sudoers.d/deploy"
-chmod 0755 "$rootfs/usr/local/sbin/reload-php-fpm" "$rootfs/usr/local/bin/cutover-host-entrypoint" \
+chmod 0644 "$rootfs"/etc/php/8.2/fpm/colors/*.conf
+chmod 0755 "$rootfs/usr/local/sbin/php-fpm-color" "$rootfs/usr/local/sbin/reload-php-fpm" "$rootfs/usr/local/bin/cutover-host-entrypoint" \
     "$rootfs/usr/local/bin/cutover-queue-worker"
 touch "$rootfs/var/log/php-fpm-reloads.log"
 chmod 0644 "$rootfs/var/log/php-fpm-reloads.log"

@@ -171,7 +171,7 @@ mod tests {
 
     fn flip_command(dir: &std::path::Path) -> RemoteCommand {
         let owner = crate::remote::lock::LockOwner::example();
-        let script = crate::remote::switch::flip(&dir.display().to_string(), &owner).render();
+        let script = crate::remote::switch::flip(&dir.display().to_string(), &owner, None).render();
         command(&script, Duration::from_secs(5))
     }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use cutover_core::config::BatchSpec;
-use cutover_core::config::inventory::Strategy;
+use cutover_core::config::inventory::{Activation, Strategy};
 
 /// Agentless, atomic, fleet-wide deploys of PHP applications over SSH.
 #[derive(Debug, Parser)]
@@ -41,6 +41,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, value_name = "MODE")]
     pub mode: Option<Mode>,
 
+    /// How PHP-FPM starts serving the new release, over the inventory's
+    /// `php_fpm.activation`
+    #[arg(long, global = true, value_enum, value_name = "MODE")]
+    pub activation: Option<ActivationArg>,
+
     /// Rolling batch sizes, over the inventory's: `2`, `25%` or `1,25%,100%`
     #[arg(long, global = true, value_name = "SIZES", value_parser = parse_batch)]
     pub batch: Option<BatchSpec>,
@@ -60,6 +65,27 @@ impl From<Mode> for Strategy {
         match mode {
             Mode::AllAtOnce => Strategy::AllAtOnce,
             Mode::Rolling => Strategy::Rolling,
+        }
+    }
+}
+
+/// `--activation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ActivationArg {
+    /// A graceful reload after the switch
+    Reload,
+    /// The new release compiled into the live pool's OPcache first; no reload
+    Warm,
+    /// The idle one of two FPM masters started and warmed, then switched to
+    BlueGreen,
+}
+
+impl From<ActivationArg> for Activation {
+    fn from(arg: ActivationArg) -> Self {
+        match arg {
+            ActivationArg::Reload => Activation::Reload,
+            ActivationArg::Warm => Activation::Warm,
+            ActivationArg::BlueGreen => Activation::BlueGreen,
         }
     }
 }

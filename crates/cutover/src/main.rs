@@ -72,7 +72,12 @@ async fn run(cli: Cli) -> u8 {
         _ => {}
     }
     let path = cli.inventory_path();
-    let loaded = match load_inventory(&path) {
+    let loaded = match load_inventory(&path).and_then(|mut loaded| {
+        if let Some(activation) = cli.activation {
+            loaded.with_activation(activation.into())?;
+        }
+        Ok(loaded)
+    }) {
         Ok(loaded) => loaded,
         Err(error) => {
             if cli.json {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use indexmap::IndexMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 
 use super::local_hooks::LocalHooks;
@@ -234,6 +234,86 @@ pub struct PhpFpm {
     /// `process_control_timeout`; by default `/etc/php/*/fpm/php-fpm.conf`.
     #[serde(default)]
     pub config_file: Option<String>,
+    /// How PHP-FPM starts serving the new release.
+    #[serde(default)]
+    pub activation: Option<Spanned<Activation>>,
+    /// The pool's FastCGI socket (a path, or `host:port`) cutover speaks
+    /// to: warm's compile, the wait for readiness after a reload. By
+    /// default the one `listen` of `/etc/php/*/fpm/pool.d/*.conf`.
+    #[serde(default)]
+    pub socket: Option<String>,
+    /// Reload even where `process_control_timeout` is 0, which kills the
+    /// requests in flight (refused otherwise).
+    #[serde(default)]
+    pub allow_killing_requests: bool,
+    /// The two masters of `activation: blue-green`.
+    #[serde(default)]
+    pub blue_green: Option<Spanned<BlueGreen>>,
+    /// `--activation`, over `activation`.
+    #[serde(skip)]
+    pub activation_override: Option<Activation>,
+}
+
+/// How PHP-FPM starts serving the new release once `current` is switched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// A graceful reload after the switch (OPcache starts cold).
+    #[default]
+    Reload,
+    /// No reload: the new release is compiled into the live pool's OPcache
+    /// before the switch (nginx's `$realpath_root` gives every release its
+    /// own paths).
+    Warm,
+    /// Two FPM masters: the idle one is started on the new release and
+    /// warmed, then nginx's socket link moves to it with `current`.
+    BlueGreen,
+}
+
+impl Activation {
+    /// As written in the inventory.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Reload => "reload",
+            Self::Warm => "warm",
+            Self::BlueGreen => "blue-green",
+        }
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reload" => Ok(Self::Reload),
+            "warm" => Ok(Self::Warm),
+            "blue-green" => Ok(Self::BlueGreen),
+            other => Err(format!("`{other}` is not an activation: reload, warm or blue-green")),
+        }
+    }
+}
+
+/// The two PHP-FPM masters of `activation: blue-green` and the link nginx
+/// connects through.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BlueGreen {
+    /// The symbolic link nginx's `fastcgi_pass` names; cutover points it at
+    /// the live master's socket.
+    pub link: String,
+    pub blue: Master,
+    pub green: Master,
+}
+
+/// One of the two masters: its socket, and the commands that start it and
+/// drain it (SIGQUIT: its children finish their requests).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Master {
+    pub socket: String,
+    pub start: String,
+    pub stop: String,
 }
 
 /// One of the PHP-FPM commands as the inventory sets it.
@@ -266,6 +346,11 @@ impl PhpFpm {
     /// The config test while staging.
     pub fn config_test(&self) -> FpmSetting<'_> {
         FpmSetting::of(self.config_test.as_deref())
+    }
+
+    /// The activation as written (`reload` when unset).
+    pub fn activation(&self) -> Activation {
+        self.activation_override.or(self.activation.as_ref().map(|a| a.value)).unwrap_or_default()
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::error::{ConfigError, Position};
-use super::inventory::Inventory;
+use super::inventory::{Activation, Inventory};
 use super::recipe::Recipe;
 use super::suggest::closest;
 use super::validate;
@@ -50,6 +50,19 @@ pub fn load_inventory(path: &Path) -> Result<LoadedInventory, ConfigError> {
         .and_then(|()| validate::step_roles(&inventory, &recipe.hooks, Some(&recipe_origin)))
         .map_err(|e| ConfigError { file: path.to_owned(), ..e }.source_text(text.clone()))?;
     Ok(LoadedInventory { path: path.to_owned(), dir, inventory, recipe, recipe_origin })
+}
+
+impl LoadedInventory {
+    /// `--activation`: the run uses `activation` instead of the file's,
+    /// checked as if written there (blue-green needs its masters in the
+    /// file).
+    pub fn with_activation(&mut self, activation: Activation) -> Result<(), ConfigError> {
+        self.inventory.php_fpm.activation_override = Some(activation);
+        validate::activation(&self.inventory).map_err(|e| {
+            let message = format!("--activation {}: {}", activation.name(), e.message);
+            ConfigError { file: self.path.clone(), message, ..e }
+        })
+    }
 }
 
 /// Reads, parses and checks one recipe file.

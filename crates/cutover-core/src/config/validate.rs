@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::ConfigError;
-use super::inventory::{Connection, Inventory};
+use super::inventory::{Activation, Connection, Inventory};
 use super::recipe::{Hooks, Recipe, Step};
 use crate::shell::is_identifier;
 
@@ -39,6 +39,7 @@ pub(super) fn inventory(inv: &Inventory, dir: &Path) -> Result<(), ConfigError> 
         return Err(error("must be at least 1").at(&inv.concurrency.referenced).field("concurrency"));
     }
     hosts(inv)?;
+    activation(inv)?;
     super::ssh_values::check(inv)?;
     super::local_hooks::check(&inv.local_hooks)?;
     hooks(&inv.hooks)
@@ -316,4 +317,57 @@ fn check_step(step: &Step) -> Result<(), ConfigError> {
         return Err(error("must be a path inside the release").at(&when.referenced).field("when.exists"));
     }
     Ok(())
+}
+
+/// `php_fpm.activation` and what it needs: the two masters for
+/// blue-green. (`php_fpm.reload` may stay set with warm or blue-green:
+/// `--activation reload` uses it.) Also run when `--activation` chose
+/// another mode than the file's.
+pub fn activation(inv: &Inventory) -> Result<(), ConfigError> {
+    let fpm = &inv.php_fpm;
+    let activation = fpm.activation();
+    let at = |e: ConfigError| match &fpm.activation {
+        Some(a) => e.at(&a.referenced),
+        None => e,
+    };
+    if fpm.socket.as_deref().is_some_and(|s| s.trim().is_empty() || s.contains(char::is_control)) {
+        return Err(at(error("must be a socket path or host:port")).field("php_fpm.socket"));
+    }
+    match (&fpm.blue_green, activation) {
+        (None, Activation::BlueGreen) => Err(at(error(
+            "activation blue-green needs `php_fpm.blue_green`: the link nginx connects through and the two masters",
+        ))
+        .field("php_fpm.blue_green")
+        .hint("see docs/nginx-php-fpm.md, \"blue-green\"")),
+        (Some(bg), Activation::BlueGreen) => {
+            let b = &bg.value;
+            let paths = [("link", &b.link), ("blue.socket", &b.blue.socket), ("green.socket", &b.green.socket)];
+            for (name, path) in paths {
+                if !path.starts_with('/') || path.contains(char::is_control) || path.split('/').any(|p| p == "..") {
+                    return Err(error(format!("must be an absolute path, got `{path}`"))
+                        .at(&bg.referenced)
+                        .field(format!("php_fpm.blue_green.{name}")));
+                }
+            }
+            if b.link == b.blue.socket || b.link == b.green.socket || b.blue.socket == b.green.socket {
+                return Err(error("the link and the two sockets must be three different paths")
+                    .at(&bg.referenced)
+                    .field("php_fpm.blue_green"));
+            }
+            for (name, command) in [
+                ("blue.start", &b.blue.start),
+                ("blue.stop", &b.blue.stop),
+                ("green.start", &b.green.start),
+                ("green.stop", &b.green.stop),
+            ] {
+                if command.trim().is_empty() {
+                    return Err(error("must be a command")
+                        .at(&bg.referenced)
+                        .field(format!("php_fpm.blue_green.{name}")));
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }

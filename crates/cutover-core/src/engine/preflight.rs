@@ -4,9 +4,10 @@
 
 use indexmap::IndexMap;
 
-use crate::config::inventory::FpmSetting;
+use crate::config::inventory::{Activation, FpmSetting};
 use crate::event::{Event, Phase};
 use crate::plan::HostScript;
+use crate::remote::activation;
 use crate::remote::fpm::{self, FpmCommands};
 use crate::remote::lock::LockOwner;
 use crate::remote::prepare::Delivery;
@@ -65,12 +66,17 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     if inv.health_check.as_ref().is_some_and(|c| c.value.url.is_some()) {
         tools.push("curl");
     }
-    let reloads = inv.php_fpm.reload() != FpmSetting::None;
+    let reloads = inv.php_fpm.reload() != FpmSetting::None && inv.php_fpm.activation() == Activation::Reload;
     let fpm_config = reloads.then(|| inv.php_fpm.config_file.as_deref().unwrap_or(""));
     let shared_files = if delivery.is_some() { inv.shared.files() } else { Vec::new() };
     let free_space = delivery.is_some();
     let detect_fpm = fpm::needs_detection(&inv.php_fpm);
-    ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space, detect_fpm, history: false }
+    let fastcgi = match inv.php_fpm.activation() {
+        Activation::Reload => reloads.then_some(None),
+        Activation::Warm => Some(None),
+        Activation::BlueGreen => Some(inv.php_fpm.blue_green.as_ref().map(|b| b.value.link.as_str())),
+    };
+    ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space, detect_fpm, fastcgi, history: false }
 }
 
 /// Probes the hosts, and reports what would stop the run as `checks` says,
@@ -116,21 +122,47 @@ pub(crate) async fn probe(
                                for keeps running on the host), and the flip is not held at one moment";
                 ctx.emit(Event::Warning { host: Some(host.clone()), message: message.to_owned() });
             }
-            match fpm::resolve(&ctx.loaded.inventory.php_fpm, &snapshot.fpm) {
+            match fpm_of(ctx, &host, &snapshot) {
                 Ok(commands) => {
                     found.fpm.insert(host.clone(), commands);
                 }
                 Err(why) => found.failures.push(HostFailure::new(&host, phase, FailureKind::Precondition(why))),
             }
-            if snapshot.fpm_reload_kills_requests() {
-                let message = "PHP-FPM's process_control_timeout is 0: a reload kills requests in flight; \
-                               set it in php-fpm.conf's [global] section (see docs/nginx-php-fpm.md)";
-                ctx.emit(Event::Warning { host: Some(host.clone()), message: message.to_owned() });
-            }
         }
         found.snapshots.insert(host, snapshot);
     }
     found
+}
+
+/// The PHP-FPM commands and the activation of a host, with the warnings
+/// they call for, or why the run cannot go on there.
+fn fpm_of(ctx: &Context<'_>, host: &str, snapshot: &Snapshot) -> Result<FpmCommands, String> {
+    let php_fpm = &ctx.loaded.inventory.php_fpm;
+    let mut commands = fpm::resolve(php_fpm, &snapshot.fpm)?;
+    commands.activation = activation::resolve(php_fpm, &snapshot.fpm, commands.reload.is_some())?;
+    let warn = |message: String| ctx.emit(Event::Warning { host: Some(host.to_owned()), message });
+    if commands.reload.is_some() && snapshot.fpm_reload_kills_requests() {
+        if !php_fpm.allow_killing_requests {
+            return Err("PHP-FPM's process_control_timeout is 0: a reload kills the requests in flight. Set \
+                        `process_control_timeout = 10s` in php-fpm.conf's [global] section (see \
+                        docs/nginx-php-fpm.md), or `php_fpm.allow_killing_requests: true` to reload anyway"
+                .to_owned());
+        }
+        warn(
+            "PHP-FPM's process_control_timeout is 0: this reload kills the requests in flight \
+              (`php_fpm.allow_killing_requests` is set)"
+                .to_owned(),
+        );
+    }
+    if commands.reload.is_some() && !commands.activation.wait_ready {
+        let why = if !snapshot.fpm.fastcgi {
+            "`cgi-fcgi` is not installed (Debian and Ubuntu: libfcgi-bin)".to_owned()
+        } else {
+            "the pool's socket is not known: set `php_fpm.socket`".to_owned()
+        };
+        warn(format!("cutover cannot wait for PHP-FPM to be ready after the reload: {why}"));
+    }
+    Ok(commands)
 }
 
 fn problems(s: &Snapshot, checks: Checks, deploy_path: &str, create_missing: bool) -> Vec<FailureKind> {

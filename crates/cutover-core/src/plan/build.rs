@@ -7,10 +7,12 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::cleanup;
+use crate::config::inventory::Activation;
 use crate::config::{Hook, Inventory, LoadedInventory, Step};
 use crate::event::{CommandKind, Phase};
 use crate::fleet::{Fleet, Target};
 use crate::release::ReleaseId;
+use crate::remote::activation::{self, Activating};
 use crate::remote::fpm::FpmCommands;
 use crate::remote::lock::{self, LockOwner};
 use crate::remote::prepare::{self, Delivery, Prepare};
@@ -66,7 +68,11 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         i.fleet.hosts.iter().map(|t| (t.name.clone(), f(t))).collect()
     };
     let owner = &i.owner;
-    let lock = every(&|t| HostScript::new(lock::acquire(&t.deploy_path, owner, current_of(i.snapshots, t)), QUICK));
+    let lock = every(&|t| {
+        let mut script = lock::acquire(&t.deploy_path, owner, current_of(i.snapshots, t));
+        activation::install(&mut script, activating(i.fpm, t), None);
+        HostScript::new(script, QUICK)
+    });
     let (shared_dirs, shared_files, rendered) = (inv.shared.dirs(), inv.shared.files(), inv.shared.rendered());
     let prepare = every(&|t| {
         let p = Prepare {
@@ -93,7 +99,9 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         Phase::Stage,
         every(&|t| {
             let config_test = config_test_of(i.fpm, t);
-            HostScript::new(switch::stage(&t.deploy_path, owner, i.release, config_test, Some(&i.commit)), QUICK)
+            let mut script = switch::stage(&t.deploy_path, owner, i.release, config_test, Some(&i.commit));
+            activation::stage(&mut script, activating(i.fpm, t));
+            HostScript::new(script, stage_limit(i.fpm, t))
         }),
     ));
     nodes.push(Node::Gate("every host staged"));
@@ -111,7 +119,8 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             let mut prune = cleanup::prune(&on_disk, inv.keep_releases.value as usize, i.release, snap.current());
             // Releases that never finished building (a run that died).
             prune.extend(snap.partial.iter().filter(|r| Some(**r) != snap.current()));
-            HostScript::new(end::finalize(&t.deploy_path, owner, &log_line, &prune), QUICK)
+            let drain = activation::drain_old(activating(i.fpm, t));
+            HostScript::new(end::finalize(&t.deploy_path, owner, &log_line, &prune, drain), QUICK)
         }),
     ));
     fuse::prepare_into_build(&mut nodes);
@@ -127,8 +136,11 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
         release: i.release,
         commit: i.commit.clone(),
         nodes,
-        abort: every(&|t| HostScript::new(end::abort(&t.deploy_path, owner, i.release), QUICK)),
-        undo: undo(i.fleet, i.snapshots, owner),
+        abort: every(&|t| {
+            let stop = activation::stop_idle(activating(i.fpm, t));
+            HostScript::new(end::abort(&t.deploy_path, owner, i.release, stop), QUICK)
+        }),
+        undo: undo(i.fleet, i.snapshots, i.fpm, owner),
         reload: switching::reloads(i.fleet, i.fpm),
         fpm: i.fpm.clone(),
         secrets: inv.secrets.keys().cloned().collect(),
@@ -151,13 +163,19 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
     let mut nodes = vec![
         phase(
             Phase::Lock,
-            every(&|t| HostScript::new(lock::acquire(&t.deploy_path, owner, current_of(i.snapshots, t)), QUICK)),
+            every(&|t| {
+                let mut script = lock::acquire(&t.deploy_path, owner, current_of(i.snapshots, t));
+                activation::install(&mut script, activating(i.fpm, t), Some(&i.target.to_string()));
+                HostScript::new(script, QUICK)
+            }),
         ),
         phase(
             Phase::Stage,
             every(&|t| {
                 let config_test = config_test_of(i.fpm, t);
-                HostScript::new(switch::stage(&t.deploy_path, owner, i.target, config_test, None), QUICK)
+                let mut script = switch::stage(&t.deploy_path, owner, i.target, config_test, None);
+                activation::stage(&mut script, activating(i.fpm, t));
+                HostScript::new(script, stage_limit(i.fpm, t))
             }),
         ),
         Node::Gate("every host staged"),
@@ -190,7 +208,8 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
             let left: Vec<ReleaseId> = snap
                 .map(|s| s.releases.iter().copied().filter(|r| *r > i.target && Some(*r) <= live).collect())
                 .unwrap_or_default();
-            let script = end::finalize_rollback(&t.deploy_path, owner, &log_line, i.target, &left);
+            let drain = activation::drain_old(activating(i.fpm, t));
+            let script = end::finalize_rollback(&t.deploy_path, owner, &log_line, i.target, &left, drain);
             HostScript::new(script, QUICK)
         }),
     ));
@@ -205,8 +224,11 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
         release: i.target,
         commit,
         nodes,
-        abort: every(&|t| HostScript::new(end::unlock_only(&t.deploy_path, owner), QUICK)),
-        undo: undo(i.fleet, i.snapshots, owner),
+        abort: every(&|t| {
+            let stop = activation::stop_idle(activating(i.fpm, t));
+            HostScript::new(end::unlock_only(&t.deploy_path, owner, stop), QUICK)
+        }),
+        undo: undo(i.fleet, i.snapshots, i.fpm, owner),
         reload: switching::reloads(i.fleet, i.fpm),
         fpm: i.fpm.clone(),
         secrets: inv.secrets.keys().cloned().collect(),
@@ -277,15 +299,38 @@ fn hook(i: &DeployInputs<'_>, hook: Hook, release: ReleaseId) -> Option<Node> {
     Some(Node::Phase(PhaseNode { phase, batch: None, steps, hosts }))
 }
 
-fn undo(fleet: &Fleet, snapshots: &IndexMap<String, Snapshot>, owner: &LockOwner) -> IndexMap<String, HostScript> {
+fn undo(
+    fleet: &Fleet,
+    snapshots: &IndexMap<String, Snapshot>,
+    fpm: &IndexMap<String, FpmCommands>,
+    owner: &LockOwner,
+) -> IndexMap<String, HostScript> {
     fleet
         .hosts
         .iter()
         .map(|t| {
             let previous = snapshots.get(&t.name).and_then(|s| s.current_target.as_deref());
-            (t.name.clone(), HostScript::new(switch::undo(&t.deploy_path, owner, previous), QUICK))
+            let mut script = switch::undo(&t.deploy_path, owner, previous);
+            activation::undo_link(&mut script, activating(fpm, t));
+            (t.name.clone(), HostScript::new(script, QUICK))
         })
         .collect()
+}
+
+/// A host's activation, as preflight resolved it (`reload` for a host it
+/// did not resolve).
+fn activating<'a>(fpm: &'a IndexMap<String, FpmCommands>, target: &Target) -> &'a Activating {
+    static NONE: std::sync::OnceLock<Activating> = std::sync::OnceLock::new();
+    fpm.get(&target.name).map_or_else(|| NONE.get_or_init(Activating::default), |f| &f.activation)
+}
+
+/// The time limit of staging: longer where a pool is warmed (and with
+/// blue-green, a master started).
+fn stage_limit(fpm: &IndexMap<String, FpmCommands>, target: &Target) -> Duration {
+    match activating(fpm, target).activation {
+        Activation::Reload => QUICK,
+        Activation::Warm | Activation::BlueGreen => QUICK * 5,
+    }
 }
 
 /// Marks the scripts of the run's work with the run's jobs file, which

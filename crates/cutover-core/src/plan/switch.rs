@@ -13,7 +13,7 @@ use crate::event::Phase;
 use crate::fleet::{Fleet, Target};
 use crate::remote::fpm::FpmCommands;
 use crate::remote::lock::{self, LockOwner};
-use crate::remote::{health, switch};
+use crate::remote::{activation, health, switch};
 use crate::shell::{Script, Sh};
 
 use super::{HostScript, LocalHook, Node, PhaseNode, StepLabel};
@@ -75,10 +75,14 @@ pub(super) fn nodes(
         // The reload rides in the flip's script, right after the rename and
         // the line that reports it: a failing reload is a switched host.
         let reload = |host: &str| fpm.get(host).and_then(|f| f.reload.as_deref());
+        let activating = |host: &str| fpm.get(host).map(|f| f.activation.clone()).unwrap_or_default();
         let mut flip = phase(Phase::Flip, tag, &hosts, |t| {
-            let mut script = switch::flip(&t.deploy_path, owner);
+            let act = activating(&t.name);
+            let mut script = switch::flip(&t.deploy_path, owner, activation::flip_link(&act).as_deref());
             if let Some(reload) = reload(&t.name) {
+                activation::before_reload(&mut script, &act);
                 script.extend(switch::reload_after_flip(reload));
+                activation::after_reload(&mut script, &act);
             }
             script
         });
@@ -88,6 +92,10 @@ pub(super) fn nodes(
                 if reload(host).is_some() {
                     script.steps = vec![StepLabel { name: switch::RELOAD_STEP.to_owned(), timeout: QUICK }];
                     script.timeout += QUICK;
+                    if activating(host).wait_ready {
+                        script.steps.push(StepLabel { name: activation::READY_STEP.to_owned(), timeout: QUICK });
+                        script.timeout += QUICK;
+                    }
                 }
             }
         }
@@ -160,6 +168,8 @@ fn phase_with_env(
 }
 
 /// Each host's reload alone, for putting a host back after a failure.
+/// (Blue-green has none: the undo moves the link back to the master still
+/// running, and the abort stops the one started for the run.)
 pub(super) fn reloads(fleet: &Fleet, fpm: &IndexMap<String, FpmCommands>) -> IndexMap<String, HostScript> {
     fleet
         .hosts

@@ -42,6 +42,7 @@ fn found_fpm(fleet: &Fleet) -> IndexMap<String, FpmCommands> {
         sudo_rule: Some(
             "deploy ALL=(root) NOPASSWD: /usr/bin/systemctl reload php8.2-fpm, /usr/sbin/php-fpm8.2 -t".into(),
         ),
+        activation: crate::remote::activation::Activating::default(),
     };
     fleet.hosts.iter().map(|t| (t.name.clone(), commands.clone())).collect()
 }

@@ -16,12 +16,19 @@ use super::supervise;
 
 /// Appends `log_line` to revisions.log, removes `prune` (never the release
 /// `current` points to, checked again on the host), and releases the lock.
-pub fn finalize(deploy_path: &str, owner: &LockOwner, log_line: &str, prune: &[ReleaseId]) -> Script {
+pub fn finalize(
+    deploy_path: &str,
+    owner: &LockOwner,
+    log_line: &str,
+    prune: &[ReleaseId],
+    before_unlock: Script,
+) -> Script {
     let mut s = logged(deploy_path, owner, log_line);
     for release in prune {
         s.push(Sh::assign("r", release.to_string()));
         s.line(r#"if [ "$(readlink "$d/current")" != "releases/$r" ]; then rm -rf "$d/releases/$r" 2>/dev/null || echo "warning could not remove old release $r completely; remove $d/releases/$r by hand"; fi"#);
     }
+    s.extend(before_unlock);
     s.line(lock::RELEASE_OURS);
     s
 }
@@ -37,6 +44,7 @@ pub fn finalize_rollback(
     log_line: &str,
     target: ReleaseId,
     left: &[ReleaseId],
+    before_unlock: Script,
 ) -> Script {
     let mut s = logged(deploy_path, owner, log_line);
     s.push(Sh::assign("r", target.to_string()));
@@ -45,6 +53,7 @@ pub fn finalize_rollback(
         s.push(Sh::assign("r", left.to_string()));
         s.line(r#"if [ -d "$d/releases/$r" ]; then : > "$d/releases/$r/ROLLED_BACK" || echo "warning could not mark release $r as rolled back"; fi"#);
     }
+    s.extend(before_unlock);
     s.line(lock::RELEASE_OURS);
     s
 }
@@ -72,13 +81,14 @@ pub fn warnings(stdout: &str) -> impl Iterator<Item = &str> {
 /// Waits until this run's work on the host has ended (see
 /// [`supervise`]), then removes its release and staged link, and releases
 /// the lock.
-pub fn abort(deploy_path: &str, owner: &LockOwner, release: ReleaseId) -> Script {
+pub fn abort(deploy_path: &str, owner: &LockOwner, release: ReleaseId, before_unlock: Script) -> Script {
     let mut s = script_in(deploy_path);
     wait_for_jobs(&mut s, owner);
     lock::guard_or_leave(&mut s, owner);
     s.push(Sh::assign("r", release.to_string()));
     s.line(r#"if [ "$(readlink "$d/current" 2>/dev/null)" != "releases/$r" ]; then rm -rf "$d/releases/$r" "$d/releases/$r.tar" 2>/dev/null || echo "warning could not remove $d/releases/$r completely"; fi"#);
     s.line(r#"rm -f "$d/current-tmp" || echo "warning could not remove $d/current-tmp""#);
+    s.extend(before_unlock);
     s.line(lock::RELEASE_OURS);
     s
 }
@@ -86,11 +96,12 @@ pub fn abort(deploy_path: &str, owner: &LockOwner, release: ReleaseId) -> Script
 /// Waits until this run's work on the host ended, then releases the lock
 /// and removes a staged link, for a rollback that failed before switching
 /// (the target release is kept).
-pub fn unlock_only(deploy_path: &str, owner: &LockOwner) -> Script {
+pub fn unlock_only(deploy_path: &str, owner: &LockOwner, before_unlock: Script) -> Script {
     let mut s = script_in(deploy_path);
     wait_for_jobs(&mut s, owner);
     lock::guard_or_leave(&mut s, owner);
     s.line(r#"rm -f "$d/current-tmp" || echo "warning could not remove $d/current-tmp""#);
+    s.extend(before_unlock);
     s.line(lock::RELEASE_OURS);
     s
 }
@@ -115,7 +126,7 @@ mod tests {
         std::fs::write(d.join(".cutover/lock/token"), format!("{}\n", owner.token)).expect("token");
         // A directory where the log should be: appending fails, even as root.
         std::fs::create_dir_all(d.join("revisions.log")).expect("log dir");
-        let script = finalize(&d.display().to_string(), &owner, "line", &[]).render();
+        let script = finalize(&d.display().to_string(), &owner, "line", &[], Script::new()).render();
         let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -15,9 +15,11 @@ mod detect;
 use serde::Serialize;
 
 pub use detect::FpmFound;
-pub(crate) use detect::detect;
+pub(crate) use detect::{detect, look_for_fastcgi};
 
-use crate::config::inventory::{FpmSetting, PhpFpm};
+use crate::config::inventory::{Activation, FpmSetting, PhpFpm};
+
+use super::activation::Activating;
 
 /// The PHP-FPM commands a host runs, as the inventory set them or as
 /// cutover found them.
@@ -33,6 +35,8 @@ pub struct FpmCommands {
     /// The sudoers line that lets the deploy user run what cutover found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sudo_rule: Option<String>,
+    /// How the new release goes live (see [`super::activation`]).
+    pub activation: Activating,
 }
 
 impl FpmCommands {
@@ -43,7 +47,13 @@ impl FpmCommands {
             FpmSetting::Command(c) => Some(c.to_owned()),
             FpmSetting::Detect | FpmSetting::None => None,
         };
-        Self { reload: explicit(php_fpm.reload()), config_test: explicit(php_fpm.config_test()), ..Self::default() }
+        let reloads = php_fpm.activation() == Activation::Reload;
+        Self {
+            reload: explicit(php_fpm.reload()).filter(|_| reloads),
+            config_test: explicit(php_fpm.config_test()),
+            activation: Activating { activation: php_fpm.activation(), ..Activating::default() },
+            ..Self::default()
+        }
     }
 }
 
@@ -76,6 +86,9 @@ pub fn found_lines<'a>(hosts: impl IntoIterator<Item = (&'a str, &'a FpmCommands
 /// Whether the probe has to look for PHP-FPM: the inventory leaves the
 /// reload, or a config test guarding a reload, to cutover.
 pub fn needs_detection(php_fpm: &PhpFpm) -> bool {
+    if php_fpm.activation() != Activation::Reload {
+        return false;
+    }
     match php_fpm.reload() {
         FpmSetting::None => false,
         FpmSetting::Detect => true,

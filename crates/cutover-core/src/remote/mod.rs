@@ -2,6 +2,7 @@
 //! through [`crate::shell`]. Every script starts by assigning its runtime
 //! values to shell variables (quoted once); the rest is literal text.
 
+pub mod activation;
 pub mod end;
 pub mod fpm;
 pub mod health;

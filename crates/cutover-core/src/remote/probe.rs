@@ -25,6 +25,9 @@ pub struct ProbeRequest<'a> {
     pub free_space: bool,
     /// Look for PHP-FPM (see [`fpm`]).
     pub detect_fpm: bool,
+    /// Look for what activation needs: `cgi-fcgi`, the pools' sockets, and
+    /// with `Some(link)` where blue-green's link points.
+    pub fastcgi: Option<Option<&'a str>>,
     /// Read each release's commit and the end of revisions.log
     /// (`cutover releases`).
     pub history: bool,
@@ -89,6 +92,9 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     }
     if request.detect_fpm {
         fpm::detect(&mut s);
+    }
+    if let Some(link) = request.fastcgi {
+        fpm::look_for_fastcgi(&mut s, link);
     }
     if request.history {
         s.line(HISTORY);

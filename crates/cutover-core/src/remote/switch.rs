@@ -65,21 +65,34 @@ pub fn stage(
 /// `rename(2)` itself, so nothing has to start after `go`: on a busy host a
 /// process start for `mv` is most of what spreads the fleet's renames.
 /// Elsewhere the shell waits and runs `mv`.
-pub fn flip(deploy_path: &str, owner: &LockOwner) -> Script {
+///
+/// With `link` (activation blue-green), the staged `<link>.cutover-tmp` is
+/// renamed over nginx's socket link right after `current`, in the same
+/// process.
+pub fn flip(deploy_path: &str, owner: &LockOwner, link: Option<&str>) -> Script {
     let mut s = script_in(deploy_path);
     lock::guard(&mut s, owner);
     // After a rollback's lock and staging in the same script, a failure
     // from here on is the flip's own.
     steps::mark(&mut s, "flip");
     s.line(r#"if [ ! -L "$d/current-tmp" ]; then echo "nothing staged: $d/current-tmp is missing" >&2; exit 1; fi"#);
+    if let Some(link) = link {
+        s.push(Sh::assign("l", link));
+        s.line(
+            r#"if [ ! -L "$l.cutover-tmp" ]; then echo "nothing staged: $l.cutover-tmp is missing" >&2; exit 1; fi"#,
+        );
+    }
     s.line("if command -v perl >/dev/null 2>&1; then");
-    s.line(HELD_RENAME_IN_PERL);
+    s.line(if link.is_some() { HELD_RENAME_BOTH_IN_PERL } else { HELD_RENAME_IN_PERL });
     s.line("else");
     s.line(PICK_MV);
     s.line(READY_LINE);
     s.line("read -r go || go=''");
     s.line(r#"if [ "$go" != go ]; then echo "not released: the flip was called off" >&2; exit 1; fi"#);
     s.line(RENAME);
+    if link.is_some() {
+        s.line(r#"mv "$over" "$l.cutover-tmp" "$l""#);
+    }
     s.line("fi");
     s
 }
@@ -91,7 +104,9 @@ pub fn flip(deploy_path: &str, owner: &LockOwner) -> Script {
 /// past, or more than 5 s ahead, renames at once. Right after the rename it
 /// prints [`SWITCHED`]. Its program is in single quotes, so it has none
 /// itself.
-const HELD_RENAME_IN_PERL: &str = concat!(
+macro_rules! held_rename_in_perl {
+    () => {
+        concat!(
     r#"perl -e '"#,
     r#"$| = 1; my $hires = eval { require Time::HiRes; 1 }; "#,
     r#"print q(@@cutover-ready), ($hires ? q( clock) : q()), qq(\n); "#,
@@ -102,9 +117,16 @@ const HELD_RENAME_IN_PERL: &str = concat!(
     r#"my $timed = defined $at && $hires; "#,
     r#"if ($timed) { my $wait = $at - Time::HiRes::time(); Time::HiRes::sleep($wait) if $wait > 0 && $wait < 5 } "#,
     r#"rename($ARGV[0], $ARGV[1]) or do { print STDERR qq(cannot rename $ARGV[0] over $ARGV[1]: $!\n); exit 1 }; "#,
-    r#"print qq(\@\@cutover-switched\n)"#,
-    r#"' "$d/current-tmp" "$d/current""#,
-);
+    r#"print qq(\@\@cutover-switched\n); "#,
+    r#"if (@ARGV > 2) { rename($ARGV[2], $ARGV[3]) or do { print STDERR qq(cannot rename $ARGV[2] over $ARGV[3]: $!\n); exit 1 } }"#,
+        )
+    };
+}
+const HELD_RENAME_IN_PERL: &str = concat!(held_rename_in_perl!(), r#"' "$d/current-tmp" "$d/current""#);
+
+/// [`HELD_RENAME_IN_PERL`] renaming the staged socket link `$l` too.
+const HELD_RENAME_BOTH_IN_PERL: &str =
+    concat!(held_rename_in_perl!(), r#"' "$d/current-tmp" "$d/current" "$l.cutover-tmp" "$l""#);
 
 /// Prints [`crate::held::READY`].
 const READY_LINE: &str = "echo '@@cutover-ready'";
@@ -195,7 +217,7 @@ mod tests {
         let id = "20261123143012".parse().expect("id");
         let owner = LockOwner::example();
         let stage = stage("/srv/app", &owner, id, Some("php-fpm8.3 -t"), Some("abc123")).render();
-        let flip = flip("/srv/app", &owner).render();
+        let flip = flip("/srv/app", &owner, None).render();
         insta::assert_snapshot!(format!("{stage}---\n{flip}"));
         assert!(stage.contains(r#"ln -sfn "releases/$r" "$d/current-tmp""#));
         assert!(!stage.contains(
@@ -236,7 +258,7 @@ mod tests {
         // By its path: a `PATH` set below is also where the program is looked up.
         let mut command = std::process::Command::new("/bin/sh");
         // What follows the flip in the same script runs too.
-        let mut script = flip(&host.display().to_string(), &LockOwner::example());
+        let mut script = flip(&host.display().to_string(), &LockOwner::example(), None);
         script.line(r#": > "$d/after-the-flip""#);
         command.arg("-c").arg(script.render());
         let tools = tempfile::tempdir().expect("tools dir");
@@ -298,8 +320,8 @@ mod tests {
         use crate::transport::{RemoteCommand, Transport};
         let d = host.display().to_string();
         let owner = LockOwner::example();
-        let mut script = flip(&d, &owner);
-        script.extend(decide_then(super::super::end::finalize(&d, &owner, "a line", &[])));
+        let mut script = flip(&d, &owner, None);
+        script.extend(decide_then(super::super::end::finalize(&d, &owner, "a line", &[], Script::new())));
         let local = crate::local::LocalTransport::at(host);
         let command = RemoteCommand {
             phase: crate::event::Phase::Flip,

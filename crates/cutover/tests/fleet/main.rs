@@ -4,6 +4,7 @@
 //! skips loudly (or fails, with `CUTOVER_REQUIRE_DOCKER=1`).
 #![allow(clippy::print_stderr)]
 
+mod activation;
 mod failures;
 mod faults;
 mod harness;

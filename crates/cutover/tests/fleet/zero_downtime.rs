@@ -134,6 +134,17 @@ async fn the_probe_catches_requests_killed_by_a_reload_without_process_control_t
         );
         assert_eq!(fleet.http_get(i, "/slow.php?ms=0").0, 200);
     }
+    // Refused as it stands: the reload would kill requests in flight.
+    let (code, refused, text) = fleet.run_json("deploy", &[]);
+    assert_eq!(code, Some(1), "refused in preflight:\n{text}");
+    let message = crate::harness::failure_of(&refused, "web1").0;
+    assert!(message.contains("process_control_timeout is 0") && message.contains("allow_killing_requests"), "{text}");
+    assert_eq!(fleet.releases(0), vec![v1.clone()], "nothing built");
+    // Allowed explicitly, for the control.
+    fleet.write_inventory_edited(
+        crate::harness::GIT_DELIVERY,
+        &[("  config_test: none\n", "  config_test: none\n  allow_killing_requests: true\n")],
+    );
     // Slow requests of 1.5 s, two per host: some are in flight at the reload.
     let load = fleet.start_load(&["/slow.php?ms=1500", "/slow.php?ms=1500", "/"]);
     std::thread::sleep(SETTLE);
@@ -144,7 +155,7 @@ async fn the_probe_catches_requests_killed_by_a_reload_without_process_control_t
     assert_eq!(code, Some(0), "the deploy itself goes through:\n{text}");
     let v2 = summary(&deploy)["release"].as_str().expect("release id").to_owned();
 
-    assert!(warns_of_process_control_timeout(&deploy), "preflight warns about process_control_timeout = 0:\n{text}");
+    assert!(warns_of_process_control_timeout(&deploy), "allowed, and said:\n{text}");
 
     let verdict =
         Verdict::judge(&fleet, &samples, &[("v1", &v1), ("v2", &v2)], &v1, &switches(&deploy, deploy_started));

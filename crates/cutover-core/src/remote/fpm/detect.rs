@@ -46,6 +46,22 @@ pub(crate) fn detect(script: &mut Script) {
     script.line(DETECT);
 }
 
+/// The probe lines of activation (see [`crate::remote::activation`]):
+/// whether `cgi-fcgi` is there, every pool's `listen`, and with a link
+/// (blue-green) where it points.
+const LOOK_FOR_FASTCGI: &str = r#"if command -v cgi-fcgi >/dev/null 2>&1; then echo "fpm-fastcgi"; fi
+for c in /etc/php/*/fpm/pool.d/*.conf /etc/php-fpm.d/*.conf; do [ -r "$c" ] && sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*/fpm-listen /p' "$c"; done
+true"#;
+
+/// Adds the activation's lines to a probe script; they do not fail.
+pub(crate) fn look_for_fastcgi(script: &mut Script, link: Option<&str>) {
+    script.line(LOOK_FOR_FASTCGI);
+    if let Some(link) = link {
+        script.push(crate::shell::Sh::assign("l", link));
+        script.line(r#"if [ -L "$l" ]; then echo "fpm-link $(readlink "$l")"; elif [ -e "$l" ]; then echo "fpm-link-not-link"; fi"#);
+    }
+}
+
 /// What the probe found of PHP-FPM on a host.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FpmFound {
@@ -68,6 +84,14 @@ pub struct FpmFound {
     pub init_scripts: Vec<String>,
     /// The FPM commands sudo lets the deploy user run without a password.
     pub sudo_allowed: Vec<String>,
+    /// `cgi-fcgi` is installed.
+    pub fastcgi: bool,
+    /// Every pool's `listen`, as written.
+    pub listens: Vec<String>,
+    /// Where blue-green's link points (`None`: no link).
+    pub link: Option<String>,
+    /// Blue-green's link path is taken by something else than a link.
+    pub link_not_link: bool,
 }
 
 impl FpmFound {
@@ -84,6 +108,10 @@ impl FpmFound {
             "fpm-systemctl" => self.systemctl = Some(value.to_owned()),
             "fpm-init" => self.init_scripts.push(value.to_owned()),
             "fpm-sudo" => self.sudo_allowed.push(value.to_owned()),
+            "fpm-fastcgi" => self.fastcgi = true,
+            "fpm-listen" => self.listens.push(value.trim_matches(['"', '\'']).to_owned()),
+            "fpm-link" => self.link = Some(value.to_owned()),
+            "fpm-link-not-link" => self.link_not_link = true,
             _ => return false,
         }
         true

@@ -118,6 +118,13 @@ pub fn switches(events: &[Value], run_started: Timestamp) -> Vec<Switch> {
         .collect()
 }
 
+/// Whether `body` is a page of release `rel` at version `ver`: the test
+/// application's `<ver> <rel> opcache`, or the Laravel application's
+/// `<ver> <rel> migrations=...`.
+fn names(body: &str, ver: &str, rel: &str) -> bool {
+    *body == format!("{ver} {rel} opcache") || body.starts_with(&format!("{ver} {rel} migrations="))
+}
+
 /// What the probe saw, judged.
 #[derive(Debug, Default)]
 pub struct Verdict {
@@ -181,8 +188,7 @@ impl Verdict {
                 v.not_ok.push(format!("{what}: {status} {title:?}"));
                 continue;
             }
-            let Some(release) = releases.iter().find(|(ver, rel)| *body == format!("{ver} {rel} opcache")).map(|r| r.1)
-            else {
+            let Some(release) = releases.iter().find(|(ver, rel)| names(body, ver, rel)).map(|r| r.1) else {
                 v.foreign.push(format!("{what}: {body:?}"));
                 continue;
             };
