@@ -1,7 +1,8 @@
 //! `cutover check`: whether every host is ready for a deploy, changing
 //! nothing: what preflight checks (reachable, the deploy path writable, the
-//! tools, free disk, shared files, no lock, PHP-FPM and its sudo rule),
-//! and for git delivery whether each host can reach the repository.
+//! tools, free disk, shared files, no lock, PHP-FPM and its sudo rule,
+//! what the activation needs: `cgi-fcgi`, the pool's socket, blue-green's
+//! link), and for git delivery whether each host can reach the repository.
 
 use indexmap::IndexMap;
 

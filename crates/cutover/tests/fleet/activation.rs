@@ -14,7 +14,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::harness::{Database, Fleet, GIT_DELIVERY, HARNESS_PHP_FPM, LARAVEL, Verdict, Version};
+use crate::harness::activation_php_fpm;
+use crate::harness::{BLUE_GREEN_PHP_FPM, Database, Fleet, GIT_DELIVERY, HARNESS_PHP_FPM, LARAVEL, Verdict, Version};
 use crate::harness::{docker_available, failure_of, summary, switches};
 
 /// Two slow clients (300 ms, in flight at the switch) and one fast one per host.
@@ -23,24 +24,6 @@ const CLIENTS: [&str; 3] = ["/?ms=300", "/?ms=300", "/"];
 /// Lets the probe run a moment before and after each run.
 const SETTLE: Duration = Duration::from_millis(1500);
 
-/// The test image's two masters (`/usr/local/sbin/php-fpm-color`) and the
-/// link its nginx connects through.
-const BLUE_GREEN: &str = "php_fpm:\n  reload: sudo /usr/local/sbin/reload-php-fpm\n  activation: blue-green\n  blue_green:\n    link: /run/php-app/live.sock\n    \
-    blue:\n      socket: /run/php/app-blue.sock\n      start: sudo -n /usr/local/sbin/php-fpm-color start blue\n      \
-    stop: sudo -n /usr/local/sbin/php-fpm-color stop blue\n    green:\n      socket: /run/php/app-green.sock\n      \
-    start: sudo -n /usr/local/sbin/php-fpm-color start green\n      \
-    stop: sudo -n /usr/local/sbin/php-fpm-color stop green\n";
-
-/// The `php_fpm` section of each mode (the reload stays for `--activation
-/// reload`).
-fn php_fpm(mode: &str) -> &'static str {
-    match mode {
-        "reload" => HARNESS_PHP_FPM,
-        "warm" => "php_fpm:\n  reload: sudo /usr/local/sbin/reload-php-fpm\n  config_test: none\n  activation: warm\n",
-        _ => BLUE_GREEN,
-    }
-}
-
 /// Two hosts and a database with the Laravel application's v1 deployed in
 /// `mode`, and v2 committed; v1's release id.
 async fn laravel_in(mode: &str) -> (Fleet, Database, String) {
@@ -48,7 +31,7 @@ async fn laravel_in(mode: &str) -> (Fleet, Database, String) {
     fleet.prepare_laravel(&db);
     fleet.write_inventory_edited(
         &format!("{GIT_DELIVERY}{LARAVEL}"),
-        &[("recipe: php", "recipe: laravel"), (HARNESS_PHP_FPM, php_fpm(mode))],
+        &[("recipe: php", "recipe: laravel"), (HARNESS_PHP_FPM, activation_php_fpm(mode))],
     );
     let v1 = fleet.deploy_ok();
     fleet.git().commit_laravel(Version::V2, |_| {});
@@ -225,6 +208,16 @@ async fn warm_refuses_when_two_releases_do_not_fit_in_opcache_and_says_what_to_d
         return;
     }
     let (fleet, _db, v1) = laravel_in("warm").await;
+    // Without cgi-fcgi, check names what to install, and a deploy stops in
+    // preflight.
+    fleet.exec_root(1, "mv /usr/bin/cgi-fcgi /usr/bin/cgi-fcgi.away");
+    let (code, events, text) = fleet.run_json("check", &[]);
+    assert_eq!(code, Some(1), "web2 is not ready:\n{text}");
+    let web2 = &summary(&events)["hosts"]["web2"];
+    assert!(web2["error"].as_str().is_some_and(|e| e.contains("cgi-fcgi") && e.contains("libfcgi-bin")), "{text}");
+    assert_eq!(summary(&events)["hosts"]["web1"]["state"], "ready", "{text}");
+    fleet.exec_root(1, "mv /usr/bin/cgi-fcgi.away /usr/bin/cgi-fcgi");
+
     // web2's pool gets an OPcache too small for a second release.
     fleet.exec_root(
         1,
@@ -282,7 +275,7 @@ async fn blue_green_leaves_one_master_and_one_link_when_a_run_fails_before_or_af
     let check = "health_check:\n  command: test ! -e /tmp/unhealthy\n  retries: 2\n  interval: 1\n";
     fleet.write_inventory_edited(
         &format!("{GIT_DELIVERY}{LARAVEL}{check}"),
-        &[("recipe: php", "recipe: laravel"), (HARNESS_PHP_FPM, BLUE_GREEN)],
+        &[("recipe: php", "recipe: laravel"), (HARNESS_PHP_FPM, BLUE_GREEN_PHP_FPM)],
     );
     fleet.exec_root(1, "touch /tmp/unhealthy");
     let at = Timestamp::now();

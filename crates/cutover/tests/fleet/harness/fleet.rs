@@ -139,6 +139,24 @@ impl Fleet {
 /// script, which returns once the new FPM master is up.
 pub const HARNESS_PHP_FPM: &str = "php_fpm:\n  reload: sudo /usr/local/sbin/reload-php-fpm\n  config_test: none\n";
 
+/// The test image's two masters (`/usr/local/sbin/php-fpm-color`) and the
+/// link its nginx connects through.
+pub const BLUE_GREEN_PHP_FPM: &str = "php_fpm:\n  reload: sudo /usr/local/sbin/reload-php-fpm\n  activation: blue-green\n  blue_green:\n    link: /run/php-app/live.sock\n    \
+    blue:\n      socket: /run/php/app-blue.sock\n      start: sudo -n /usr/local/sbin/php-fpm-color start blue\n      \
+    stop: sudo -n /usr/local/sbin/php-fpm-color stop blue\n    green:\n      socket: /run/php/app-green.sock\n      \
+    start: sudo -n /usr/local/sbin/php-fpm-color start green\n      \
+    stop: sudo -n /usr/local/sbin/php-fpm-color stop green\n";
+
+/// The `php_fpm` section of each mode (the reload stays for `--activation
+/// reload`).
+pub fn activation_php_fpm(mode: &str) -> &'static str {
+    match mode {
+        "reload" => HARNESS_PHP_FPM,
+        "warm" => "php_fpm:\n  reload: sudo /usr/local/sbin/reload-php-fpm\n  config_test: none\n  activation: warm\n",
+        _ => BLUE_GREEN_PHP_FPM,
+    }
+}
+
 /// Git delivery from the mounted repository, the commit resolved on the
 /// primary host (the path does not exist where the tests run).
 pub const GIT_DELIVERY: &str = "repository: /srv/git/app.git\nbranch: main\nresolve: host\n";

@@ -13,11 +13,13 @@ mod story;
 
 pub use story::HostState;
 
-pub use fleet::{DEPLOY_PATH, Fleet, GIT_DELIVERY, HARNESS_PHP_FPM};
+pub use fleet::{BLUE_GREEN_PHP_FPM, DEPLOY_PATH, Fleet, GIT_DELIVERY, HARNESS_PHP_FPM, activation_php_fpm};
 pub use git::{copy_into, write_app};
 pub use laravel::{Database, Version};
 #[allow(unused_imports)] // the benchmark's (benches/fleet.rs)
 pub use laravel::{LARAVEL, make_framework_heavy};
 pub use load::{Verdict, switches};
+#[allow(unused_imports)] // the activation benchmark's (benches/activation.rs)
+pub use load::Sample;
 pub use run::{failure_of, spawn_cutover, summary, text, wait_limited};
 pub use setup::{docker_available, repo_root};
