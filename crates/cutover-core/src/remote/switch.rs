@@ -117,16 +117,18 @@ macro_rules! held_rename_in_perl {
     r#"my $timed = defined $at && $hires; "#,
     r#"if ($timed) { my $wait = $at - Time::HiRes::time(); Time::HiRes::sleep($wait) if $wait > 0 && $wait < 5 } "#,
     r#"rename($ARGV[0], $ARGV[1]) or do { print STDERR qq(cannot rename $ARGV[0] over $ARGV[1]: $!\n); exit 1 }; "#,
-    r#"print qq(\@\@cutover-switched\n); "#,
-    r#"if (@ARGV > 2) { rename($ARGV[2], $ARGV[3]) or do { print STDERR qq(cannot rename $ARGV[2] over $ARGV[3]: $!\n); exit 1 } }"#,
+    r#"print qq(\@\@cutover-switched\n)"#,
         )
     };
 }
 const HELD_RENAME_IN_PERL: &str = concat!(held_rename_in_perl!(), r#"' "$d/current-tmp" "$d/current""#);
 
 /// [`HELD_RENAME_IN_PERL`] renaming the staged socket link `$l` too.
-const HELD_RENAME_BOTH_IN_PERL: &str =
-    concat!(held_rename_in_perl!(), r#"' "$d/current-tmp" "$d/current" "$l.cutover-tmp" "$l""#);
+const HELD_RENAME_BOTH_IN_PERL: &str = concat!(
+    held_rename_in_perl!(),
+    r#"; rename($ARGV[2], $ARGV[3]) or do { print STDERR qq(cannot rename $ARGV[2] over $ARGV[3]: $!\n); exit 1 }"#,
+    r#"' "$d/current-tmp" "$d/current" "$l.cutover-tmp" "$l""#
+);
 
 /// Prints [`crate::held::READY`].
 const READY_LINE: &str = "echo '@@cutover-ready'";

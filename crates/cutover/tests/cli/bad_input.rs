@@ -388,3 +388,27 @@ fn hostile_values_are_deployed_exactly_and_nothing_they_spell_runs() {
         }
     }
 }
+
+#[test]
+fn an_activation_without_what_it_needs_is_refused_where_it_is_written() {
+    let bg = |extra: &str| {
+        GOOD.replace("config_test: none}", &format!("config_test: none, activation: blue-green{extra}}}"))
+    };
+    refused(&bg(""), &["cutover.yaml:5:", "php_fpm.blue_green", "the link nginx connects through"]);
+    let masters = ", blue_green: {link: /run/app.sock, blue: {socket: /run/b.sock, start: b, stop: b}, \
+                   green: {socket: run/g.sock, start: g, stop: g}}";
+    refused(&bg(masters), &["php_fpm.blue_green.green.socket", "must be an absolute path, got `run/g.sock`"]);
+    let same = masters.replace("run/g.sock", "/run/app.sock");
+    refused(&bg(&same), &["php_fpm.blue_green", "three different paths"]);
+    refused(&GOOD.replace("config_test: none}", "config_test: none, activation: hot}"), &["cutover.yaml:5:", "hot"]);
+
+    // `--activation blue-green` over a file without the masters: refused
+    // the same way, naming the flag.
+    let project = Project::new("");
+    project.write("cutover.yaml", GOOD);
+    let out = project.cutover(&["deploy", "--activation", "blue-green"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--activation blue-green") && err.contains("php_fpm.blue_green"), "{err}");
+    assert!(!project.path().join("hosts").exists(), "no host was touched");
+}

@@ -137,7 +137,7 @@ async fn the_probe_catches_requests_killed_by_a_reload_without_process_control_t
     // Refused as it stands: the reload would kill requests in flight.
     let (code, refused, text) = fleet.run_json("deploy", &[]);
     assert_eq!(code, Some(1), "refused in preflight:\n{text}");
-    let message = crate::harness::failure_of(&refused, "web1").0;
+    let message = summary(&refused)["hosts"]["web1"]["error"].as_str().unwrap_or_default();
     assert!(message.contains("process_control_timeout is 0") && message.contains("allow_killing_requests"), "{text}");
     assert_eq!(fleet.releases(0), vec![v1.clone()], "nothing built");
     // Allowed explicitly, for the control.

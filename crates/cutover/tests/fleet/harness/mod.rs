@@ -18,8 +18,8 @@ pub use git::{copy_into, write_app};
 pub use laravel::{Database, Version};
 #[allow(unused_imports)] // the benchmark's (benches/fleet.rs)
 pub use laravel::{LARAVEL, make_framework_heavy};
-pub use load::{Verdict, switches};
 #[allow(unused_imports)] // the activation benchmark's (benches/activation.rs)
 pub use load::Sample;
+pub use load::{Verdict, switches};
 pub use run::{failure_of, spawn_cutover, summary, text, wait_limited};
 pub use setup::{docker_available, repo_root};
