@@ -121,13 +121,43 @@ async fn bench(rounds: usize) -> Vec<Value> {
         let window: Vec<&harness::Sample> = samples.iter().filter(in_window).collect();
         let failed = window.iter().filter(|s| !matches!(&s.result, Ok((200, _)))).count();
         let window_ms: Vec<f64> = window.iter().map(|s| ms(s)).collect();
+        // Where the slowest request of the window started, from its switch.
+        let slowest = window.iter().max_by(|a, b| ms(a).total_cmp(&ms(b)));
+        let slowest_at = slowest.and_then(|s| {
+            let nearest = switched
+                .iter()
+                .min_by_key(|at| (s.start - **at).total(jiff::Unit::Millisecond).unwrap_or(0.0).abs() as i64)?;
+            (s.start - *nearest).total(jiff::Unit::Millisecond).ok()
+        });
+        // Before the switch (staging: warming, starting a master) and after.
+        let part = |after: bool| -> Vec<f64> {
+            window
+                .iter()
+                .filter(|s| {
+                    switched.iter().any(|at| {
+                        (s.start >= *at) == after
+                            && (s.start - *at).total(jiff::Unit::Millisecond).unwrap_or(0.0).abs()
+                                <= if after { AFTER_SWITCH_MS } else { BEFORE_SWITCH_MS } as f64
+                    })
+                })
+                .map(|s| ms(s))
+                .collect()
+        };
+        let (before, after) = (part(false), part(true));
         let (idle_p50, idle_p99) = (percentile(&idle, 50.0), percentile(&idle, 99.0));
         let (p50, p99, max) =
             (percentile(&window_ms, 50.0), percentile(&window_ms, 99.0), percentile(&window_ms, 100.0));
         eprintln!(
-            "{mode}: idle {} requests p50 {idle_p50:.1} p99 {idle_p99:.1}; window {} requests p50 {p50:.1} p99 {p99:.1} max {max:.1}; failed {failed}",
+            "{mode}: idle {} requests p50 {idle_p50:.1} p99 {idle_p99:.1}; window {} requests p50 {p50:.1} p99 {p99:.1} \
+             max {max:.1} (at {:+.0} ms from its switch); before the switch p99 {:.1} max {:.1}, after it p99 {:.1} \
+             max {:.1}; failed {failed}",
             idle.len(),
-            window_ms.len()
+            window_ms.len(),
+            slowest_at.unwrap_or(f64::NAN),
+            percentile(&before, 99.0),
+            percentile(&before, 100.0),
+            percentile(&after, 99.0),
+            percentile(&after, 100.0),
         );
         modes.push(json!({
             "mode": mode,
@@ -138,6 +168,11 @@ async fn bench(rounds: usize) -> Vec<Value> {
             "window_p50_ms": p50,
             "window_p99_ms": p99,
             "window_max_ms": max,
+            "window_max_at_ms": slowest_at,
+            "before_switch_p99_ms": percentile(&before, 99.0),
+            "before_switch_max_ms": percentile(&before, 100.0),
+            "after_switch_p99_ms": percentile(&after, 99.0),
+            "after_switch_max_ms": percentile(&after, 100.0),
             "failed": failed,
         }));
     }

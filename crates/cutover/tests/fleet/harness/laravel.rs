@@ -151,8 +151,9 @@ impl Fleet {
 /// MB, 4,750 PHP files, all in the class map), in `<git dir>/dist` (so
 /// `/srv/git/dist` on the hosts), from a `package` repository. Rewrites
 /// composer.json and composer.lock in the work tree (in a container of the
-/// host image, where the libraries and composer are). For the benchmark:
-/// composer and the autoloader get real work.
+/// host image, where the libraries and composer are); the application's
+/// other `package` repositories stay. For the benchmarks: composer, the
+/// autoloader and OPcache get real work.
 #[allow(dead_code)] // the benchmark's (benches/fleet.rs)
 pub fn make_framework_heavy(git_dir: &Path, work: &Path) {
     const SCRIPT: &str = r#"set -e
@@ -162,7 +163,7 @@ printf '{"name": "laravel/framework", "version": "8.83.26", "autoload": {"classm
 printf '<?php\nset_include_path(__DIR__ . "/lib" . PATH_SEPARATOR . get_include_path());\nrequire_once __DIR__ . "/lib/Illuminate/autoload.php";\n' > "$p/debian.php"
 tar -C "$p" -cf /srv/git/dist/laravel-framework-8.83.26.tar composer.json debian.php lib
 cd /app && rm -rf packages composer.lock vendor
-php -r '$c = json_decode(file_get_contents("composer.json"), true); $c["repositories"] = [["packagist.org" => false], ["type" => "package", "package" => ["name" => "laravel/framework", "version" => "8.83.26", "dist" => ["type" => "tar", "url" => "/srv/git/dist/laravel-framework-8.83.26.tar"], "autoload" => ["classmap" => ["lib/"], "files" => ["debian.php"]]]]]; file_put_contents("composer.json", json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES) . "\n");'
+php -r '$c = json_decode(file_get_contents("composer.json"), true); $kept = array_values(array_filter($c["repositories"], fn ($r) => ($r["type"] ?? "") === "package")); $c["repositories"] = array_merge([["packagist.org" => false], ["type" => "package", "package" => ["name" => "laravel/framework", "version" => "8.83.26", "dist" => ["type" => "tar", "url" => "/srv/git/dist/laravel-framework-8.83.26.tar"], "autoload" => ["classmap" => ["lib/"], "files" => ["debian.php"]]]]], $kept); file_put_contents("composer.json", json_encode($c, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES) . "\n");'
 COMPOSER_DISABLE_NETWORK=1 COMPOSER_ALLOW_SUPERUSER=1 composer update --no-install --no-interaction --quiet
 chmod -R a+rwX /app /srv/git/dist
 "#;
