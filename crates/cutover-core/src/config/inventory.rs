@@ -314,6 +314,10 @@ pub struct Master {
     pub socket: String,
     pub start: String,
     pub stop: String,
+    /// Its FPM config, read in preflight for `process_control_timeout`
+    /// (the drain's wait for requests in flight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 /// One of the PHP-FPM commands as the inventory sets it.

@@ -349,6 +349,17 @@ pub fn activation(inv: &Inventory) -> Result<(), ConfigError> {
                         .field(format!("php_fpm.blue_green.{name}")));
                 }
             }
+            for (name, config) in [("blue.config", &b.blue.config), ("green.config", &b.green.config)] {
+                let Some(path) = config else { continue };
+                let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+@".contains(c);
+                if !path.starts_with('/') || !path.chars().all(plain) {
+                    return Err(error(format!(
+                        "must be an absolute path of letters, digits and `/._-+@`, got `{path}`"
+                    ))
+                    .at(&bg.referenced)
+                    .field(format!("php_fpm.blue_green.{name}")));
+                }
+            }
             if b.link == b.blue.socket || b.link == b.green.socket || b.blue.socket == b.green.socket {
                 return Err(error("the link and the two sockets must be three different paths")
                     .at(&bg.referenced)

@@ -11,7 +11,7 @@ use crate::remote::activation;
 use crate::remote::fpm::{self, FpmCommands};
 use crate::remote::lock::LockOwner;
 use crate::remote::prepare::Delivery;
-use crate::remote::probe::{self, ProbeRequest, Snapshot};
+use crate::remote::probe::{self, ActivationProbe, ProbeRequest, Snapshot};
 
 use super::Context;
 use super::failure::{FailureKind, HostFailure};
@@ -71,12 +71,12 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     let shared_files = if delivery.is_some() { inv.shared.files() } else { Vec::new() };
     let free_space = delivery.is_some();
     let detect_fpm = fpm::needs_detection(&inv.php_fpm);
-    let fastcgi = match inv.php_fpm.activation() {
-        Activation::Reload => reloads.then_some(None),
-        Activation::Warm => Some(None),
-        Activation::BlueGreen => Some(inv.php_fpm.blue_green.as_ref().map(|b| b.value.link.as_str())),
-    };
-    ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space, detect_fpm, fastcgi, history: false }
+    // Blue-green's link is read in every mode: another mode must not act
+    // on a pool nginx no longer uses.
+    let blue_green = inv.php_fpm.blue_green.as_ref().map(|b| &b.value);
+    let speaks = reloads || inv.php_fpm.activation() != Activation::Reload || blue_green.is_some();
+    let activation = speaks.then_some(ActivationProbe { socket: inv.php_fpm.socket.as_deref(), blue_green });
+    ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space, detect_fpm, activation, history: false }
 }
 
 /// Probes the hosts, and reports what would stop the run as `checks` says,
@@ -139,8 +139,10 @@ pub(crate) async fn probe(
 fn fpm_of(ctx: &Context<'_>, host: &str, snapshot: &Snapshot) -> Result<FpmCommands, String> {
     let php_fpm = &ctx.loaded.inventory.php_fpm;
     let mut commands = fpm::resolve(php_fpm, &snapshot.fpm)?;
-    commands.activation = activation::resolve(php_fpm, &snapshot.fpm, commands.reload.is_some())?;
+    let (activating, warnings) = activation::resolve(php_fpm, &snapshot.fpm, commands.reload.is_some())?;
+    commands.activation = activating;
     let warn = |message: String| ctx.emit(Event::Warning { host: Some(host.to_owned()), message });
+    warnings.into_iter().for_each(warn);
     if commands.reload.is_some() && snapshot.fpm_reload_kills_requests() {
         if !php_fpm.allow_killing_requests {
             return Err("PHP-FPM's process_control_timeout is 0: a reload kills the requests in flight. Set \
@@ -153,14 +155,6 @@ fn fpm_of(ctx: &Context<'_>, host: &str, snapshot: &Snapshot) -> Result<FpmComma
               (`php_fpm.allow_killing_requests` is set)"
                 .to_owned(),
         );
-    }
-    if commands.reload.is_some() && !commands.activation.wait_ready {
-        let why = if !snapshot.fpm.fastcgi {
-            "`cgi-fcgi` is not installed (Debian and Ubuntu: libfcgi-bin)".to_owned()
-        } else {
-            "the pool's socket is not known: set `php_fpm.socket`".to_owned()
-        };
-        warn(format!("cutover cannot wait for PHP-FPM to be ready after the reload: {why}"));
     }
     Ok(commands)
 }

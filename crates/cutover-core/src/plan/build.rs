@@ -119,8 +119,11 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             let mut prune = cleanup::prune(&on_disk, inv.keep_releases.value as usize, i.release, snap.current());
             // Releases that never finished building (a run that died).
             prune.extend(snap.partial.iter().filter(|r| Some(**r) != snap.current()));
-            let drain = activation::drain_old(activating(i.fpm, t));
-            HostScript::new(end::finalize(&t.deploy_path, owner, &log_line, &prune, drain), QUICK)
+            // The old master is drained once the lock is released: its wait
+            // for requests in flight holds nobody up.
+            let mut script = end::finalize(&t.deploy_path, owner, &log_line, &prune);
+            script.extend(activation::drain_old(activating(i.fpm, t)));
+            HostScript::new(script, finalize_limit(i.fpm, t))
         }),
     ));
     fuse::prepare_into_build(&mut nodes);
@@ -208,9 +211,9 @@ pub fn rollback(i: RollbackInputs<'_>) -> Plan {
             let left: Vec<ReleaseId> = snap
                 .map(|s| s.releases.iter().copied().filter(|r| *r > i.target && Some(*r) <= live).collect())
                 .unwrap_or_default();
-            let drain = activation::drain_old(activating(i.fpm, t));
-            let script = end::finalize_rollback(&t.deploy_path, owner, &log_line, i.target, &left, drain);
-            HostScript::new(script, QUICK)
+            let mut script = end::finalize_rollback(&t.deploy_path, owner, &log_line, i.target, &left);
+            script.extend(activation::drain_old(activating(i.fpm, t)));
+            HostScript::new(script, finalize_limit(i.fpm, t))
         }),
     ));
     fuse::stage_into_lock(&mut nodes);
@@ -330,6 +333,15 @@ fn stage_limit(fpm: &IndexMap<String, FpmCommands>, target: &Target) -> Duration
     match activating(fpm, target).activation {
         Activation::Reload => QUICK,
         Activation::Warm | Activation::BlueGreen => QUICK * 5,
+    }
+}
+
+/// The time limit of finalize: longer where the old master is drained
+/// (its requests in flight finish first).
+fn finalize_limit(fpm: &IndexMap<String, FpmCommands>, target: &Target) -> Duration {
+    match activating(fpm, target).activation {
+        Activation::BlueGreen => QUICK * 5,
+        Activation::Reload | Activation::Warm => QUICK,
     }
 }
 

@@ -19,6 +19,9 @@ pub(super) fn text(plan: &Plan) -> String {
     for line in crate::remote::fpm::found_lines(plan.fpm.iter().map(|(h, c)| (h.as_str(), c))) {
         let _ = writeln!(out, "{line}");
     }
+    for line in crate::remote::activation::plan_lines(plan.fpm.iter().map(|(h, c)| (h.as_str(), &c.activation))) {
+        let _ = writeln!(out, "{line}");
+    }
     local_hooks(&mut out, plan);
     let mut n = 0;
     for node in &plan.nodes {
@@ -62,8 +65,19 @@ pub(super) fn text(plan: &Plan) -> String {
     scripts(&mut out, &plan.abort);
     let _ = writeln!(out, "\n[on failure after switching began: {:?}]", plan.rollout.on_failure);
     scripts(&mut out, &plan.undo);
+    if out.contains(PROGRAM_SHOWN) {
+        let at = crate::remote::activation::PROGRAM_PATH;
+        let _ = writeln!(out, "\n[cutover's FastCGI script, written to <deploy_path>/{at} and run by PHP-FPM]");
+        for line in crate::remote::activation::PROGRAM.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
     out
 }
+
+/// What the plan shows instead of the FastCGI script in each script that
+/// carries it: the script once, at the end.
+const PROGRAM_SHOWN: &str = "cutover_fpm_php=\"$(the FastCGI script at the end of this plan)\"";
 
 /// The inventory's `local_hooks`, which the plan runs none of.
 fn local_hooks(out: &mut String, plan: &Plan) {
@@ -79,8 +93,9 @@ fn local_hooks(out: &mut String, plan: &Plan) {
 /// Each distinct script once, under the hosts that run it.
 fn scripts(out: &mut String, hosts: &IndexMap<String, HostScript>) {
     let mut groups: Vec<(Vec<&str>, String, u64)> = Vec::new();
+    let program = format!("cutover_fpm_php={}", crate::shell::quote(crate::remote::activation::PROGRAM));
     for (host, script) in hosts {
-        let text = script.script.render_masked();
+        let text = script.script.render_masked().replace(&program, PROGRAM_SHOWN);
         let limit = script.timeout.as_secs();
         match groups.iter_mut().find(|(_, t, l)| *t == text && *l == limit) {
             Some((names, _, _)) => names.push(host),

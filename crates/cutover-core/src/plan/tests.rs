@@ -268,3 +268,86 @@ fn the_plan_names_the_php_fpm_found_and_runs_its_commands() {
     let flip = flip.expect("a flip").hosts["web1"].script.render();
     assert!(flip.contains("sudo -n /usr/bin/systemctl reload php8.2-fpm"), "{flip}");
 }
+
+/// Every host's commands as found, with blue-green taking over from blue.
+fn blue_green_fpm(fleet: &Fleet) -> IndexMap<String, FpmCommands> {
+    use crate::config::inventory::{Activation, Master};
+    use crate::remote::activation::{Activating, Colors};
+    let master = |c: &str| Master {
+        socket: format!("/run/php/app-{c}.sock"),
+        start: format!("sudo -n systemctl start app-{c}"),
+        stop: format!("sudo -n systemctl stop app-{c}"),
+        config: None,
+    };
+    let colors = Colors {
+        link: "/run/php-app/live.sock".into(),
+        live: Some("/run/php/app-blue.sock".into()),
+        idle_name: "green",
+        idle: master("green"),
+        old: Some(master("blue")),
+    };
+    let activation = Activating { activation: Activation::BlueGreen, colors: Some(colors), ..Activating::default() };
+    let commands = FpmCommands { activation, ..FpmCommands::default() };
+    fleet.hosts.iter().map(|t| (t.name.clone(), commands.clone())).collect()
+}
+
+#[test]
+fn a_blue_green_plan_starts_the_idle_master_moves_both_links_and_drains_only_after_the_decision() {
+    let (_dir, loaded) = loaded_with("php", "");
+    let fleet = Fleet::select(&loaded, &Selection::default()).expect("fleet");
+    let plan = deploy(DeployInputs {
+        loaded: &loaded,
+        fleet: &fleet,
+        snapshots: &IndexMap::new(),
+        fpm: &blue_green_fpm(&fleet),
+        release: "20261123143012".parse().expect("id"),
+        commit: "abc".into(),
+        delivery: Delivery::Upload,
+        payload: Some(Arc::from(Vec::new())),
+        owner: LockOwner::current("shop", "deploy", None),
+        rollout: Rollout::new(&loaded, None, None),
+        full_build: false,
+    });
+    let script_of = |phase: Phase| -> String {
+        plan.nodes
+            .iter()
+            .find_map(|n| match n {
+                Node::Phase(p) if p.phase == phase => p.hosts.get("web1").map(|h| {
+                    let finalize = h.then_finalize.as_ref().map(|f| f.render()).unwrap_or_default();
+                    format!("{}{finalize}", h.script.render())
+                }),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    // Staged with the build (no before-flip step): the idle master.
+    let built = script_of(Phase::Build);
+    let start = built.find("sudo -n systemctl start app-green").expect("green started while staging");
+    assert!(built[..start].contains("sudo -n systemctl stop app-green"), "a leftover green is stopped first");
+    assert!(built.contains(r#"ln -sfn "$cutover_idle" "$cutover_link.cutover-tmp""#));
+    assert!(!built.contains("systemctl stop app-blue"), "the live master is never touched while staging");
+    // The flip renames both; the drain of blue rides after the decision.
+    let flip = script_of(Phase::Flip);
+    assert!(flip.contains(r#""$d/current-tmp" "$d/current" "$l.cutover-tmp" "$l""#), "{flip}");
+    let decision = flip.find("read -r verdict").expect("held until the decision");
+    let drain = flip.find("sudo -n systemctl stop app-blue").expect("blue drained");
+    assert!(decision < drain, "blue is drained only once the fleet decided");
+    assert!(!flip.contains("reload"), "nothing reloads");
+    // A failure: the abort stops green unless the link points at it; the
+    // undo puts the link back on blue.
+    let abort = plan.abort["web1"].script.render();
+    assert!(abort.contains(r#"!= "$cutover_idle" ]; then"#) && abort.contains("systemctl stop app-green"), "{abort}");
+    assert!(!abort.contains("systemctl stop app-blue"), "{abort}");
+    let undo = plan.undo["web1"].script.render();
+    assert!(undo.contains(r#"ln -sfn "$cutover_was" "$cutover_link.cutover-tmp""#), "{undo}");
+    assert!(plan.reload.is_empty(), "nothing to reload after an undo");
+
+    // For people: what takes over from what, and the FastCGI script once.
+    let text = plan.render();
+    assert!(
+        text.contains("PHP-FPM activation on web1, web2, web3: blue-green: green at /run/php/app-green.sock takes"),
+        "{text}"
+    );
+    assert_eq!(text.matches("opcache_compile_file").count(), 1, "the script is shown once:\n{text}");
+    assert!(text.contains("cutover_fpm_php=\"$(the FastCGI script at the end of this plan)\""), "{text}");
+}

@@ -17,10 +17,9 @@
 
 use serde::Serialize;
 
-use crate::config::inventory::{Activation, Master, PhpFpm};
+use crate::config::inventory::{Activation, Master};
 use crate::shell::{Script, Sh};
 
-use super::fpm::FpmFound;
 use super::steps;
 
 /// The script a pool runs for cutover.
@@ -86,13 +85,15 @@ fn functions(s: &mut Script) {
 
 const FUNCTIONS: &str = r#"cutover_fpm_install() {
 mkdir -p "$d/.cutover"
+chmod a+rx "$d/.cutover"
 printf '%s' "$cutover_fpm_php" > "$d/$cutover_fpm_at.tmp"
 chmod 0644 "$d/$cutover_fpm_at.tmp"
 mv -f "$d/$cutover_fpm_at.tmp" "$d/$cutover_fpm_at"
 }
 cutover_fcgi() {
 cutover_sock=$1; cutover_mode=$2; shift 2
-env -i PATH="$PATH" SCRIPT_FILENAME="$d/$cutover_fpm_at" SCRIPT_NAME=/cutover-fpm.php REQUEST_METHOD=GET CUTOVER_FPM="$cutover_mode" "$@" timeout 600 cgi-fcgi -bind -connect "$cutover_sock" < /dev/null 2>&1 | tr -d '\r'
+case $cutover_mode in warm) cutover_limit=600 ;; *) cutover_limit=20 ;; esac
+env -i PATH="$PATH" SCRIPT_FILENAME="$d/$cutover_fpm_at" SCRIPT_NAME=/cutover-fpm.php REQUEST_METHOD=GET CUTOVER_FPM="$cutover_mode" "$@" timeout "$cutover_limit" cgi-fcgi -bind -connect "$cutover_sock" < /dev/null 2>&1 | tr -d '\r'
 }
 cutover_said() { printf '%s\n' "$1" | sed -n "s/^@@fpm $2 //p" | head -n 1; }
 cutover_unanswered() {
@@ -106,7 +107,8 @@ cutover_try=0
 while :; do
 cutover_out=$(cutover_fcgi "$1" warm CUTOVER_FROM="$cutover_from" CUTOVER_TO="$cutover_to" CUTOVER_RELEASES="$cutover_rels" CUTOVER_LIST="$2")
 cutover_wait=$(cutover_said "$cutover_out" wait)
-if [ -z "$cutover_wait" ] || [ "$cutover_try" -ge 3 ]; then break; fi
+if [ -z "$cutover_wait" ]; then break; fi
+if [ "$cutover_try" -ge 3 ]; then echo "OPcache at $1: files of the release are still younger than opcache.file_update_protection (a clock ahead?): not warmed, they compile on first use"; return 0; fi
 echo "OPcache at $1: the newest file is younger than opcache.file_update_protection: warming in $cutover_wait s"
 sleep "$cutover_wait"; cutover_try=$((cutover_try + 1))
 done
@@ -151,7 +153,7 @@ pub fn install(s: &mut Script, host: &Activating, target: Option<&str>) {
 
 const ROOM: &str = r#"cutover_from=$(cd "$d/current" 2> /dev/null && pwd -P) || cutover_from=
 cutover_to=; if [ -n "$cutover_target" ]; then cutover_to=$(cd "$d/releases/$cutover_target" && pwd -P); fi
-cutover_out=$(cutover_fcgi "$cutover_live" room CUTOVER_FROM="$cutover_from" CUTOVER_TO="$cutover_to")
+cutover_out=$(cutover_fcgi "$cutover_live" room CUTOVER_FROM="$cutover_from" CUTOVER_TO="$cutover_to" CUTOVER_CURRENT="$d/current")
 if [ -z "$(cutover_said "$cutover_out" opcache)" ]; then cutover_unanswered "$cutover_live" "$cutover_out"; exit 1; fi
 cutover_refused=$(cutover_said "$cutover_out" refuse)
 if [ -n "$cutover_refused" ]; then echo "activation warm: $cutover_refused" >&2; exit 1; fi"#;
@@ -173,6 +175,11 @@ pub fn stage(s: &mut Script, host: &Activating) {
             steps::mark(s, &format!("start {}", colors.idle_name));
             assign_colors(s, colors);
             s.line(EXPECT_LINK);
+            // A rollback's lock gives itself back if staging fails: this
+            // stops the master started here first (see lock::RELEASE_ON_FAILURE).
+            s.line("cutover_undo_stage() {");
+            s.extend(stop_idle(host));
+            s.line("}");
             s.line("{");
             s.push(Sh::user_shell(colors.idle.stop.clone()));
             s.push(Sh::user_shell(colors.idle.start.clone()));
@@ -194,7 +201,7 @@ fn assign_colors(s: &mut Script, colors: &Colors) {
 /// Refuses when the link moved since preflight read it.
 const EXPECT_LINK: &str = r#"cutover_now=$(readlink "$cutover_link" 2> /dev/null) || cutover_now=
 if [ "$cutover_now" != "$cutover_was" ]; then echo "$cutover_link points at ${cutover_now:-nothing}, not ${cutover_was:-nothing} as when the run began: another run or a person moved it" >&2; exit 1; fi
-if [ "$cutover_now" = "$cutover_idle" ]; then echo "$cutover_link points at $cutover_idle, the master about to be restarted" >&2; exit 1; fi"#;
+if [ "$cutover_now" = "$cutover_idle" ] || [ "$cutover_link" -ef "$cutover_idle" ]; then echo "$cutover_link points at $cutover_idle, the master about to be restarted" >&2; exit 1; fi"#;
 
 /// Waits for the idle master's socket to answer, lists what the live pool
 /// has cached (none when it does not answer: the release's files are
@@ -207,10 +214,13 @@ sleep 0.1
 done
 cutover_list="$d/.cutover/warm-list"
 : > "$cutover_list"
+chmod 0644 "$cutover_list"
 if [ -n "$cutover_was" ] && [ -S "$cutover_link" ]; then cutover_fcgi "$cutover_link" list | sed -n 's/^@@fpm file //p' > "$cutover_list" || : > "$cutover_list"; fi
 cutover_warm "$cutover_idle" "$cutover_list"
 rm -f "$cutover_list"
-if [ -z "$(cutover_said "$(cutover_fcgi "$cutover_idle" status)" pid)" ]; then echo "PHP-FPM at $cutover_idle stopped answering after the warm-up" >&2; exit 1; fi"#;
+cutover_out=$(cutover_fcgi "$cutover_idle" status)
+if [ -z "$(cutover_said "$cutover_out" pid)" ]; then echo "PHP-FPM at $cutover_idle stopped answering after the warm-up" >&2; exit 1; fi
+if [ -n "$(cutover_said "$cutover_out" preload)" ]; then echo "the master at $cutover_idle preloads $(cutover_said "$cutover_out" preload) (opcache.preload): started before the switch, it preloads the release current still names; blue-green does not support preloading: use activation reload" >&2; exit 1; fi"#;
 
 /// The extra `rename(2)` of the flip (the staged link over nginx's), as
 /// the paths the perl flip renames after `current`.
@@ -244,13 +254,19 @@ pub fn after_reload(s: &mut Script, host: &Activating) {
 /// the fleet is switched and healthy.
 pub fn drain_old(host: &Activating) -> Script {
     let mut s = Script::new();
-    let Some(old) = host.colors.as_ref().and_then(|c| c.old.as_ref()) else { return s };
-    s.line("# drain the master the link left:");
+    let (Some(colors), Some(old)) = (&host.colors, host.colors.as_ref().and_then(|c| c.old.as_ref())) else {
+        return s;
+    };
+    s.line("# drain the master the link left, never the one it points at:");
+    s.push(Sh::assign("cutover_link", &colors.link));
+    s.push(Sh::assign("cutover_old", &old.socket));
+    s.line(r#"if [ ! "$cutover_link" -ef "$cutover_old" ] && [ "$(readlink "$cutover_link" 2> /dev/null || true)" != "$cutover_old" ]; then"#);
     s.line("if ! {");
     s.push(Sh::user_shell(old.stop.clone()));
     s.line(
         "} < /dev/null; then echo 'warning the PHP-FPM master the link left could not be stopped: stop it by hand'; fi",
     );
+    s.line("fi");
     s
 }
 
@@ -272,7 +288,7 @@ pub fn stop_idle(host: &Activating) -> Script {
     let Some(colors) = &host.colors else { return s };
     assign_colors(&mut s, colors);
     s.line(r#"rm -f "$cutover_link.cutover-tmp""#);
-    s.line(r#"if [ "$(readlink "$cutover_link" 2> /dev/null || true)" != "$cutover_idle" ]; then"#);
+    s.line(r#"if [ ! "$cutover_link" -ef "$cutover_idle" ] && [ "$(readlink "$cutover_link" 2> /dev/null || true)" != "$cutover_idle" ]; then"#);
     s.line("if ! {");
     s.push(Sh::user_shell(colors.idle.stop.clone()));
     s.line("} < /dev/null; then echo 'warning the PHP-FPM master started for this run could not be stopped: stop it by hand'; fi");
@@ -280,79 +296,38 @@ pub fn stop_idle(host: &Activating) -> Script {
     s
 }
 
-/// A host's activation from the inventory and what the probe found, or
-/// why it cannot run there (a sentence for the preflight failure).
-/// `reloads`: a reload follows the switch.
-pub fn resolve(php_fpm: &PhpFpm, found: &FpmFound, reloads: bool) -> Result<Activating, String> {
-    let activation = php_fpm.activation();
-    let socket = php_fpm.socket.clone().or_else(|| single_listen(&found.listens));
-    let needs_tool = || {
-        format!(
-            "activation {} asks PHP-FPM through its socket with `cgi-fcgi`, which is not installed: install it \
-             (Debian and Ubuntu: libfcgi-bin; RHEL: fcgi)",
-            activation.name()
-        )
-    };
-    match activation {
-        Activation::Reload => {
-            let wait_ready = reloads && found.fastcgi && socket.is_some();
-            Ok(Activating { activation, socket, wait_ready, colors: None })
-        }
-        Activation::Warm => {
-            if !found.fastcgi {
-                return Err(needs_tool());
+/// Lines for people saying how each host activates the release, hosts
+/// alike together: `PHP-FPM activation on web1, web2: warm, through
+/// /run/php/php8.2-fpm.sock`. Nothing for a reload that does not wait.
+pub fn plan_lines<'a>(hosts: impl IntoIterator<Item = (&'a str, &'a Activating)>) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for (host, a) in hosts {
+        let said = match (a.activation, &a.socket, &a.colors) {
+            (Activation::Reload, Some(socket), _) if a.wait_ready => {
+                format!("reload, then wait until a new worker answers at {socket}")
             }
-            let Some(socket) = socket else {
-                let seen = if found.listens.is_empty() { "none".to_owned() } else { found.listens.join(", ") };
-                return Err(format!(
-                    "activation warm needs the pool's socket, and the pool configs listen on {seen}: set \
-                     `php_fpm.socket`"
-                ));
-            };
-            Ok(Activating { activation, socket: Some(socket), wait_ready: false, colors: None })
-        }
-        Activation::BlueGreen => {
-            let Some(bg) = php_fpm.blue_green.as_ref().map(|b| &b.value) else {
-                return Err("activation blue-green needs `php_fpm.blue_green`".to_owned());
-            };
-            if !found.fastcgi {
-                return Err(needs_tool());
+            (Activation::Warm, Some(socket), _) => format!("warm, through {socket}; no reload"),
+            (Activation::BlueGreen, _, Some(c)) => {
+                let from = match (&c.old, &c.live) {
+                    (Some(old), _) => format!("the master at {} (drained once the fleet decided)", old.socket),
+                    (None, Some(live)) => format!("{live} (left running: not one of the two)"),
+                    (None, None) => "nothing (no link yet)".to_owned(),
+                };
+                format!("blue-green: {} at {} takes {} over from {from}", c.idle_name, c.idle.socket, c.link)
             }
-            if found.link_not_link {
-                return Err(format!(
-                    "{} is not a symbolic link: cutover moves it between the two masters' sockets; point nginx's \
-                     `fastcgi_pass` at it and let cutover create it",
-                    bg.link
-                ));
-            }
-            let live = found.link.clone();
-            let (idle_name, idle, old) = match live.as_deref() {
-                Some(s) if s == bg.blue.socket => ("green", bg.green.clone(), Some(bg.blue.clone())),
-                Some(s) if s == bg.green.socket => ("blue", bg.blue.clone(), Some(bg.green.clone())),
-                _ => ("blue", bg.blue.clone(), None),
-            };
-            let colors = Colors { link: bg.link.clone(), live, idle_name, idle, old };
-            Ok(Activating { activation, socket: None, wait_ready: false, colors: Some(colors) })
+            _ => continue,
+        };
+        match groups.iter_mut().find(|(s, _)| *s == said) {
+            Some((_, names)) => names.push(host),
+            None => groups.push((said, vec![host])),
         }
     }
+    groups.into_iter().map(|(said, names)| format!("PHP-FPM activation on {}: {said}", names.join(", "))).collect()
 }
 
-/// The one socket the pool configs listen on (a bare port is on
-/// 127.0.0.1), if there is exactly one.
-fn single_listen(listens: &[String]) -> Option<String> {
-    let mut all: Vec<String> = listens
-        .iter()
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty() && !l.contains('$'))
-        .map(|l| if l.chars().all(|c| c.is_ascii_digit()) { format!("127.0.0.1:{l}") } else { l })
-        .collect();
-    all.sort();
-    all.dedup();
-    match all.as_slice() {
-        [one] => Some(one.clone()),
-        _ => None,
-    }
-}
+mod resolve;
+
+pub use resolve::resolve;
 
 #[cfg(test)]
 mod tests;

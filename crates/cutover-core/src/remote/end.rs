@@ -16,19 +16,15 @@ use super::supervise;
 
 /// Appends `log_line` to revisions.log, removes `prune` (never the release
 /// `current` points to, checked again on the host), and releases the lock.
-pub fn finalize(
-    deploy_path: &str,
-    owner: &LockOwner,
-    log_line: &str,
-    prune: &[ReleaseId],
-    before_unlock: Script,
-) -> Script {
+pub fn finalize(deploy_path: &str, owner: &LockOwner, log_line: &str, prune: &[ReleaseId]) -> Script {
     let mut s = logged(deploy_path, owner, log_line);
+    if !prune.is_empty() {
+        s.line(GENTLY);
+    }
     for release in prune {
         s.push(Sh::assign("r", release.to_string()));
-        s.line(r#"if [ "$(readlink "$d/current")" != "releases/$r" ]; then rm -rf "$d/releases/$r" 2>/dev/null || echo "warning could not remove old release $r completely; remove $d/releases/$r by hand"; fi"#);
+        s.line(r#"if [ "$(readlink "$d/current")" != "releases/$r" ]; then $gently rm -rf "$d/releases/$r" 2>/dev/null || echo "warning could not remove old release $r completely; remove $d/releases/$r by hand"; fi"#);
     }
-    s.extend(before_unlock);
     s.line(lock::RELEASE_OURS);
     s
 }
@@ -44,7 +40,6 @@ pub fn finalize_rollback(
     log_line: &str,
     target: ReleaseId,
     left: &[ReleaseId],
-    before_unlock: Script,
 ) -> Script {
     let mut s = logged(deploy_path, owner, log_line);
     s.push(Sh::assign("r", target.to_string()));
@@ -53,13 +48,18 @@ pub fn finalize_rollback(
         s.push(Sh::assign("r", left.to_string()));
         s.line(r#"if [ -d "$d/releases/$r" ]; then : > "$d/releases/$r/ROLLED_BACK" || echo "warning could not mark release $r as rolled back"; fi"#);
     }
-    s.extend(before_unlock);
     s.line(lock::RELEASE_OURS);
     s
 }
 
 /// The head of every finalize, under this run's lock: the line appended
 /// to revisions.log, the run's jobs file forgotten.
+/// Sets `$gently`: the prune runs at the lowest CPU and I/O priority the
+/// host allows (`nice -n 19`, `ionice -c 3` where it works), so removing a
+/// release of thousands of files right after the switch does not slow the
+/// requests the new release is serving.
+const GENTLY: &str = r#"gently=; if command -v nice >/dev/null 2>&1; then gently="nice -n 19"; fi; if command -v ionice >/dev/null 2>&1 && ionice -c 3 true 2>/dev/null; then gently="$gently ionice -c 3"; fi"#;
+
 fn logged(deploy_path: &str, owner: &LockOwner, log_line: &str) -> Script {
     let mut s = script_in(deploy_path);
     lock::guard_or_leave(&mut s, owner);
@@ -126,7 +126,7 @@ mod tests {
         std::fs::write(d.join(".cutover/lock/token"), format!("{}\n", owner.token)).expect("token");
         // A directory where the log should be: appending fails, even as root.
         std::fs::create_dir_all(d.join("revisions.log")).expect("log dir");
-        let script = finalize(&d.display().to_string(), &owner, "line", &[], Script::new()).render();
+        let script = finalize(&d.display().to_string(), &owner, "line", &[]).render();
         let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -115,9 +115,15 @@ pub fn acquire(deploy_path: &str, owner: &LockOwner, expected: Option<&str>) -> 
 /// In a script that goes on after taking the lock: give it back if any
 /// later line fails, provided it is still this run's (a guard that finds
 /// another run's token exits, and must leave that lock alone).
+///
+/// What the staging part left is undone first: `current-tmp`, and what
+/// `cutover_undo_stage` undoes where the script defined it (blue-green's
+/// idle master).
 pub const RELEASE_ON_FAILURE: &str = concat!(
     r#"trap 'held=; { read -r held < "$d/.cutover/lock/token"; } 2>/dev/null || true; "#,
-    r#"if [ "$held" = "$token" ]; then rm -rf "$d/.cutover/lock"; fi' EXIT"#
+    r#"if [ "$held" = "$token" ]; then "#,
+    r#"if command -v cutover_undo_stage >/dev/null 2>&1; then cutover_undo_stage || true; fi; "#,
+    r#"rm -f "$d/current-tmp"; rm -rf "$d/.cutover/lock"; fi' EXIT"#
 );
 
 /// The end of such a script: it succeeded, keep the lock.

@@ -25,12 +25,20 @@ pub struct ProbeRequest<'a> {
     pub free_space: bool,
     /// Look for PHP-FPM (see [`fpm`]).
     pub detect_fpm: bool,
-    /// Look for what activation needs: `cgi-fcgi`, the pools' sockets, and
-    /// with `Some(link)` where blue-green's link points.
-    pub fastcgi: Option<Option<&'a str>>,
+    /// Look for what the activation needs (see [`ActivationProbe`]).
+    pub activation: Option<ActivationProbe<'a>>,
     /// Read each release's commit and the end of revisions.log
     /// (`cutover releases`).
     pub history: bool,
+}
+
+/// What the probe reads for the activation: `cgi-fcgi`, the pools'
+/// sockets (and `socket`, the inventory's), and for blue-green where the
+/// link points and the masters' `process_control_timeout`.
+#[derive(Clone, Copy, Debug)]
+pub struct ActivationProbe<'a> {
+    pub socket: Option<&'a str>,
+    pub blue_green: Option<&'a crate::config::inventory::BlueGreen>,
 }
 
 /// A branch or tag in a repository.
@@ -93,8 +101,8 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     if request.detect_fpm {
         fpm::detect(&mut s);
     }
-    if let Some(link) = request.fastcgi {
-        fpm::look_for_fastcgi(&mut s, link);
+    if let Some(a) = &request.activation {
+        fpm::look_for_fastcgi(&mut s, a.socket, a.blue_green);
     }
     if request.history {
         s.line(HISTORY);

@@ -297,4 +297,31 @@ async fn blue_green_leaves_one_master_and_one_link_when_a_run_fails_before_or_af
     }
     let colors = fleet.exec_root(0, "cat /var/log/php-fpm-colors.log");
     assert!(colors.contains("stop blue by=deploy"), "blue drained by the run:\n{colors}");
+
+    // 4. A rollback whose blue master cannot start gives its lock back and
+    // stops nothing that serves: green stays live, no blue left running.
+    fleet.exec_root(1, "echo broken > /etc/php/8.2/fpm/colors/blue.conf");
+    let (code, events, text) = fleet.run_json("rollback", &["--yes"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(failed(&events, "web2").0, "start blue", "{text}");
+    assert_only_master(&fleet, "green");
+    fleet.assert_clean();
+    fleet.exec_root(
+        1,
+        "cp /etc/php/8.2/fpm/colors/green.conf /etc/php/8.2/fpm/colors/blue.conf && \
+                       sed -i 's/green/blue/g' /etc/php/8.2/fpm/colors/blue.conf",
+    );
+
+    // 5. The link names green's socket by another path (/var/run is /run):
+    // still green, so blue takes over and green is drained, never the
+    // other way round.
+    for i in 0..2 {
+        fleet.exec_root(i, "ln -sfn /var/run/php/app-green.sock /run/php-app/live.sock");
+    }
+    let v3 = fleet.deploy_ok();
+    assert_only_master(&fleet, "blue");
+    for i in 0..2 {
+        assert!(fleet.served(i).starts_with(&format!("v2 {v3} ")), "{}", fleet.hosts[i].name);
+    }
+    let _ = v2;
 }

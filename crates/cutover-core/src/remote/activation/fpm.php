@@ -18,6 +18,7 @@
 //                       newer than opcache.file_update_protection allows.
 header('Content-Type: text/plain');
 set_time_limit(600);
+ini_set('memory_limit', '1G');
 function say(string $key, $value): void
 {
     echo '@@fpm ', $key, ' ', $value, "\n";
@@ -35,12 +36,17 @@ $from = $_SERVER['CUTOVER_FROM'] ?? '';
 $to = $_SERVER['CUTOVER_TO'] ?? '';
 $releases = $_SERVER['CUTOVER_RELEASES'] ?? '';
 $on = function_exists('opcache_get_status') && (bool) ini_get('opcache.enable');
-$status = $on ? opcache_get_status($mode !== 'status') : false;
+$listed = $_SERVER['CUTOVER_LIST'] ?? '';
+$with_scripts = $mode === 'list' || $mode === 'room' || ($mode === 'warm' && $listed === '');
+$status = $on ? opcache_get_status($with_scripts) : false;
 $on = is_array($status) && !empty($status['opcache_enabled']);
 say('pid', getmypid());
 say('opcache', $on ? 1 : 0);
 if ($mode === 'status') {
     say('start', $on ? $status['opcache_statistics']['start_time'] : 0);
+    if ((string) ini_get('opcache.preload') !== '') {
+        say('preload', ini_get('opcache.preload'));
+    }
     exit(0);
 }
 if ($mode === 'list') {
@@ -51,13 +57,23 @@ if ($mode === 'list') {
 }
 if ($mode === 'room') {
     if (!$on) {
-        say('refuse', 'OPcache is off in this pool: there is nothing to warm. Use activation reload, or turn opcache.enable on');
+        say('refuse', 'OPcache is off in this pool, or opcache.restrict_api keeps cutover\'s script from it: there is nothing to warm. Use activation reload, or turn opcache.enable on');
         exit(0);
     }
     $preload = (string) ini_get('opcache.preload');
     if ($preload !== '') {
-        say('refuse', "opcache.preload is set ($preload): preloaded classes live as long as the master and would outlive the switch. Use activation blue-green or reload");
+        say('refuse', "opcache.preload is set ($preload): preloaded classes live as long as the master and would outlive the switch. Use activation reload");
         exit(0);
+    }
+    // With nginx's $document_root the pool runs every release by the same
+    // path through `current`, and with validate_timestamps=0 goes on
+    // serving the old code: warming cannot work there.
+    $current = $_SERVER['CUTOVER_CURRENT'] ?? '';
+    foreach (array_keys($status['scripts'] ?? []) as $path) {
+        if (under($path, $current)) {
+            say('refuse', "the pool runs scripts by their path through $current ($path): nginx passes \$document_root. Pass \$realpath_root (fastcgi_param SCRIPT_FILENAME \$realpath_root\$fastcgi_script_name), see docs/nginx-php-fpm.md");
+            exit(0);
+        }
     }
     $need = 0;
     $scripts = 0;
@@ -76,7 +92,7 @@ if ($mode === 'room') {
     $total = (float) $memory['used_memory'] + $free + $memory['wasted_memory'];
     say('need', max(0, $need));
     say('free', $free);
-    if ($need > 0 && ($free < $need * 1.1 || $keys < $scripts * 2)) {
+    if ($need > 0 && ($free < $need * 1.1 || $keys < $scripts)) {
         $why = $free < $need * 1.1
             ? 'OPcache has ' . mib($free) . ' free and the live release takes ' . mib($need)
             : "OPcache has room for $keys more scripts and the live release has $scripts";
@@ -95,7 +111,6 @@ if (!$on) {
     exit(0);
 }
 $list = [];
-$listed = $_SERVER['CUTOVER_LIST'] ?? '';
 if ($listed !== '') {
     $list = is_readable($listed) ? file($listed, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) : [];
 } else {
@@ -137,7 +152,8 @@ foreach (array_keys($paths) as $path) {
     }
 }
 if ($protection > 0 && $newest > $began - $protection) {
-    say('wait', $newest + $protection - $began + 1);
+    // A file dated ahead of this clock asks no longer than the protection.
+    say('wait', min($newest + $protection - $began + 1, $protection + 1));
     exit(0);
 }
 $started = microtime(true);

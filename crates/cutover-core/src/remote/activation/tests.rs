@@ -1,10 +1,13 @@
 use super::*;
+use crate::config::inventory::PhpFpm;
+use crate::remote::fpm::FpmFound;
 
 fn master(color: &str) -> Master {
     Master {
         socket: format!("/run/php/app-{color}.sock"),
         start: format!("fpm start {color}"),
         stop: format!("fpm stop {color}"),
+        config: None,
     }
 }
 
@@ -14,10 +17,13 @@ fn php_fpm(yaml: &str) -> PhpFpm {
 
 const BLUE_GREEN: &str = "activation: blue-green\nblue_green:\n  link: /run/php-app/live.sock\n  blue: {socket: /run/php/app-blue.sock, start: fpm start blue, stop: fpm stop blue}\n  green: {socket: /run/php/app-green.sock, start: fpm start green, stop: fpm stop green}\n";
 
+/// What the probe found: every listed socket is there and open to the
+/// deploy user.
 fn found(fastcgi: bool, listens: &[&str], link: Option<&str>) -> FpmFound {
     FpmFound {
         fastcgi,
         listens: listens.iter().map(|l| (*l).to_owned()).collect(),
+        sockets_ok: listens.iter().map(|l| (*l).to_owned()).collect(),
         link: link.map(str::to_owned),
         ..FpmFound::default()
     }
@@ -27,16 +33,16 @@ fn found(fastcgi: bool, listens: &[&str], link: Option<&str>) -> FpmFound {
 fn reload_waits_for_readiness_only_where_it_can_ask_the_pool() {
     let fpm = php_fpm("{}");
     let sock = ["/run/php/php8.2-fpm.sock"];
-    let ready = resolve(&fpm, &found(true, &sock, None), true).expect("resolves");
+    let ready = resolve(&fpm, &found(true, &sock, None), true).expect("resolves").0;
     assert!(ready.wait_ready);
     assert_eq!(ready.socket.as_deref(), Some(sock[0]));
-    assert!(!resolve(&fpm, &found(false, &sock, None), true).expect("resolves").wait_ready, "no cgi-fcgi");
-    assert!(!resolve(&fpm, &found(true, &[], None), true).expect("resolves").wait_ready, "no socket");
-    assert!(!resolve(&fpm, &found(true, &sock, None), false).expect("resolves").wait_ready, "no reload");
+    assert!(!resolve(&fpm, &found(false, &sock, None), true).expect("resolves").0.wait_ready, "no cgi-fcgi");
+    assert!(!resolve(&fpm, &found(true, &[], None), true).expect("resolves").0.wait_ready, "no socket");
+    assert!(!resolve(&fpm, &found(true, &sock, None), false).expect("resolves").0.wait_ready, "no reload");
     let two = ["/run/php/a.sock", "/run/php/b.sock"];
-    assert!(!resolve(&fpm, &found(true, &two, None), true).expect("resolves").wait_ready, "which pool?");
+    assert!(!resolve(&fpm, &found(true, &two, None), true).expect("resolves").0.wait_ready, "which pool?");
     let set = php_fpm("socket: /run/php/b.sock");
-    assert_eq!(resolve(&set, &found(true, &two, None), true).expect("resolves").socket.as_deref(), Some(two[1]));
+    assert_eq!(resolve(&set, &found(true, &two, None), true).expect("resolves").0.socket.as_deref(), Some(two[1]));
 }
 
 #[test]
@@ -46,7 +52,7 @@ fn warm_needs_cgi_fcgi_and_one_socket() {
     assert!(missing.contains("cgi-fcgi") && missing.contains("libfcgi-bin"), "{missing}");
     let two = resolve(&fpm, &found(true, &["/run/a.sock", "9000"], None), false).expect_err("two pools");
     assert!(two.contains("/run/a.sock, 9000") && two.contains("php_fpm.socket"), "{two}");
-    let port = resolve(&fpm, &found(true, &["9000", "9000"], None), false).expect("one pool");
+    let port = resolve(&fpm, &found(true, &["9000", "9000"], None), false).expect("one pool").0;
     assert_eq!(port.socket.as_deref(), Some("127.0.0.1:9000"));
     assert!(port.speaks_fastcgi());
 }
@@ -55,7 +61,7 @@ fn warm_needs_cgi_fcgi_and_one_socket() {
 fn blue_green_takes_over_with_the_master_the_link_does_not_point_at() {
     let fpm = php_fpm(BLUE_GREEN);
     let colors =
-        |link: Option<&str>| resolve(&fpm, &found(true, &[], link), false).expect("resolves").colors.expect("colors");
+        |link: Option<&str>| resolve(&fpm, &found(true, &[], link), false).expect("resolves").0.colors.expect("colors");
     let from_blue = colors(Some("/run/php/app-blue.sock"));
     assert_eq!(
         (from_blue.idle_name, from_blue.idle.clone(), from_blue.old.clone()),
@@ -170,4 +176,51 @@ fn the_program_needs_no_shell_and_answers_in_marked_lines() {
             "{key} is read"
         );
     }
+}
+
+#[test]
+fn a_socket_the_deploy_user_may_not_open_is_said_before_anything_runs() {
+    let sock = "/run/php/php8.2-fpm.sock";
+    let denied = FpmFound { sockets_ok: vec![], sockets_denied: vec![sock.into()], ..found(true, &[sock], None) };
+    let (reload, warnings) = resolve(&php_fpm("{}"), &denied, true).expect("a reload still runs");
+    assert!(!reload.wait_ready, "no wait that could only time out");
+    assert!(warnings.iter().any(|w| w.contains("may not connect to") && w.contains("listen.group")), "{warnings:?}");
+    let warm = resolve(&php_fpm("activation: warm"), &denied, false).expect_err("warm cannot work");
+    assert!(warm.contains("may not connect to /run/php/php8.2-fpm.sock"), "{warm}");
+    let missing = FpmFound { sockets_ok: vec![], sockets_missing: vec![sock.into()], ..found(true, &[sock], None) };
+    assert!(resolve(&php_fpm("activation: warm"), &missing, false).expect_err("no pool").contains("does not exist"));
+    // `socket: none`: a reload without the wait, and nothing said.
+    let (none, warnings) = resolve(&php_fpm("socket: none"), &found(true, &[sock], None), true).expect("resolves");
+    assert!(!none.wait_ready && warnings.is_empty(), "{warnings:?}");
+}
+
+#[test]
+fn the_live_master_is_the_one_the_link_resolves_to_whatever_path_names_it() {
+    // `/var/run/php/app-green.sock` is green's socket through /var/run.
+    let aliased = FpmFound { link_is: Some("green".into()), ..found(true, &[], Some("/var/run/php/app-green.sock")) };
+    let (bg, _) = resolve(&php_fpm(BLUE_GREEN), &aliased, false).expect("resolves");
+    let colors = bg.colors.expect("colors");
+    assert_eq!((colors.idle_name, colors.old.map(|m| m.socket)), ("blue", Some("/run/php/app-green.sock".into())));
+    // Another mode on a host a colour serves would act on a pool nginx
+    // no longer uses.
+    let fpm = php_fpm(&BLUE_GREEN.replace("activation: blue-green", "activation: warm"));
+    let refused = resolve(&fpm, &aliased, false).expect_err("not the live pool");
+    assert!(refused.contains("served by the green master") && refused.contains("blue-green"), "{refused}");
+}
+
+#[test]
+fn draining_a_master_without_process_control_timeout_is_refused_unless_allowed() {
+    let conf = |timeout: &str| FpmFound {
+        master_timeouts: vec![("/etc/php/8.2/fpm/app-blue.conf".into(), timeout.into())],
+        ..found(true, &[], Some("/run/php/app-blue.sock"))
+    };
+    let fpm = php_fpm(BLUE_GREEN);
+    let refused = resolve(&fpm, &conf("0"), false).expect_err("kills requests");
+    assert!(refused.contains("app-blue.conf has process_control_timeout 0"), "{refused}");
+    let allowed = php_fpm(&format!("{BLUE_GREEN}allow_killing_requests: true\n"));
+    let (_, warnings) = resolve(&allowed, &conf("0"), false).expect("allowed");
+    assert!(warnings.iter().any(|w| w.contains("its drain kills")), "{warnings:?}");
+    let (_, warnings) = resolve(&fpm, &conf("10s"), false).expect("safe");
+    assert!(warnings.iter().all(|w| !w.contains("kills")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("php_fpm.blue_green.blue.config")), "no config set: {warnings:?}");
 }

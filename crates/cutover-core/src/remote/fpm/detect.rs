@@ -2,7 +2,8 @@
 //! host has (the FPM programs, which of them run, how services are managed,
 //! what sudo allows) and [`FpmFound`], which reads them back.
 
-use crate::shell::Script;
+use crate::config::inventory::BlueGreen;
+use crate::shell::{Script, Sh};
 
 /// The probe lines. For each FPM program (`/usr/sbin/php-fpm<version>`,
 /// `/usr/sbin/php-fpm`): whether its service runs, by systemd or by the pid
@@ -47,18 +48,35 @@ pub(crate) fn detect(script: &mut Script) {
 }
 
 /// The probe lines of activation (see [`crate::remote::activation`]):
-/// whether `cgi-fcgi` is there, every pool's `listen`, and with a link
-/// (blue-green) where it points.
+/// whether `cgi-fcgi` is there, every pool's `listen`, and for each socket
+/// path whether the deploy user may connect to it (write permission on the
+/// socket file, as connect(2) needs).
 const LOOK_FOR_FASTCGI: &str = r#"if command -v cgi-fcgi >/dev/null 2>&1; then echo "fpm-fastcgi"; fi
-for c in /etc/php/*/fpm/pool.d/*.conf /etc/php-fpm.d/*.conf; do [ -r "$c" ] && sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*/fpm-listen /p' "$c"; done
+fpm_socket_state() { case $1 in /*) if [ -S "$1" ] && [ -w "$1" ]; then echo "fpm-socket-ok $1"; elif [ -S "$1" ]; then echo "fpm-socket-denied $1"; else echo "fpm-socket-missing $1"; fi ;; esac; }
+for c in /etc/php/*/fpm/pool.d/*.conf /etc/php-fpm.d/*.conf; do [ -r "$c" ] && sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*//p' "$c"; done | tr -d "\"'" | while IFS= read -r l; do echo "fpm-listen $l"; fpm_socket_state "$l"; done
+if [ -n "$fpm_sock" ]; then fpm_socket_state "$fpm_sock"; fi
+true"#;
+
+/// Where blue-green's link points: as written, and which master's socket
+/// it resolves to (`-ef`: the same file, whatever path names it); and each
+/// master config's `process_control_timeout`.
+const LOOK_AT_THE_LINK: &str = r#"if [ -L "$l" ]; then echo "fpm-link $(readlink "$l")"; elif [ -e "$l" ]; then echo "fpm-link-not-link"; fi
+if [ "$l" -ef "$fpm_blue" ]; then echo "fpm-link-is blue"; elif [ "$l" -ef "$fpm_green" ]; then echo "fpm-link-is green"; fi
+for fpm_c in $fpm_configs; do if [ -r "$fpm_c" ]; then v=$(sed -n 's/^[[:space:]]*process_control_timeout[[:space:]]*=[[:space:]]*//p' "$fpm_c" | tail -n 1); echo "fpm-master-pct $fpm_c ${v:-0}"; else echo "fpm-master-pct-unread $fpm_c"; fi; done
 true"#;
 
 /// Adds the activation's lines to a probe script; they do not fail.
-pub(crate) fn look_for_fastcgi(script: &mut Script, link: Option<&str>) {
+pub(crate) fn look_for_fastcgi(script: &mut Script, socket: Option<&str>, blue_green: Option<&BlueGreen>) {
+    script.push(Sh::assign("fpm_sock", socket.unwrap_or_default()));
     script.line(LOOK_FOR_FASTCGI);
-    if let Some(link) = link {
-        script.push(crate::shell::Sh::assign("l", link));
-        script.line(r#"if [ -L "$l" ]; then echo "fpm-link $(readlink "$l")"; elif [ -e "$l" ]; then echo "fpm-link-not-link"; fi"#);
+    if let Some(bg) = blue_green {
+        script.push(Sh::assign("l", &bg.link));
+        script.push(Sh::assign("fpm_blue", &bg.blue.socket));
+        script.push(Sh::assign("fpm_green", &bg.green.socket));
+        let configs: Vec<&str> = [&bg.blue, &bg.green].iter().filter_map(|m| m.config.as_deref()).collect();
+        // Paths without blanks or glob characters (checked when loaded).
+        script.push(Sh::assign("fpm_configs", configs.join(" ")));
+        script.line(LOOK_AT_THE_LINK);
     }
 }
 
@@ -88,10 +106,21 @@ pub struct FpmFound {
     pub fastcgi: bool,
     /// Every pool's `listen`, as written.
     pub listens: Vec<String>,
-    /// Where blue-green's link points (`None`: no link).
+    /// Where blue-green's link points, as written (`None`: no link).
     pub link: Option<String>,
     /// Blue-green's link path is taken by something else than a link.
     pub link_not_link: bool,
+    /// The master whose socket the link resolves to (`blue`, `green`).
+    pub link_is: Option<String>,
+    /// Socket paths the deploy user may connect to, may not, and that do
+    /// not exist.
+    pub sockets_ok: Vec<String>,
+    pub sockets_denied: Vec<String>,
+    pub sockets_missing: Vec<String>,
+    /// Each blue-green master config read: its path and its
+    /// `process_control_timeout`; and those that could not be read.
+    pub master_timeouts: Vec<(String, String)>,
+    pub master_configs_unread: Vec<String>,
 }
 
 impl FpmFound {
@@ -109,9 +138,18 @@ impl FpmFound {
             "fpm-init" => self.init_scripts.push(value.to_owned()),
             "fpm-sudo" => self.sudo_allowed.push(value.to_owned()),
             "fpm-fastcgi" => self.fastcgi = true,
-            "fpm-listen" => self.listens.push(value.trim_matches(['"', '\'']).to_owned()),
+            "fpm-listen" => self.listens.push(value.to_owned()),
             "fpm-link" => self.link = Some(value.to_owned()),
             "fpm-link-not-link" => self.link_not_link = true,
+            "fpm-link-is" => self.link_is = Some(value.to_owned()),
+            "fpm-socket-ok" => self.sockets_ok.push(value.to_owned()),
+            "fpm-socket-denied" => self.sockets_denied.push(value.to_owned()),
+            "fpm-socket-missing" => self.sockets_missing.push(value.to_owned()),
+            "fpm-master-pct" => {
+                let (file, timeout) = value.rsplit_once(' ').unwrap_or((value, "0"));
+                self.master_timeouts.push((file.to_owned(), timeout.to_owned()));
+            }
+            "fpm-master-pct-unread" => self.master_configs_unread.push(value.to_owned()),
             _ => return false,
         }
         true
