@@ -256,7 +256,7 @@ async fn blue_green_leaves_one_master_and_one_link_when_a_run_fails_before_or_af
     // green master, started for the run, is stopped again.
     fleet.exec_root(
         1,
-        "cp /etc/php/8.2/fpm/colors/green.conf /tmp/green.conf && echo broken > /etc/php/8.2/fpm/colors/green.conf",
+        "cp /etc/php/8.2/fpm/colors/green.conf /tmp/green.conf && echo 'pm = nonsense' >> /etc/php/8.2/fpm/colors/green.conf",
     );
     let (code, events, text) = fleet.run_json("deploy", &[]);
     assert_eq!(code, Some(1), "{text}");
@@ -300,7 +300,7 @@ async fn blue_green_leaves_one_master_and_one_link_when_a_run_fails_before_or_af
 
     // 4. A rollback whose blue master cannot start gives its lock back and
     // stops nothing that serves: green stays live, no blue left running.
-    fleet.exec_root(1, "echo broken > /etc/php/8.2/fpm/colors/blue.conf");
+    fleet.exec_root(1, "echo 'pm = nonsense' >> /etc/php/8.2/fpm/colors/blue.conf");
     let (code, events, text) = fleet.run_json("rollback", &["--yes"]);
     assert_eq!(code, Some(1), "{text}");
     assert_eq!(failed(&events, "web2").0, "start blue", "{text}");
@@ -324,4 +324,17 @@ async fn blue_green_leaves_one_master_and_one_link_when_a_run_fails_before_or_af
         assert!(fleet.served(i).starts_with(&format!("v2 {v3} ")), "{}", fleet.hosts[i].name);
     }
     let _ = v2;
+
+    // 6. A master whose drain would not wait for requests in flight is
+    // refused before anything runs.
+    fleet.exec_root(
+        0,
+        "sed -i 's/^process_control_timeout.*/process_control_timeout = 0/' /etc/php/8.2/fpm/colors/green.conf",
+    );
+    let (code, events, text) = fleet.run_json("deploy", &[]);
+    assert_eq!(code, Some(1), "{text}");
+    let error = summary(&events)["hosts"]["web1"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("green.conf has process_control_timeout 0"), "{text}");
+    assert_eq!(fleet.releases(0).len(), fleet.releases(1).len(), "nothing built");
+    assert_only_master(&fleet, "blue");
 }

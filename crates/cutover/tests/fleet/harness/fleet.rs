@@ -143,9 +143,9 @@ pub const HARNESS_PHP_FPM: &str = "php_fpm:\n  reload: sudo /usr/local/sbin/relo
 /// link its nginx connects through.
 pub const BLUE_GREEN_PHP_FPM: &str = "php_fpm:\n  reload: sudo /usr/local/sbin/reload-php-fpm\n  activation: blue-green\n  blue_green:\n    link: /run/php-app/live.sock\n    \
     blue:\n      socket: /run/php/app-blue.sock\n      start: sudo -n /usr/local/sbin/php-fpm-color start blue\n      \
-    stop: sudo -n /usr/local/sbin/php-fpm-color stop blue\n    green:\n      socket: /run/php/app-green.sock\n      \
+    stop: sudo -n /usr/local/sbin/php-fpm-color stop blue\n      config: /etc/php/8.2/fpm/colors/blue.conf\n    green:\n      socket: /run/php/app-green.sock\n      \
     start: sudo -n /usr/local/sbin/php-fpm-color start green\n      \
-    stop: sudo -n /usr/local/sbin/php-fpm-color stop green\n";
+    stop: sudo -n /usr/local/sbin/php-fpm-color stop green\n      config: /etc/php/8.2/fpm/colors/green.conf\n";
 
 /// The `php_fpm` section of each mode (the reload stays for `--activation
 /// reload`).
