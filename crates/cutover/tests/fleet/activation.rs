@@ -338,3 +338,23 @@ async fn blue_green_leaves_one_master_and_one_link_when_a_run_fails_before_or_af
     assert_eq!(fleet.releases(0).len(), fleet.releases(1).len(), "nothing built");
     assert_only_master(&fleet, "blue");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_replaces_no_worker_is_caught_by_the_wait_for_readiness() {
+    let name = "a_reload_that_replaces_no_worker_is_caught_by_the_wait_for_readiness";
+    if !docker_available(name) {
+        return;
+    }
+    // A reload command that returns at once and reloads nothing: what a
+    // `systemctl reload` looks like to cutover until the new master is up,
+    // forever. The wait must notice that no worker is new.
+    let (fleet, v1) = Fleet::start_on_v1(1).await;
+    fleet.write_inventory_edited(GIT_DELIVERY, &[("reload: sudo /usr/local/sbin/reload-php-fpm", "reload: 'true'")]);
+    let (code, events, text) = fleet.run_json("deploy", &[]);
+    assert_eq!(code, Some(3), "switched, not ready, put back:\n{text}");
+    let (step, message) = failed(&events, "web1");
+    assert_eq!(step, "ready", "{text}");
+    assert!(message.contains("no new worker answered within 30 s of the reload"), "{message}");
+    fleet.assert_serving("v1", &v1);
+    fleet.assert_clean();
+}
