@@ -3,13 +3,15 @@
 //! tools, free disk, shared files, no lock, PHP-FPM and its sudo rule,
 //! what the activation needs: `cgi-fcgi`, the pool's socket, blue-green's
 //! link), and for git delivery whether each host can reach the repository.
+//! Warnings besides: an nginx site serving `current` without
+//! `$realpath_root`, and a host clock off this machine's.
 
 use indexmap::IndexMap;
 
 use crate::event::{CommandKind, Event, HostSummary, Outcome, Phase, Summary};
 use crate::plan::HostScript;
 use crate::remote::prepare::Delivery;
-use crate::remote::probe::{self, RefLookup, Snapshot};
+use crate::remote::probe::{self, ProbeRequest, RefLookup, Snapshot};
 
 use super::failure::{FailureKind, HostFailure};
 use super::preflight::{self, Checks};
@@ -26,8 +28,15 @@ pub async fn check(ctx: &Context<'_>) -> Report {
     });
     let delivery = Delivery::of(inv);
     let session = Session::open(ctx);
-    let request = preflight::request(ctx, Some(&delivery));
+    let request = ProbeRequest { serving: true, ..preflight::request(ctx, Some(&delivery)) };
+    let asked = jiff::Timestamp::now();
     let found = preflight::probe(ctx, &session, &request, Checks::Deploy, Phase::Preflight).await;
+    let answered = jiff::Timestamp::now();
+    for (host, snapshot) in &found.snapshots {
+        for message in serving_warnings(ctx, host, snapshot, (asked, answered)) {
+            ctx.emit(Event::Warning { host: Some(host.clone()), message });
+        }
+    }
     let mut failures = found.failures.clone();
     if let Delivery::Git { repository } = &delivery {
         // A commit id cannot be looked up with ls-remote: the repository's
@@ -91,4 +100,43 @@ pub async fn check(ctx: &Context<'_>) -> Report {
     let summary = Summary { command: CommandKind::Check, outcome, release: None, message, not_undone: None, hosts };
     ctx.emit(Event::Summary(summary.clone()));
     Report { summary, failures }
+}
+
+/// How far a host's clock may be from this machine's before check says so.
+const CLOCK_SLACK_S: f64 = 2.0;
+
+/// What check says about how a host serves, besides readiness: an nginx
+/// site without `$realpath_root`, a clock off this machine's.
+/// The host read its clock between `asked` and `answered` (this machine's).
+fn serving_warnings(
+    ctx: &Context<'_>,
+    host: &str,
+    s: &Snapshot,
+    (asked, answered): (jiff::Timestamp, jiff::Timestamp),
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let current = ctx.fleet.hosts.iter().find(|t| t.name == host).map(|t| format!("{}/current", t.deploy_path));
+    for file in &s.nginx_document_root {
+        out.push(format!(
+            "{file} serves {} without `$realpath_root`: PHP-FPM then runs every release by the same path and \
+             OPcache can go on serving the old code; pass `fastcgi_param SCRIPT_FILENAME \
+             $realpath_root$fastcgi_script_name;` and `fastcgi_param DOCUMENT_ROOT $realpath_root;` (see \
+             docs/nginx-php-fpm.md)",
+            current.as_deref().unwrap_or("current")
+        ));
+    }
+    if let Some(clock) = s.clock_ms.map(|ms| ms as f64 / 1000.0) {
+        let seconds = |t: jiff::Timestamp| t.as_millisecond() as f64 / 1000.0;
+        let offset =
+            if clock > seconds(answered) { clock - seconds(answered) } else { (clock - seconds(asked)).min(0.0) };
+        if offset.abs() > CLOCK_SLACK_S {
+            let way = if offset > 0.0 { "ahead of" } else { "behind" };
+            out.push(format!(
+                "its clock is {:.1} s {way} this machine's: times in its logs will not match revisions.log (run \
+                 NTP or chrony on both)",
+                offset.abs()
+            ));
+        }
+    }
+    out
 }

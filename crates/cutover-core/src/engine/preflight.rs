@@ -76,7 +76,17 @@ pub(crate) fn request<'a>(ctx: &Context<'a>, delivery: Option<&Delivery>) -> Pro
     let blue_green = inv.php_fpm.blue_green.as_ref().map(|b| &b.value);
     let speaks = reloads || inv.php_fpm.activation() != Activation::Reload || blue_green.is_some();
     let activation = speaks.then_some(ActivationProbe { socket: inv.php_fpm.socket.as_deref(), blue_green });
-    ProbeRequest { tools, shared_files, fpm_config, lookup: None, free_space, detect_fpm, activation, history: false }
+    ProbeRequest {
+        tools,
+        shared_files,
+        fpm_config,
+        lookup: None,
+        free_space,
+        detect_fpm,
+        activation,
+        history: false,
+        serving: false,
+    }
 }
 
 /// Probes the hosts, and reports what would stop the run as `checks` says,

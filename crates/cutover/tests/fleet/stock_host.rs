@@ -150,10 +150,36 @@ async fn on_stock_hosts_the_php_fpm_found_is_tested_and_reloaded_and_a_host_with
     assert_eq!(env(1), "deploy 0\n", "web2's is new, empty, the deploy user's, and linked into the release");
     assert_eq!(env(0), "deploy 17\nAPP_KEY=base64:k\n", "web1's is untouched");
 
-    // Every host ready, the repository reachable from each.
+    // Every host ready, the repository reachable from each; nothing to say
+    // about nginx or the clocks.
     let (code, events, said) = fleet.run_json("check", &[]);
     assert_eq!(code, Some(0), "{said}");
     assert_eq!(summary(&events)["hosts"]["web2"]["state"], "ready");
+    let warnings = |events: &[serde_json::Value]| -> Vec<String> {
+        let warning = |e: &&serde_json::Value| e["event"] == "warning";
+        events.iter().filter(warning).map(|e| format!("{} {}", e["host"], e["message"])).collect()
+    };
+    assert!(warnings(&events).iter().all(|w| !w.contains("realpath_root") && !w.contains("clock")), "{said}");
+    // web2's nginx passes $document_root, and its clock runs an hour ahead
+    // (a `date` that says so first in PATH): ready, with both said.
+    fleet.exec_root(
+        1,
+        "cp /etc/nginx/conf.d/cutover.conf /tmp/cutover.conf && \
+         sed -i 's/\\$realpath_root/$document_root/g' /etc/nginx/conf.d/cutover.conf && \
+         printf '#!/bin/sh\\nexec /bin/date -d \"+1 hour\" \"$@\"\\n' > /usr/local/bin/date && chmod 755 /usr/local/bin/date",
+    );
+    let (code, events, said) = fleet.run_json("check", &[]);
+    assert_eq!(code, Some(0), "warnings, not readiness: {said}");
+    let said_of_web2: Vec<String> = warnings(&events).into_iter().filter(|w| w.starts_with("\"web2\"")).collect();
+    assert!(
+        said_of_web2
+            .iter()
+            .any(|w| w.contains("/etc/nginx/conf.d/cutover.conf serves /var/www/app/current without `$realpath_root`")),
+        "{said}"
+    );
+    assert!(said_of_web2.iter().any(|w| w.contains("its clock is 3600.") && w.contains("ahead of")), "{said}");
+    assert!(warnings(&events).iter().all(|w| !w.starts_with("\"web1\"") || !w.contains("clock")), "{said}");
+    fleet.exec_root(1, "rm /usr/local/bin/date && cp /tmp/cutover.conf /etc/nginx/conf.d/cutover.conf");
     let pinned = GIT_DELIVERY.replace("branch: main", &format!("revision: {}", fleet.git().head()));
     fleet.write_inventory_edited(&pinned, &[(HARNESS_PHP_FPM, "")]);
     let (code, _, said) = fleet.run_json("check", &[]);
