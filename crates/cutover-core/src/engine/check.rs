@@ -89,7 +89,7 @@ pub async fn check(ctx: &Context<'_>) -> Report {
                 current: found.snapshots.get(&t.name).and_then(Snapshot::current_name),
                 state: if mine.is_empty() { "ready" } else { "not ready" }.to_owned(),
                 error: (!mine.is_empty()).then(|| mine.join("; ")),
-                php_fpm: found.fpm.get(&t.name).filter(|f| f.service.is_some()).cloned(),
+                php_fpm: found.fpm.get(&t.name).filter(|f| f.worth_saying()).cloned(),
                 ..HostSummary::default()
             };
             (t.name.clone(), summary)

@@ -85,7 +85,7 @@ fn host_summary(
         batch: plan.batches.get(name).copied(),
         switched_at: state.switched_at.get(name).copied(),
         health: state.health.get(name).cloned(),
-        php_fpm: plan.fpm.get(name).filter(|f| f.service.is_some()).cloned(),
+        php_fpm: plan.fpm.get(name).filter(|f| f.worth_saying()).cloned(),
         ..HostSummary::default()
     }
 }

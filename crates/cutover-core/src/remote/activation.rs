@@ -216,6 +216,7 @@ cutover_list="$d/.cutover/warm-list"
 : > "$cutover_list"
 chmod 0644 "$cutover_list"
 if [ -n "$cutover_was" ] && [ -S "$cutover_link" ]; then cutover_fcgi "$cutover_link" list | sed -n 's/^@@fpm file //p' > "$cutover_list" || : > "$cutover_list"; fi
+if [ ! -s "$cutover_list" ]; then echo "OPcache at $cutover_idle: nothing listed by the live pool (${cutover_was:-no link yet}): warming every .php file of the release"; fi
 cutover_warm "$cutover_idle" "$cutover_list"
 rm -f "$cutover_list"
 cutover_out=$(cutover_fcgi "$cutover_idle" status)
@@ -261,11 +262,9 @@ pub fn drain_old(host: &Activating) -> Script {
     s.push(Sh::assign("cutover_link", &colors.link));
     s.push(Sh::assign("cutover_old", &old.socket));
     s.line(r#"if [ ! "$cutover_link" -ef "$cutover_old" ] && [ "$(readlink "$cutover_link" 2> /dev/null || true)" != "$cutover_old" ]; then"#);
-    s.line("if ! {");
+    s.line("if {");
     s.push(Sh::user_shell(old.stop.clone()));
-    s.line(
-        "} < /dev/null; then echo 'warning the PHP-FPM master the link left could not be stopped: stop it by hand'; fi",
-    );
+    s.line(r#"} < /dev/null; then echo "drained the PHP-FPM master at $cutover_old (the link left it)"; else echo 'warning the PHP-FPM master the link left could not be stopped: stop it by hand'; fi"#);
     s.line("fi");
     s
 }

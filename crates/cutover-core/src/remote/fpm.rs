@@ -40,6 +40,12 @@ pub struct FpmCommands {
 }
 
 impl FpmCommands {
+    /// Whether a summary names them: cutover found the service, or the
+    /// activation is not a plain reload.
+    pub fn worth_saying(&self) -> bool {
+        self.service.is_some() || self.activation.activation != Activation::Reload
+    }
+
     /// The commands for a host that was not probed for them (the
     /// inventory's explicit commands only).
     pub fn as_set(php_fpm: &PhpFpm) -> Self {

@@ -92,7 +92,10 @@ pub fn text(report: &Report) -> String {
         out.push('\n');
     }
     let found = s.hosts.iter().filter_map(|(name, h)| Some((name.as_str(), h.php_fpm.as_ref()?)));
-    for line in cutover_core::remote::fpm::found_lines(found) {
+    for line in cutover_core::remote::fpm::found_lines(found.clone()) {
+        let _ = writeln!(out, "{line}");
+    }
+    for line in cutover_core::remote::activation::plan_lines(found.map(|(name, f)| (name, &f.activation))) {
         let _ = writeln!(out, "{line}");
     }
     for failure in &report.failures {

@@ -81,6 +81,18 @@ fn assert_activated(fleet: &Fleet, mode: &str) {
     let said: Vec<&str> =
         log.lines().filter(|l| l.contains("OPcache at") || l.contains("cutover-step ready")).collect();
     eprintln!("{mode}: {said:#?}");
+    if mode == "blue-green" {
+        for host in &fleet.hosts {
+            let drained =
+                |l: &&str| l.contains(&host.name) && l.contains("drained the PHP-FPM master at /run/php/app-");
+            assert_eq!(
+                log.lines().filter(drained).count(),
+                1,
+                "{}: the old master drained, and said:\n{log}",
+                host.name
+            );
+        }
+    }
     for host in &fleet.hosts {
         let mine = |what: &str| said.iter().filter(|l| l.contains(&host.name) && l.contains(what)).count();
         match mode {

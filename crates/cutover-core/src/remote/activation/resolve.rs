@@ -82,6 +82,13 @@ pub fn resolve(php_fpm: &PhpFpm, found: &FpmFound, reloads: bool) -> Result<(Act
                 ));
             }
             warnings.extend(drain_safety(php_fpm, bg, found)?);
+            if found.link_denied {
+                warnings.push(format!(
+                    "the deploy user may not connect to the live master's socket (through {}): the idle master is \
+                     warmed with every .php file of the release instead of what the live one has cached; {}",
+                    bg.link, OPEN_TO_THE_DEPLOY_USER
+                ));
+            }
             let live = found.link.clone();
             let (idle_name, idle, old) = match live_color(php_fpm, found) {
                 Some("blue") => ("green", bg.green.clone(), Some(bg.blue.clone())),
@@ -149,16 +156,18 @@ fn socket_of(php_fpm: &PhpFpm, found: &FpmFound) -> Option<String> {
 /// `host:port` is not checked).
 fn reachable(found: &FpmFound, socket: &str) -> Result<(), String> {
     if found.sockets_denied.iter().any(|s| s == socket) {
-        return Err(format!(
-            "the deploy user may not connect to {socket}: add it to the socket's group (the pool's \
-             `listen.group`, often www-data)"
-        ));
+        return Err(format!("the deploy user may not connect to {socket}: {OPEN_TO_THE_DEPLOY_USER}"));
     }
     if found.sockets_missing.iter().any(|s| s == socket) {
         return Err(format!("{socket} does not exist: is the pool running, and is `php_fpm.socket` right?"));
     }
     Ok(())
 }
+
+/// How to let the deploy user connect to a pool's socket.
+const OPEN_TO_THE_DEPLOY_USER: &str = "connecting needs write permission on the socket: set the pool's \
+    `listen.group` to a group of the deploy user (often www-data) with `listen.mode = 0660`, or add the deploy \
+    user to the socket's group";
 
 fn listens(found: &FpmFound) -> String {
     if found.listens.is_empty() { "none found".to_owned() } else { found.listens.join(", ") }

@@ -62,6 +62,7 @@ true"#;
 /// master config's `process_control_timeout`.
 const LOOK_AT_THE_LINK: &str = r#"if [ -L "$l" ]; then echo "fpm-link $(readlink "$l")"; elif [ -e "$l" ]; then echo "fpm-link-not-link"; fi
 if [ "$l" -ef "$fpm_blue" ]; then echo "fpm-link-is blue"; elif [ "$l" -ef "$fpm_green" ]; then echo "fpm-link-is green"; fi
+if [ -S "$l" ] && [ ! -w "$l" ]; then echo "fpm-link-denied"; fi
 for fpm_c in $fpm_configs; do if [ -r "$fpm_c" ]; then v=$(sed -n 's/^[[:space:]]*process_control_timeout[[:space:]]*=[[:space:]]*//p' "$fpm_c" | tail -n 1); echo "fpm-master-pct $fpm_c ${v:-0}"; else echo "fpm-master-pct-unread $fpm_c"; fi; done
 true"#;
 
@@ -112,6 +113,8 @@ pub struct FpmFound {
     pub link_not_link: bool,
     /// The master whose socket the link resolves to (`blue`, `green`).
     pub link_is: Option<String>,
+    /// The deploy user may not connect to the socket the link resolves to.
+    pub link_denied: bool,
     /// Socket paths the deploy user may connect to, may not, and that do
     /// not exist.
     pub sockets_ok: Vec<String>,
@@ -142,6 +145,7 @@ impl FpmFound {
             "fpm-link" => self.link = Some(value.to_owned()),
             "fpm-link-not-link" => self.link_not_link = true,
             "fpm-link-is" => self.link_is = Some(value.to_owned()),
+            "fpm-link-denied" => self.link_denied = true,
             "fpm-socket-ok" => self.sockets_ok.push(value.to_owned()),
             "fpm-socket-denied" => self.sockets_denied.push(value.to_owned()),
             "fpm-socket-missing" => self.sockets_missing.push(value.to_owned()),
