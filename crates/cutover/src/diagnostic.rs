@@ -26,7 +26,7 @@ impl Diagnostic for ConfigDiagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.inner.hint.as_ref().map(|h| Box::new(format!("hint: {h}")) as Box<dyn std::fmt::Display>)
+        self.inner.hint.as_ref().map(|h| Box::new(h.clone()) as Box<dyn std::fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {

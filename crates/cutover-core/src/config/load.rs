@@ -59,8 +59,9 @@ impl LoadedInventory {
     pub fn with_activation(&mut self, activation: Activation) -> Result<(), ConfigError> {
         self.inventory.php_fpm.activation_override = Some(activation);
         validate::activation(&self.inventory).map_err(|e| {
+            // Set on the command line: no line of the file to point at.
             let message = format!("--activation {}: {}", activation.name(), e.message);
-            ConfigError { file: self.path.clone(), message, ..e }
+            ConfigError { file: self.path.clone(), message, position: None, ..e }
         })
     }
 }
