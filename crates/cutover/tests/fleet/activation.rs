@@ -349,6 +349,17 @@ async fn blue_green_leaves_one_master_and_one_link_when_a_run_fails_before_or_af
     assert!(error.contains("green.conf has process_control_timeout 0"), "{text}");
     assert_eq!(fleet.releases(0).len(), fleet.releases(1).len(), "nothing built");
     assert_only_master(&fleet, "blue");
+
+    // 7. A start command sudo would not run (a typo): check says which.
+    let typo = BLUE_GREEN_PHP_FPM.replace("php-fpm-color start green", "php-fpm-colour start green");
+    fleet.write_inventory_edited(
+        &format!("{GIT_DELIVERY}{LARAVEL}"),
+        &[("recipe: php", "recipe: laravel"), (HARNESS_PHP_FPM, typo.as_str())],
+    );
+    let (code, events, text) = fleet.run_json("check", &[]);
+    assert_eq!(code, Some(1), "{text}");
+    let error = summary(&events)["hosts"]["web2"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("php-fpm-colour start green") && error.contains("green.start"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -81,6 +81,18 @@ pub fn resolve(php_fpm: &PhpFpm, found: &FpmFound, reloads: bool) -> Result<(Act
                     bg.link, bg.link
                 ));
             }
+            if let Some(name) = found.master_sudo_denied.first() {
+                let command = match name.as_str() {
+                    "blue.start" => &bg.blue.start,
+                    "blue.stop" => &bg.blue.stop,
+                    "green.start" => &bg.green.start,
+                    _ => &bg.green.stop,
+                };
+                return Err(format!(
+                    "sudo does not let the deploy user run `{command}` (php_fpm.blue_green.{name}) without a \
+                     password: add a rule for it with `visudo -f /etc/sudoers.d/<user>`"
+                ));
+            }
             warnings.extend(drain_safety(php_fpm, bg, found)?);
             if found.link_denied {
                 warnings.push(format!(

@@ -224,3 +224,10 @@ fn draining_a_master_without_process_control_timeout_is_refused_unless_allowed()
     assert!(warnings.iter().all(|w| !w.contains("kills")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.contains("php_fpm.blue_green.blue.config")), "no config set: {warnings:?}");
 }
+
+#[test]
+fn a_master_command_sudo_would_not_run_is_refused_naming_it() {
+    let denied = FpmFound { master_sudo_denied: vec!["green.start".into()], ..found(true, &[], None) };
+    let refused = resolve(&php_fpm(BLUE_GREEN), &denied, false).expect_err("no sudo rule");
+    assert!(refused.contains("`fpm start green` (php_fpm.blue_green.green.start)"), "{refused}");
+}

@@ -78,7 +78,33 @@ pub(crate) fn look_for_fastcgi(script: &mut Script, socket: Option<&str>, blue_g
         // Paths without blanks or glob characters (checked when loaded).
         script.push(Sh::assign("fpm_configs", configs.join(" ")));
         script.line(LOOK_AT_THE_LINK);
+        for (name, command) in sudo_commands(bg) {
+            // `sudo -n -l COMMAND` runs nothing: it says whether sudo would
+            // run it without a password.
+            let mut check = Sh::new("if ! sudo -n -l");
+            for word in command.split_whitespace() {
+                check = check.arg(word);
+            }
+            let said = format!("fpm-master-sudo-denied {name}");
+            script.push(check.lit(">/dev/null 2>&1; then echo").arg(said).lit("; fi"));
+        }
     }
+}
+
+/// The masters' commands that run through `sudo` as plain words (no shell
+/// syntax), by name (`blue.start`), without `sudo` and its `-n`.
+fn sudo_commands(bg: &BlueGreen) -> Vec<(String, &str)> {
+    let plain = |c: &str| !c.contains(|ch: char| "|&;<>()$`\\\"'*?[]#~={}\n".contains(ch));
+    let mut out = Vec::new();
+    for (color, master) in [("blue", &bg.blue), ("green", &bg.green)] {
+        for (what, command) in [("start", &master.start), ("stop", &master.stop)] {
+            let rest = command.trim().strip_prefix("sudo -n ").or_else(|| command.trim().strip_prefix("sudo "));
+            if let Some(rest) = rest.map(str::trim).filter(|r| !r.starts_with('-') && plain(r)) {
+                out.push((format!("{color}.{what}"), rest));
+            }
+        }
+    }
+    out
 }
 
 /// What the probe found of PHP-FPM on a host.
@@ -115,6 +141,9 @@ pub struct FpmFound {
     pub link_is: Option<String>,
     /// The deploy user may not connect to the socket the link resolves to.
     pub link_denied: bool,
+    /// The masters' commands (`blue.start`) sudo would not run without a
+    /// password.
+    pub master_sudo_denied: Vec<String>,
     /// Socket paths the deploy user may connect to, may not, and that do
     /// not exist.
     pub sockets_ok: Vec<String>,
@@ -146,6 +175,7 @@ impl FpmFound {
             "fpm-link-not-link" => self.link_not_link = true,
             "fpm-link-is" => self.link_is = Some(value.to_owned()),
             "fpm-link-denied" => self.link_denied = true,
+            "fpm-master-sudo-denied" => self.master_sudo_denied.push(value.to_owned()),
             "fpm-socket-ok" => self.sockets_ok.push(value.to_owned()),
             "fpm-socket-denied" => self.sockets_denied.push(value.to_owned()),
             "fpm-socket-missing" => self.sockets_missing.push(value.to_owned()),
