@@ -67,6 +67,11 @@ fn plan_for(recipe: &str) -> Plan {
 }
 
 fn plan_with(recipe: &str, extra: &str) -> Plan {
+    plan_with_fpm(recipe, extra, found_fpm)
+}
+
+/// The plan of a deploy, with each host's PHP-FPM commands as `fpm` says.
+fn plan_with_fpm(recipe: &str, extra: &str, fpm: fn(&Fleet) -> IndexMap<String, FpmCommands>) -> Plan {
     let (_dir, loaded) = loaded_with(recipe, extra);
     let fleet = Fleet::select(&loaded, &Selection::default()).expect("fleet");
     let snapshots: IndexMap<String, Snapshot> = IndexMap::new();
@@ -74,7 +79,7 @@ fn plan_with(recipe: &str, extra: &str) -> Plan {
         loaded: &loaded,
         fleet: &fleet,
         snapshots: &snapshots,
-        fpm: &found_fpm(&fleet),
+        fpm: &fpm(&fleet),
         release: "20261123143012".parse().expect("id"),
         commit: "abc".into(),
         delivery: Delivery::Upload,
@@ -293,21 +298,7 @@ fn blue_green_fpm(fleet: &Fleet) -> IndexMap<String, FpmCommands> {
 
 #[test]
 fn a_blue_green_plan_starts_the_idle_master_moves_both_links_and_drains_only_after_the_decision() {
-    let (_dir, loaded) = loaded_with("php", "");
-    let fleet = Fleet::select(&loaded, &Selection::default()).expect("fleet");
-    let plan = deploy(DeployInputs {
-        loaded: &loaded,
-        fleet: &fleet,
-        snapshots: &IndexMap::new(),
-        fpm: &blue_green_fpm(&fleet),
-        release: "20261123143012".parse().expect("id"),
-        commit: "abc".into(),
-        delivery: Delivery::Upload,
-        payload: Some(Arc::from(Vec::new())),
-        owner: LockOwner::current("shop", "deploy", None),
-        rollout: Rollout::new(&loaded, None, None),
-        full_build: false,
-    });
+    let plan = plan_with_fpm("php", "", blue_green_fpm);
     let script_of = |phase: Phase| -> String {
         plan.nodes
             .iter()
