@@ -222,6 +222,12 @@ pub enum Event {
     },
     /// A host's health check passed or failed.
     Health { host: String, passed: bool, detail: String },
+    /// A host's script entered one of its steps (while it runs: for the
+    /// person watching; `--json` and the run's log leave it out).
+    StepStarted { host: String, phase: Phase, step: String },
+    /// A line a host's script printed, as it printed it (masked like all
+    /// output; for the person watching, like [`Event::StepStarted`]).
+    Line { host: String, phase: Phase, line: String },
     /// Everything a host's script printed, once it ended: for the run's
     /// log file (the CLI keeps it there, not on the screen or in `--json`).
     Output {

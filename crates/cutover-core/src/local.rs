@@ -16,7 +16,7 @@ use tokio::process::Command;
 use crate::config::Connection;
 use crate::fleet::Target;
 use crate::held::HeldScript;
-use crate::transport::{Connector, Output, RemoteCommand, Transport, TransportError};
+use crate::transport::{Connector, Output, RemoteCommand, Transport, TransportError, read_watched};
 
 /// Connects `connection: local` hosts; refuses every other kind.
 #[derive(Clone, Copy, Debug, Default)]
@@ -79,14 +79,23 @@ impl Transport for LocalTransport {
                     }
                 });
             }
-            let output = tokio::time::timeout(command.timeout, child.wait_with_output())
+            let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+            let finish = async {
+                let (mut out, mut err) = (Vec::new(), Vec::new());
+                let watch = command.watch.as_ref();
+                let (read_out, read_err) =
+                    tokio::join!(read_watched(&mut stdout, &mut out, watch), read_watched(&mut stderr, &mut err, None));
+                read_out.and(read_err)?;
+                Ok::<_, std::io::Error>((out, err, child.wait().await?))
+            };
+            let (stdout, stderr, status) = tokio::time::timeout(command.timeout, finish)
                 .await
                 .map_err(|_| TransportError::TimedOut { after: command.timeout })?
                 .map_err(|e| TransportError::ConnectionLost { detail: e.to_string() })?;
             Ok(Output {
-                exit_code: output.status.code(),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                exit_code: status.code(),
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
             })
         }
         .boxed()
@@ -141,7 +150,8 @@ mod tests {
     }
 
     fn command(script: &str, timeout: Duration) -> RemoteCommand {
-        RemoteCommand { phase: crate::event::Phase::Build, script: script.to_owned(), stdin: Vec::new(), timeout }
+        let script = script.to_owned();
+        RemoteCommand { phase: crate::event::Phase::Build, script, stdin: Vec::new(), timeout, watch: None }
     }
 
     #[tokio::test]

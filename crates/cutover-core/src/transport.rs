@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
 
 use crate::event::Phase;
 use crate::fleet::Target;
@@ -24,6 +26,9 @@ pub struct RemoteCommand {
     /// secrets, then an upload's tar stream); empty: no stdin.
     pub stdin: Vec<Arc<[u8]>>,
     pub timeout: Duration,
+    /// Where each line the script prints on stdout goes as it is printed,
+    /// for the progress a person watches; `None`: nobody watches.
+    pub watch: Option<LineWatch>,
 }
 
 impl fmt::Debug for RemoteCommand {
@@ -33,7 +38,51 @@ impl fmt::Debug for RemoteCommand {
             .field("script", &self.script)
             .field("stdin_bytes", &self.stdin.iter().map(|s| s.len()).sum::<usize>())
             .field("timeout", &self.timeout)
+            .field("watched", &self.watch.is_some())
             .finish()
+    }
+}
+
+/// The receiving end of a script's lines while it runs: each complete line
+/// of its stdout, sent as it arrives (the whole output is still returned at
+/// the end in [`Output`]). Dropped with the command, which ends the stream.
+#[derive(Clone, Debug)]
+pub struct LineWatch(mpsc::UnboundedSender<String>);
+
+impl LineWatch {
+    /// A watch, and the lines it will see.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (lines, seen) = mpsc::unbounded_channel();
+        (Self(lines), seen)
+    }
+
+    fn see(&self, line: &[u8]) {
+        // Nobody listening any more is not the script's problem.
+        let _ = self.0.send(String::from_utf8_lossy(line).trim_end_matches(['\n', '\r']).to_owned());
+    }
+}
+
+/// Reads `stream` to its end into `into`, handing each complete line to
+/// `watch` as it arrives. A transport's way of reading a script's stdout.
+pub async fn read_watched(
+    stream: &mut Option<impl AsyncRead + Unpin>,
+    into: &mut Vec<u8>,
+    watch: Option<&LineWatch>,
+) -> std::io::Result<()> {
+    let Some(stream) = stream else { return Ok(()) };
+    let Some(watch) = watch else { return stream.read_to_end(into).await.map(|_| ()) };
+    let mut seen = into.len();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Ok(());
+        }
+        into.extend_from_slice(&chunk[..read]);
+        while let Some(end) = into[seen..].iter().position(|&b| b == b'\n') {
+            watch.see(&into[seen..seen + end + 1]);
+            seen += end + 1;
+        }
     }
 }
 

@@ -6,10 +6,10 @@ use openssh::Stdio;
 
 use cutover_core::held::HeldScript;
 use cutover_core::shell::quote;
-use cutover_core::transport::{Output, RemoteCommand, Transport, TransportError};
+use cutover_core::transport::{Output, RemoteCommand, Transport, TransportError, read_watched};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::classify::{self, End};
@@ -54,7 +54,9 @@ impl SshTransport {
         // kept whatever the exit code.
         let finish = async {
             let (mut out, mut err) = (Vec::new(), Vec::new());
-            let (read_out, read_err) = tokio::join!(read_all(&mut stdout, &mut out), read_all(&mut stderr, &mut err));
+            let watch = command.watch.as_ref();
+            let (read_out, read_err) =
+                tokio::join!(read_watched(&mut stdout, &mut out, watch), read_watched(&mut stderr, &mut err, None));
             read_out.and(read_err).map_err(|e| TransportError::ConnectionLost { detail: e.to_string() })?;
             Ok::<_, TransportError>((out, err, child.wait().await))
         };
@@ -87,13 +89,6 @@ impl SshTransport {
             },
             End::Lost(error) => Err(error),
         }
-    }
-}
-
-async fn read_all(stream: &mut Option<impl AsyncRead + Unpin>, into: &mut Vec<u8>) -> std::io::Result<()> {
-    match stream {
-        Some(stream) => stream.read_to_end(into).await.map(|_| ()),
-        None => Ok(()),
     }
 }
 

@@ -21,6 +21,7 @@ use cutover_core::event::{CommandKind, Outcome};
 use cutover_core::fleet::{Fleet, Selection};
 use cutover_core::release::ReleaseId;
 use cutover_core::secrets::Secrets;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -33,13 +34,16 @@ fn main() -> ExitCode {
     };
     // Long messages stay on one line, so logs can be searched.
     let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
-    let indicatif = tracing_indicatif::IndicatifLayer::new();
+    let indicatif = tracing_indicatif::IndicatifLayer::new()
+        .with_max_progress_bars(output::PROGRESS_LINES, Some(output::more_hosts()));
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The log's filter is the fmt layer's alone: the hosts' progress spans
+    // are drawn whatever `CUTOVER_LOG` says, and nothing else is.
+    let lines = tracing_subscriber::filter::filter_fn(|meta| meta.target() == output::PROGRESS_TARGET);
     tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(indicatif.get_stderr_writer()))
-        .with(indicatif)
+        .with(tracing_subscriber::fmt::layer().with_writer(indicatif.get_stderr_writer()).with_filter(filter))
+        .with(indicatif.with_filter(lines))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -147,10 +151,10 @@ async fn run(cli: Cli) -> u8 {
         loop {
             signals::interrupted().await;
             match raise.raise() {
-                1 => eprintln!("interrupted: stopping (finishing or undoing as the phase requires)"),
-                2 => eprintln!("interrupted again: stopping remote work now, then putting the fleet back"),
+                1 => output::say("interrupted: stopping (finishing or undoing as the phase requires)"),
+                2 => output::say("interrupted again: stopping remote work now, then putting the fleet back"),
                 _ => {
-                    eprintln!("interrupted a third time: exiting now; `cutover status` shows any lock left");
+                    output::say("interrupted a third time: exiting now; `cutover status` shows any lock left");
                     std::process::exit(i32::from(exit::INTERRUPTED_THRICE));
                 }
             }
@@ -192,6 +196,7 @@ async fn run(cli: Cli) -> u8 {
             };
             match plan {
                 Ok(plan) => {
+                    drop(events);
                     if cli.json {
                         print_json_plan(&plan);
                     } else {
@@ -203,6 +208,8 @@ async fn run(cli: Cli) -> u8 {
             }
         }
     };
+    // The hosts' lines give way to what is printed last.
+    drop(events);
     finish(&cli, &report, log_path.as_deref())
 }
 

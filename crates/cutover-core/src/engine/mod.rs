@@ -36,6 +36,7 @@ mod forward;
 mod history;
 mod local_hook;
 mod preflight;
+mod relay;
 mod rollback;
 mod session;
 mod state;

@@ -12,10 +12,11 @@ use crate::event::{Event, HostState, Phase};
 use crate::plan::HostScript;
 use crate::remote::steps::{STEP_TIMED_OUT, after_last_step, last_step};
 use crate::remote::supervise;
-use crate::transport::{Output, RemoteCommand, Transport, TransportError};
+use crate::transport::{LineWatch, Output, RemoteCommand, Transport, TransportError};
 
 use super::Context;
 use super::failure::{FailureKind, HostFailure};
+use super::relay::{PROTOCOL, relayed};
 
 /// How many lines of output a failure keeps.
 const TAIL_LINES: usize = 20;
@@ -190,8 +191,11 @@ impl Session {
             stdin.push(Arc::from(ctx.secrets.stdin_block(&vars, job.rendered)));
         }
         stdin.extend(payload.filter(|_| job.upload).cloned());
-        let command = supervised(phase, job, stdin);
-        let result = transport.run(command).await;
+        // What a script that only reads the host prints is cutover's own.
+        let (watch, lines) = LineWatch::new();
+        let watch = Some(watch).filter(|_| !job.reads_only);
+        let command = RemoteCommand { watch, ..supervised(phase, job, stdin) };
+        let result = relayed(ctx, host, phase, job.secrets, transport.run(command), lines).await;
         let result = if job.secrets { result.map(|output| masked(ctx, output)) } else { result };
         if let Ok(output) = &result {
             emit_output(ctx, host, phase, output);
@@ -256,7 +260,7 @@ pub(crate) fn supervised(phase: Phase, job: &HostScript, stdin: Vec<Arc<[u8]>>) 
     } else {
         supervise::wrap(&job.script.render(), job.jobs.as_deref(), job.timeout)
     };
-    RemoteCommand { phase, script, stdin, timeout: job.timeout }
+    RemoteCommand { phase, script, stdin, timeout: job.timeout, watch: None }
 }
 
 /// The output of a script that had the secrets, every value masked before
@@ -317,9 +321,6 @@ pub(crate) fn tail(output: &Output) -> String {
     let lines: Vec<&str> = text.into_iter().filter(|l| !l.starts_with(PROTOCOL)).collect();
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
-
-/// The start of every line cutover's scripts print for cutover itself.
-const PROTOCOL: &str = "@@cutover-";
 
 /// Reports everything a script printed, for the run's log.
 pub(crate) fn emit_output(ctx: &Context<'_>, host: &str, phase: Phase, output: &Output) {

@@ -255,6 +255,7 @@ mod tests {
             script: script.to_owned(),
             stdin: Vec::new(),
             timeout: Duration::from_secs(10),
+            watch: None,
         };
         let mut held = host.hold(command).await.expect("starts").expect("holds");
         assert!(held.ready().await.expect("reads"), "{script}: ready");

@@ -330,6 +330,7 @@ mod tests {
             script: script.render(),
             stdin: Vec::new(),
             timeout: std::time::Duration::from_secs(10),
+            watch: None,
         };
         let mut held = local.hold(command).await.expect("starts").expect("holds");
         assert!(held.ready().await.expect("ready"), "held before the rename");

@@ -5,8 +5,8 @@ use std::io::Write;
 use cutover_core::event::{Event, EventSink};
 
 /// Writes each event as one line of JSON on stdout, but for the scripts'
-/// whole output (that goes to the run's log, whose path the summary names
-/// as `log`).
+/// output, whole or line by line (the whole goes to the run's log, whose
+/// path the summary names as `log`).
 #[derive(Debug, Default)]
 pub struct JsonLines {
     pub log: Option<std::path::PathBuf>,
@@ -14,7 +14,7 @@ pub struct JsonLines {
 
 impl EventSink for JsonLines {
     fn emit(&self, event: Event) {
-        if matches!(event, Event::Output { .. }) {
+        if matches!(event, Event::Output { .. } | Event::StepStarted { .. } | Event::Line { .. }) {
             return;
         }
         let mut value = serde_json::to_value(&event).unwrap_or_default();

@@ -14,7 +14,7 @@ use cutover_core::event::EventSink;
 
 use crate::cli::Progress;
 
-pub use bars::Bars;
+pub use bars::{Bars, LINES as PROGRESS_LINES, TARGET as PROGRESS_TARGET, more_hosts};
 pub use json::JsonLines;
 pub use plain::PlainLines;
 
@@ -38,4 +38,13 @@ fn screen(json: bool, progress: Progress, hosts: &[String], log: Option<std::pat
         Progress::Auto => std::io::stderr().is_terminal(),
     };
     if fancy { Box::new(Bars::new(hosts)) } else { Box::new(PlainLines) }
+}
+
+/// Prints `text` on stderr for a person, above the hosts' lines when they
+/// are drawn (they are redrawn below it).
+pub fn say(text: &str) {
+    tracing_indicatif::suspend_tracing_indicatif(|| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{text}");
+    });
 }

@@ -54,6 +54,6 @@ pub(crate) fn line(event: &Event) -> Option<String> {
             Some(host) => format!("warning: {host}: {message}"),
             None => format!("warning: {message}"),
         },
-        Event::Summary(_) | Event::Output { .. } => return None,
+        Event::Summary(_) | Event::Output { .. } | Event::StepStarted { .. } | Event::Line { .. } => return None,
     })
 }

@@ -18,4 +18,5 @@ mod rolling;
 mod run;
 mod secrets;
 mod signals;
+mod terminal;
 mod vendor_reuse;
