@@ -10,6 +10,7 @@ pub mod lock;
 pub mod prepare;
 pub mod probe;
 pub mod reuse;
+pub mod serving;
 pub mod steps;
 pub mod supervise;
 pub mod switch;

@@ -6,6 +6,7 @@ use crate::shell::{Script, Sh};
 
 use super::fpm::{self, FpmFound};
 use super::script_in;
+use super::serving::Serving;
 
 /// What the probe needs to check besides the layout.
 #[derive(Clone, Debug, Default)]
@@ -73,13 +74,6 @@ const LS_REMOTE: &str = r#"if refs=$(git ls-remote -- "$repo" "$ref" "$ref^{}" 2
 const HISTORY: &str = r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then c=; { read -r c < "$r/REVISION" || true; } 2>/dev/null; echo "release-commit ${r##*/} $c"; fi; done; fi
 if [ -f "$d/revisions.log" ]; then tail -n 500 "$d/revisions.log" | while IFS= read -r l; do echo "revision-log $l"; done; fi"#;
 
-/// Prints `clock <seconds since the epoch>` and, for each nginx site that
-/// names `$d/current`, `nginx-realpath <file>` when it passes
-/// `$realpath_root` as SCRIPT_FILENAME, `nginx-document-root <file>`
-/// otherwise (then PHP-FPM runs every release by one path).
-const SERVING: &str = r#"echo "clock $(date +%s.%N 2>/dev/null || date +%s)"
-for f in /etc/nginx/sites-enabled/* /etc/nginx/conf.d/*.conf; do [ -r "$f" ] || continue; grep -qF "$d/current" "$f" 2>/dev/null || continue; if grep -Eq 'SCRIPT_FILENAME[[:space:]]+"?\$realpath_root' "$f"; then echo "nginx-realpath $f"; else echo "nginx-document-root $f"; fi; done"#;
-
 /// The probe script.
 pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     let mut s = script_in(deploy_path);
@@ -119,7 +113,7 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
         s.line(HISTORY);
     }
     if request.serving {
-        s.line(SERVING);
+        s.line(super::serving::SERVING);
     }
     for file in &request.shared_files {
         s.push(Sh::assign("f", file));
@@ -177,11 +171,8 @@ pub struct Snapshot {
     pub release_commits: Vec<(ReleaseId, String)>,
     /// The end of revisions.log, oldest first, when asked for history.
     pub revision_log: Vec<String>,
-    /// The host's clock when it answered, in milliseconds since the epoch.
-    pub clock_ms: Option<i64>,
-    /// nginx sites serving `current` with `$realpath_root`, and without.
-    pub nginx_realpath: Vec<String>,
-    pub nginx_document_root: Vec<String>,
+    /// How the host serves, when the request asked (`cutover check`).
+    pub serving: Serving,
 }
 
 impl Snapshot {
@@ -222,9 +213,6 @@ impl Snapshot {
                 }
                 "revision-log" => snap.revision_log.push(value.to_owned()),
                 "fpm-pct" => snap.fpm_control_timeouts.push(value.to_owned()),
-                "clock" => snap.clock_ms = value.trim().parse::<f64>().ok().map(|s| (s * 1000.0) as i64),
-                "nginx-realpath" => snap.nginx_realpath.push(value.to_owned()),
-                "nginx-document-root" => snap.nginx_document_root.push(value.to_owned()),
                 "ls-remote-exit" => {
                     let exit_code = value.trim().parse().unwrap_or(-1);
                     snap.lookup = Some(LookupOutput { exit_code, output: String::new() });
@@ -236,7 +224,7 @@ impl Snapshot {
                     }
                 }
                 _ => {
-                    snap.fpm.read(key, value);
+                    let _ = snap.fpm.read(key, value) || snap.serving.read(key, value);
                 }
             }
         }

@@ -184,6 +184,29 @@ async fn on_stock_hosts_the_php_fpm_found_is_tested_and_reloaded_and_a_host_with
         .find_map(|w| w.split("its clock is ").nth(1)?.split(" s ahead of").next()?.parse::<f64>().ok());
     assert!(ahead.is_some_and(|s| (3590.0..3610.0).contains(&s)), "{said}");
     assert!(warnings(&events).iter().all(|w| !w.starts_with("\"web1\"") || !w.contains("clock")), "{said}");
+    // The image's PHP-FPM runs with validate_timestamps off: the nginx
+    // warning says what that adds.
+    assert!(said_of_web2.iter().any(|w| w.contains("with opcache.validate_timestamps Off here")), "{said}");
+    assert!(warnings(&events).iter().all(|w| !w.contains("OPcache is off")), "{said}");
+    // web2's PHP-FPM gets OPcache turned off and timestamps validated: said
+    // of web2, and the difference said of the fleet.
+    fleet.exec_root(
+        1,
+        "printf 'opcache.enable=0\\nopcache.validate_timestamps=1\\n' > /etc/php/8.2/fpm/conf.d/zz-check.ini",
+    );
+    let (code, events, said) = fleet.run_json("check", &[]);
+    assert_eq!(code, Some(0), "warnings, not readiness: {said}");
+    let warned = warnings(&events);
+    assert!(warned.iter().any(|w| w.starts_with("\"web2\"") && w.contains("OPcache is off in php-fpm8.2")), "{said}");
+    assert!(warned.iter().all(|w| !w.starts_with("\"web1\"") || !w.contains("OPcache")), "{said}");
+    assert!(
+        warned.iter().any(|w| w.starts_with("null")
+            && w.contains("opcache.validate_timestamps differs between the hosts")
+            && w.contains("web1 Off")
+            && w.contains("web2 On")),
+        "{said}"
+    );
+    fleet.exec_root(1, "rm /etc/php/8.2/fpm/conf.d/zz-check.ini");
     fleet.exec_root(1, "rm /usr/local/bin/date && cp /tmp/cutover.conf /etc/nginx/conf.d/cutover.conf");
     let pinned = GIT_DELIVERY.replace("branch: main", &format!("revision: {}", fleet.git().head()));
     fleet.write_inventory_edited(&pinned, &[(HARNESS_PHP_FPM, "")]);

@@ -3,8 +3,10 @@
 //! tools, free disk, shared files, no lock, PHP-FPM and its sudo rule,
 //! what the activation needs: `cgi-fcgi`, the pool's socket, blue-green's
 //! link), and for git delivery whether each host can reach the repository.
-//! Warnings besides: an nginx site serving `current` without
-//! `$realpath_root`, and a host clock off this machine's.
+//! The PHP version the same on every host. Warnings besides, about how
+//! the hosts serve (see [`serving`]).
+
+mod serving;
 
 use indexmap::IndexMap;
 
@@ -33,11 +35,16 @@ pub async fn check(ctx: &Context<'_>) -> Report {
     let found = preflight::probe(ctx, &session, &request, Checks::Deploy, Phase::Preflight).await;
     let answered = jiff::Timestamp::now();
     for (host, snapshot) in &found.snapshots {
-        for message in serving_warnings(ctx, host, snapshot, (asked, answered)) {
+        let fpm = found.fpm.get(host);
+        for message in serving::warnings(ctx, host, snapshot, fpm, (asked, answered)) {
             ctx.emit(Event::Warning { host: Some(host.clone()), message });
         }
     }
+    for message in serving::fleet_warnings(&found.snapshots, &found.fpm) {
+        ctx.emit(Event::Warning { host: None, message });
+    }
     let mut failures = found.failures.clone();
+    failures.extend(serving::php_versions_apart(&found.snapshots, &found.fpm));
     if let Delivery::Git { repository } = &delivery {
         // A commit id cannot be looked up with ls-remote: the repository's
         // HEAD says it is reachable.
@@ -100,43 +107,4 @@ pub async fn check(ctx: &Context<'_>) -> Report {
     let summary = Summary { command: CommandKind::Check, outcome, release: None, message, not_undone: None, hosts };
     ctx.emit(Event::Summary(summary.clone()));
     Report { summary, failures }
-}
-
-/// How far a host's clock may be from this machine's before check says so.
-const CLOCK_SLACK_S: f64 = 2.0;
-
-/// What check says about how a host serves, besides readiness: an nginx
-/// site without `$realpath_root`, a clock off this machine's.
-/// The host read its clock between `asked` and `answered` (this machine's).
-fn serving_warnings(
-    ctx: &Context<'_>,
-    host: &str,
-    s: &Snapshot,
-    (asked, answered): (jiff::Timestamp, jiff::Timestamp),
-) -> Vec<String> {
-    let mut out = Vec::new();
-    let current = ctx.fleet.hosts.iter().find(|t| t.name == host).map(|t| format!("{}/current", t.deploy_path));
-    for file in &s.nginx_document_root {
-        out.push(format!(
-            "{file} serves {} without `$realpath_root`: PHP-FPM then runs every release by the same path and \
-             OPcache can go on serving the old code; pass `fastcgi_param SCRIPT_FILENAME \
-             $realpath_root$fastcgi_script_name;` and `fastcgi_param DOCUMENT_ROOT $realpath_root;` (see \
-             docs/nginx-php-fpm.md)",
-            current.as_deref().unwrap_or("current")
-        ));
-    }
-    if let Some(clock) = s.clock_ms.map(|ms| ms as f64 / 1000.0) {
-        let seconds = |t: jiff::Timestamp| t.as_millisecond() as f64 / 1000.0;
-        let offset =
-            if clock > seconds(answered) { clock - seconds(answered) } else { (clock - seconds(asked)).min(0.0) };
-        if offset.abs() > CLOCK_SLACK_S {
-            let way = if offset > 0.0 { "ahead of" } else { "behind" };
-            out.push(format!(
-                "its clock is {:.1} s {way} this machine's: times in its logs will not match revisions.log (run \
-                 NTP or chrony on both)",
-                offset.abs()
-            ));
-        }
-    }
-    out
 }
