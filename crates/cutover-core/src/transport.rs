@@ -152,6 +152,12 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// Closes the connection; called once at the end of a run.
     fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
 
+    /// What opening this connection is worth telling the user (it fell back
+    /// to another way of connecting, say): said once, as a warning.
+    fn notice(&self) -> Option<String> {
+        None
+    }
+
     /// Starts a script that holds at its ready line until released (see
     /// [`crate::held`]). `None` when this transport cannot: the engine then
     /// runs the script with `go` already on its stdin.

@@ -73,7 +73,7 @@ fn mentions_host_key(text: &str) -> bool {
 }
 
 /// The last non-empty line: ssh puts the verdict last.
-fn last_line(text: &str) -> String {
+pub(crate) fn last_line(text: &str) -> String {
     text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").trim_start_matches("ssh: ").to_owned()
 }
 

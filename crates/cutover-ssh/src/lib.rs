@@ -1,6 +1,7 @@
 //! cutover-ssh: the [`cutover_core::transport::Transport`] over the system's
-//! OpenSSH, through the `openssh` crate's native multiplexing: one master
-//! connection per host, every command of every phase a channel on it.
+//! OpenSSH, through the `openssh` crate's multiplexing (native or process,
+//! see [`platform`]): one master connection per host, every command of
+//! every phase a channel on it.
 //!
 //! # Layout
 //!
@@ -10,8 +11,8 @@
 //! - [`transport`]: runs one script per round trip, with a timeout, a bounded
 //!   number of concurrent commands per host, stdin for uploads.
 //! - [`classify`]: turns OpenSSH's failures into cutover's kinds.
-//! - [`platform`]: what differs between Linux and macOS: the control
-//!   directory, the open-files limit.
+//! - [`platform`]: what differs between Linux and macOS: the default
+//!   multiplexing mode, the control directory, the open-files limit.
 
 pub mod classify;
 pub mod connector;

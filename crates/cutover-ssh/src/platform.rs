@@ -4,10 +4,17 @@
 
 use std::path::PathBuf;
 
-/// The multiplexing mode: `openssh`'s native mux (a Unix socket to the
-/// master per command, no extra `ssh` process per command). Works on Linux
-/// and macOS alike with OpenSSH 6.7 or later.
-pub const MULTIPLEXING: &str = "native-mux";
+use cutover_core::config::Multiplex;
+
+/// The multiplexing mode when the inventory and the command line leave it:
+/// `openssh`'s native mux on Linux (the master's protocol spoken over its
+/// socket, no `ssh` process per command), one `ssh -S` process per command
+/// on macOS, where the system's OpenSSH is patched by Apple and the native
+/// protocol is the less travelled road. Either falls back to the other when
+/// its connection check fails (see [`crate::connector`]).
+pub fn default_multiplex() -> Multiplex {
+    if cfg!(target_os = "macos") { Multiplex::Process } else { Multiplex::Native }
+}
 
 /// Unix socket paths are limited to about 104 bytes on macOS and 108 on
 /// Linux; `openssh` adds a 30-odd byte name under the directory.

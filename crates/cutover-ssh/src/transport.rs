@@ -19,11 +19,18 @@ use crate::classify::{self, End};
 pub struct SshTransport {
     session: openssh::Session,
     commands: Semaphore,
+    /// What opening it is worth saying (a fallback of the mode).
+    notice: Option<String>,
 }
 
 impl SshTransport {
     pub fn new(session: openssh::Session, commands_per_host: usize) -> Self {
-        Self { session, commands: Semaphore::new(commands_per_host.max(1)) }
+        Self { session, commands: Semaphore::new(commands_per_host.max(1)), notice: None }
+    }
+
+    /// The same, saying `notice` once opened.
+    pub fn with_notice(self, notice: Option<String>) -> Self {
+        Self { notice, ..self }
     }
 
     async fn run_inner(&self, command: RemoteCommand) -> Result<Output, TransportError> {
@@ -113,6 +120,10 @@ impl Transport for SshTransport {
             Ok(Some(held))
         }
         .boxed()
+    }
+
+    fn notice(&self) -> Option<String> {
+        self.notice.clone()
     }
 
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use cutover_core::config::BatchSpec;
 use cutover_core::config::inventory::{Activation, Strategy};
+use cutover_core::config::{BatchSpec, Multiplex};
 
 /// Agentless, atomic, fleet-wide deploys of PHP applications over SSH.
 #[derive(Debug, Parser)]
@@ -49,6 +49,29 @@ pub struct Cli {
     /// Rolling batch sizes, over the inventory's: `2`, `25%` or `1,25%,100%`
     #[arg(long, global = true, value_name = "SIZES", value_parser = parse_batch)]
     pub batch: Option<BatchSpec>,
+
+    /// How commands reach each host's SSH master, over the inventory's
+    /// `ssh.multiplex` (default: native on Linux, process on macOS)
+    #[arg(long, global = true, value_enum, value_name = "MODE")]
+    pub multiplex: Option<MultiplexArg>,
+}
+
+/// `--multiplex`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MultiplexArg {
+    /// OpenSSH's multiplexing protocol spoken to the master's socket
+    Native,
+    /// One `ssh -S <socket>` process per command
+    Process,
+}
+
+impl From<MultiplexArg> for Multiplex {
+    fn from(arg: MultiplexArg) -> Self {
+        match arg {
+            MultiplexArg::Native => Multiplex::Native,
+            MultiplexArg::Process => Multiplex::Process,
+        }
+    }
 }
 
 /// `--mode`.

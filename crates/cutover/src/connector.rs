@@ -1,7 +1,7 @@
 //! Which transport reaches which host: `connection: local` hosts are
 //! directories on this machine; `ssh` hosts go through OpenSSH.
 
-use cutover_core::config::Connection;
+use cutover_core::config::{Connection, Multiplex};
 use cutover_core::fleet::Target;
 use cutover_core::local::LocalConnector;
 use cutover_core::transport::{Connector, Transport, TransportError};
@@ -18,9 +18,11 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(hosts: &[Target]) -> std::io::Result<Self> {
+    /// The connectors `hosts` need; `multiplex` over the platform's default.
+    pub fn new(hosts: &[Target], multiplex: Option<Multiplex>) -> std::io::Result<Self> {
         let ssh = if hosts.iter().any(|h| h.connection == Connection::Ssh) {
-            Some(SshConnector::new(SshOptions::default())?)
+            let defaults = SshOptions::default();
+            Some(SshConnector::new(SshOptions { multiplex: multiplex.unwrap_or(defaults.multiplex), ..defaults })?)
         } else {
             None
         };

@@ -160,7 +160,8 @@ async fn run(cli: Cli) -> u8 {
             }
         }
     });
-    let connector = match connector::Fleet::new(&fleet.hosts) {
+    let multiplex = cli.multiplex.map(Into::into).or(loaded.inventory.ssh.multiplex.as_ref().map(|m| m.value));
+    let connector = match connector::Fleet::new(&fleet.hosts, multiplex) {
         Ok(connector) => connector,
         Err(e) => {
             report_error(&cli, &format!("failed to create the SSH control directory: {e}"));

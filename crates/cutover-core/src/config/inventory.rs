@@ -10,6 +10,7 @@ use serde_saphyr::{Location, Spanned};
 use super::local_hooks::LocalHooks;
 use super::recipe::Hooks;
 use super::rollout::{HealthCheck, OnFailure, Rolling};
+use super::ssh_client::SshClient;
 
 /// The whole inventory file, as written.
 #[derive(Debug, Deserialize)]
@@ -75,6 +76,9 @@ pub struct Inventory {
     /// Default time limit of one step, in seconds.
     #[serde(default = "default_step_timeout")]
     pub step_timeout: Spanned<u64>,
+    /// How this machine's OpenSSH client is driven (`ssh.multiplex`).
+    #[serde(default)]
+    pub ssh: SshClient,
     /// Settings every host inherits unless it sets its own.
     #[serde(default)]
     pub defaults: Defaults,

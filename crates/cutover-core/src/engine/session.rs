@@ -84,7 +84,12 @@ impl Session {
         let transport = cell
             .get_or_init(|| async {
                 match ctx.connector.connect(target).await {
-                    Ok(transport) => Some(transport),
+                    Ok(transport) => {
+                        if let Some(message) = transport.notice() {
+                            ctx.emit(Event::Warning { host: Some(host.to_owned()), message });
+                        }
+                        Some(transport)
+                    }
                     Err(e) => {
                         error = Some(e);
                         None

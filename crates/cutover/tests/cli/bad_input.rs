@@ -46,6 +46,18 @@ fn a_wrong_type_is_refused() {
 }
 
 #[test]
+fn an_unknown_multiplexing_mode_is_refused_where_it_is_written() {
+    refused(
+        &format!("{GOOD}ssh:\n  multiplex: mosh\n"),
+        &["cutover.yaml:12:14", "`mosh` is not one of: native, process"],
+    );
+    let project = Project::new("");
+    let out = project.cutover(&["deploy", "--multiplex", "mosh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("invalid value 'mosh' for '--multiplex <MODE>'"), "{}", stderr(&out));
+}
+
+#[test]
 fn duplicate_host_names_are_refused() {
     let twice = format!("{GOOD}  - name: web1\n    address: hosts/other\n");
     refused(&twice, &["cutover.yaml:11:11", "hosts[1].name", "duplicate host name `web1` (first defined on line 9)"]);

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use crate::harness::{Fleet, GIT_DELIVERY, docker_available, summary, write_app};
 
-/// Deploys v1 then v2 from the git fixture; returns both release ids.
-fn deploy_v1_then_v2(fleet: &Fleet) -> (String, String) {
-    fleet.write_inventory(GIT_DELIVERY);
+/// Deploys v1 then v2 from the git fixture with `inventory`; returns both
+/// release ids.
+fn deploy_v1_then_v2(fleet: &Fleet, inventory: &str) -> (String, String) {
+    fleet.write_inventory(inventory);
     let v1 = fleet.deploy_ok();
     fleet.assert_serving("v1", &v1);
     fleet.git().commit_version("v2");
@@ -58,6 +59,9 @@ async fn git_deploys_switch_every_host_to_one_release_and_reload_fpm() {
     eprintln!("{name}: {:.1?}", started.elapsed());
 }
 
+/// The deploys and the rollback of this story run with process
+/// multiplexing (macOS's default: one `ssh -S` per command), the others with
+/// native (Linux's): both modes are tested here.
 #[tokio::test(flavor = "multi_thread")]
 async fn rollback_puts_every_host_back_on_the_previous_release() {
     let name = "rollback_puts_every_host_back_on_the_previous_release";
@@ -66,13 +70,28 @@ async fn rollback_puts_every_host_back_on_the_previous_release() {
     }
     let started = Instant::now();
     let fleet = Fleet::start(3).await;
-    let (v1, v2) = deploy_v1_then_v2(&fleet);
+    fleet.trace_ssh();
+    let process_mux = format!("{GIT_DELIVERY}ssh:\n  multiplex: process\n");
+    let (v1, v2) = deploy_v1_then_v2(&fleet, &process_mux);
     fleet.assert_serving("v2", &v2);
+    // Every script went through an `ssh -S <socket>` of its own.
+    let scripts = fleet.ssh_invocations().iter().filter(|l| l.contains(" sh -c ")).count();
+    assert!(scripts >= 3 * 4 * 2, "{scripts} scripts through ssh processes: {:?}", fleet.ssh_invocations());
 
     let (code, events, text) = fleet.run_json("rollback", &["--yes"]);
     assert_eq!(code, Some(0), "rollback failed:\n{text}");
     assert_eq!(summary(&events)["outcome"], "done", "{text}");
+    assert!(!text.contains("multiplexing failed"), "no fallback: {text}");
     fleet.assert_serving("v1", &v1);
+    assert!(fleet.ssh_invocations().iter().filter(|l| l.contains(" sh -c ")).count() > scripts, "the rollback too");
+
+    // Native multiplexing (the flag over the inventory): the masters alone
+    // start an ssh.
+    let before = fleet.ssh_invocations().len();
+    let (code, _, text) = fleet.run_json("status", &["--multiplex", "native"]);
+    assert_eq!(code, Some(0), "{text}");
+    let started_now = &fleet.ssh_invocations()[before..];
+    assert!(started_now.iter().all(|l| !l.contains(" sh -c ")), "{started_now:?}");
 
     let (code, events, text) = fleet.run_json("status", &[]);
     assert_eq!(code, Some(0), "status: every host on one release:\n{text}");

@@ -12,10 +12,13 @@ use serde_json::Value;
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
 /// `cutover --progress=plain <args>` in `dir`, started with piped output
-/// (the flag first: `run -- ...` takes every word after `--`).
+/// (the flag first: `run -- ...` takes every word after `--`). The
+/// project's `bin/` comes first in its PATH (see [`super::Fleet::trace_ssh`]).
 pub fn spawn_cutover(dir: &Path, args: &[&str]) -> Child {
+    let path = format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap_or_default());
     Command::new(env!("CARGO_BIN_EXE_cutover"))
         .current_dir(dir)
+        .env("PATH", path)
         .arg("--progress=plain")
         .args(args)
         .stdin(Stdio::null())

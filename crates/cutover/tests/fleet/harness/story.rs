@@ -41,6 +41,33 @@ impl Fleet {
         path
     }
 
+    /// Puts an `ssh` first in cutover's PATH that writes each invocation's
+    /// arguments, one line each, to the project's `ssh.log` before it runs
+    /// the system's `ssh`: what [`Self::ssh_invocations`] reads.
+    pub fn trace_ssh(&self) {
+        let real = std::process::Command::new("sh").args(["-c", "command -v ssh"]).output().expect("find ssh");
+        let real = String::from_utf8_lossy(&real.stdout).trim().to_owned();
+        assert!(!real.is_empty(), "no ssh on this machine");
+        let log = self.project().join("ssh.log");
+        let bin = self.project().join("bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        // One line per invocation, written at once (scripts hold newlines).
+        let wrapper = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$(printf '%s ' \"$@\" | tr '\\n' ' ')\" >> '{}'\nexec '{real}' \"$@\"\n",
+            log.display()
+        );
+        std::fs::write(bin.join("ssh"), wrapper).expect("write the wrapper");
+        let mut perms = std::fs::metadata(bin.join("ssh")).expect("wrapper").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(bin.join("ssh"), perms).expect("chmod");
+    }
+
+    /// Every `ssh` cutover started since [`Self::trace_ssh`]: its arguments.
+    pub fn ssh_invocations(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.project().join("ssh.log")).unwrap_or_default();
+        log.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
+    }
+
     /// `cutover <command> -i cutover.yaml <args> --json` in the background.
     pub fn live(&self, command: &str, args: &[&str]) -> LiveRun {
         let mut all = vec![command, "-i", "cutover.yaml"];
