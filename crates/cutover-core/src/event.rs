@@ -167,6 +167,10 @@ pub struct ReleaseRecord {
     pub deployed_by: Option<String>,
     /// `current` points at it.
     pub current: bool,
+    /// A rollback left it (cutover's `ROLLED_BACK`, Deployer's
+    /// `BAD_RELEASE`): never gone back to without `--to`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rolled_back: bool,
 }
 
 /// The last event of every run.

@@ -1,5 +1,8 @@
 //! Release ids: the UTC timestamp `YYYYMMDDHHMMSS` that names a release
-//! directory, chosen once per run and the same on every host.
+//! directory, chosen once per run and the same on every host; and the
+//! numbered releases (`1`, `2`, `3`) Deployer leaves on a server cutover
+//! adopts (see [`crate::remote::adopt`]), which sort before every id of
+//! cutover's own.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,15 +13,21 @@ use serde::{Deserialize, Serialize};
 
 /// The name of one release directory under `releases/`.
 ///
-/// Ids compare in time order because they are fixed-width digits.
+/// Ids compare in time order because they are fixed-width digits; a
+/// numbered release of Deployer's is a number below every such id, so it
+/// sorts before them, and among them by number (which the probe checks is
+/// the order of Deployer's log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ReleaseId(u64);
 
 /// A directory name that is not a release id.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`{0}` is not a release id (expected 14 digits, YYYYMMDDHHMMSS)")]
+#[error("`{0}` is not a release id (expected 14 digits, YYYYMMDDHHMMSS, or a number Deployer gave)")]
 pub struct NotAReleaseId(pub String);
+
+/// The smallest of cutover's own ids: numbers below it are Deployer's.
+const OWN: u64 = 10_000_000_000_000;
 
 impl ReleaseId {
     /// The id for an instant, in UTC.
@@ -48,6 +57,11 @@ impl ReleaseId {
         }
     }
 
+    /// Whether it is a release Deployer numbered, not one of cutover's.
+    pub fn is_adopted(self) -> bool {
+        self.0 < OWN
+    }
+
     /// The id one second later.
     pub fn next(self) -> Self {
         match self.timestamp() {
@@ -65,7 +79,7 @@ impl ReleaseId {
 
 impl fmt::Display for ReleaseId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:014}", self.0)
+        if self.is_adopted() { write!(f, "{}", self.0) } else { write!(f, "{:014}", self.0) }
     }
 }
 
@@ -73,12 +87,19 @@ impl FromStr for ReleaseId {
     type Err = NotAReleaseId;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let valid = s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit());
         let not = || NotAReleaseId(s.to_owned());
-        if !valid {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(not());
         }
-        jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", s).map_err(|_| not())?;
+        if s.len() == 14 {
+            jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", s).map_err(|_| not())?;
+            return s.parse().map(Self).map_err(|_| not());
+        }
+        // Deployer's numbering: 1, 2, 3, ... as `.dep/latest_release` + 1.
+        let numbered = s.len() <= 12 && !s.starts_with('0');
+        if !numbered {
+            return Err(not());
+        }
         s.parse().map(Self).map_err(|_| not())
     }
 }
@@ -119,9 +140,19 @@ mod tests {
 
     #[test]
     fn rejects_names_that_are_not_ids() {
-        for name in ["current", "2026112314301", "20261323143012", "2026112314301x", ""] {
+        for name in ["current", "2026112314301", "20261323143012", "2026112314301x", "", "0", "007", "-3", "3.1"] {
             assert!(name.parse::<ReleaseId>().is_err(), "{name}");
         }
+    }
+
+    #[test]
+    fn deployers_numbered_releases_sort_before_every_own_id_and_by_number() {
+        let (one, two, ten) = (id("1"), id("2"), id("10"));
+        assert!(one < two && two < ten && ten < id("20000101000000"));
+        assert!(ten.is_adopted() && !id("20261123143012").is_adopted());
+        assert_eq!(ten.to_string(), "10", "shown as Deployer named it");
+        let now: Timestamp = "2026-11-23T14:30:12Z".parse().expect("timestamp");
+        assert_eq!(ReleaseId::choose(now, &[one, ten]), id("20261123143012"));
     }
 
     #[test]

@@ -184,6 +184,9 @@ fn problems(s: &Snapshot, checks: Checks, deploy_path: &str, create_missing: boo
             "`current` is a directory, not a symbolic link: move it into releases/ and link it".into(),
         ));
     }
+    if let Some(problem) = &s.adoption_problem {
+        out.push(FailureKind::Precondition(problem.clone()));
+    }
     if let Some(free) = s.free_kb.filter(|kb| *kb < MIN_FREE_KB && checks == Checks::Deploy) {
         out.push(FailureKind::Precondition(format!("only {} MiB of disk free", free / 1024)));
     }

@@ -23,7 +23,8 @@ pub fn finalize(deploy_path: &str, owner: &LockOwner, log_line: &str, prune: &[R
     }
     for release in prune {
         s.push(Sh::assign("r", release.to_string()));
-        s.line(r#"if [ "$(readlink "$d/current")" != "releases/$r" ]; then $gently rm -rf "$d/releases/$r" 2>/dev/null || echo "warning could not remove old release $r completely; remove $d/releases/$r by hand"; fi"#);
+        // `-ef`: whatever form `current` takes (Deployer may write it absolute).
+        s.line(r#"if ! [ "$d/current" -ef "$d/releases/$r" ]; then $gently rm -rf "$d/releases/$r" 2>/dev/null || echo "warning could not remove old release $r completely; remove $d/releases/$r by hand"; fi"#);
     }
     s.line(lock::RELEASE_OURS);
     s

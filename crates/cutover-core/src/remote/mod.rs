@@ -3,6 +3,7 @@
 //! values to shell variables (quoted once); the rest is literal text.
 
 pub mod activation;
+pub mod adopt;
 pub mod end;
 pub mod fpm;
 pub mod health;

@@ -4,6 +4,7 @@
 use crate::release::ReleaseId;
 use crate::shell::{Script, Sh};
 
+use super::adopt;
 use super::fpm::{self, FpmFound};
 use super::script_in;
 use super::serving::Serving;
@@ -85,7 +86,8 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     }
     s.line(r#"if [ -L "$d/current" ]; then echo "current $(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo "current-not-link"; fi"#);
     s.line(r#"if [ -f "$d/current/REVISION" ]; then rev=; { read -r rev < "$d/current/REVISION" || true; } 2>/dev/null; echo "revision $rev"; fi"#);
-    s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then echo "release ${r##*/}"; elif [ -d "$r" ]; then echo "partial ${r##*/}"; fi; if [ -e "$r/ROLLED_BACK" ]; then echo "rolled-back ${r##*/}"; fi; done; fi"#);
+    s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then echo "release ${r##*/}"; elif [ -d "$r" ]; then echo "partial ${r##*/}"; fi; if [ -e "$r/ROLLED_BACK" ] || [ -e "$r/BAD_RELEASE" ]; then echo "rolled-back ${r##*/}"; fi; done; fi"#);
+    s.line(super::adopt::PROBE);
     s.line(r#"if [ -d "$d/.cutover/lock" ]; then echo "lock $(cat "$d/.cutover/lock/owner" 2>/dev/null || echo '{}')"; fi"#);
     s.line(r#"command -v perl >/dev/null 2>&1 || echo "no-perl""#);
     for tool in &request.tools {
@@ -173,6 +175,12 @@ pub struct Snapshot {
     pub revision_log: Vec<String>,
     /// How the host serves, when the request asked (`cutover check`).
     pub serving: Serving,
+    /// Deployer's `.dep/releases_log`, oldest first (empty without one).
+    pub deployer_log: Vec<adopt::Logged>,
+    /// Why the host's Deployer releases cannot be adopted, when they cannot.
+    pub adoption_problem: Option<String>,
+    /// Numbered directories Deployer's log does not name: left alone.
+    pub unlogged: Vec<ReleaseId>,
 }
 
 impl Snapshot {
@@ -187,6 +195,8 @@ impl Snapshot {
     /// Reads the probe's output.
     pub fn parse(stdout: &str) -> Self {
         let mut snap = Self::default();
+        // Names under releases/ that are no release id.
+        let mut others = Vec::new();
         for line in stdout.lines() {
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
             match key {
@@ -195,8 +205,12 @@ impl Snapshot {
                 "free-kb" => snap.free_kb = value.trim().parse().ok(),
                 "current" => snap.current_target = Some(value.to_owned()),
                 "revision" => snap.revision = Some(value.to_owned()),
-                "release" => snap.releases.extend(value.parse::<ReleaseId>().ok()),
-                "partial" => snap.partial.extend(value.parse::<ReleaseId>().ok()),
+                "release" | "partial" => match value.parse::<ReleaseId>() {
+                    Ok(id) if key == "release" => snap.releases.push(id),
+                    Ok(id) => snap.partial.push(id),
+                    Err(_) => others.push(value.to_owned()),
+                },
+                "dep-log" => snap.deployer_log.extend(adopt::read(value)),
                 "rolled-back" => snap.rolled_back.extend(value.parse::<ReleaseId>().ok()),
                 "lock" => {
                     snap.lock = Some(serde_json::from_str(value).unwrap_or(serde_json::Value::String(value.into())))
@@ -228,9 +242,25 @@ impl Snapshot {
                 }
             }
         }
+        snap.adopt(&others);
         snap.releases.sort();
         snap.partial.sort();
         snap
+    }
+
+    /// Deployer's numbered releases: those its log names are releases
+    /// (finished or not: Deployer's own need no REVISION), the rest are
+    /// left alone (see [`adopt`]).
+    fn adopt(&mut self, others: &[String]) {
+        let numbered: Vec<ReleaseId> =
+            self.releases.iter().chain(&self.partial).copied().filter(|r| r.is_adopted()).collect();
+        let adopted = adopt::settle(&self.deployer_log, &numbered, others);
+        self.releases.retain(|r| !r.is_adopted());
+        self.partial.retain(|r| !r.is_adopted());
+        self.rolled_back.retain(|r| !r.is_adopted() || adopted.releases.contains(r));
+        self.releases.extend(&adopted.releases);
+        self.unlogged = adopted.unlogged;
+        self.adoption_problem = adopted.problem;
     }
 
     /// The release `current` points to, when it points into `releases/`.

@@ -110,7 +110,9 @@ fn releases_table(out: &mut String, s: &cutover_core::event::Summary) {
     let read: Vec<(&String, &Vec<cutover_core::event::ReleaseRecord>)> =
         s.hosts.iter().filter_map(|(name, h)| Some((name, h.history.as_ref()?))).collect();
     let mut ids: Vec<&str> = read.iter().flat_map(|(_, records)| records.iter().map(|r| r.release.as_str())).collect();
-    ids.sort_unstable_by(|a, b| b.cmp(a));
+    // Newest first: Deployer's numbered releases sort before cutover's ids.
+    let order = |id: &str| id.parse::<cutover_core::release::ReleaseId>().ok();
+    ids.sort_unstable_by(|a, b| order(b).cmp(&order(a)).then_with(|| b.cmp(a)));
     ids.dedup();
     for id in ids {
         let on: Vec<(&String, &cutover_core::event::ReleaseRecord)> = read
@@ -133,7 +135,8 @@ fn releases_table(out: &mut String, s: &cutover_core::event::Summary) {
             .map(|(n, _)| n.as_str())
             .collect();
         let missing = if missing.is_empty() { String::new() } else { format!("  not on {}", missing.join(", ")) };
-        let _ = writeln!(out, "  {id}  {commit:12}  {at:20}  {by}{live}{missing}");
+        let left = if on.iter().any(|(_, r)| r.rolled_back) { "  rolled back from" } else { "" };
+        let _ = writeln!(out, "  {id:14}  {commit:12}  {at:24}  {by}{live}{left}{missing}");
     }
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stderr)]
 
 mod activation;
+mod adoption;
 mod failures;
 mod faults;
 mod harness;
