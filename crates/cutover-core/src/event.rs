@@ -177,6 +177,9 @@ pub struct ReleaseRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub command: CommandKind,
+    /// The inventory's environment the run used, when it has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     pub outcome: Outcome,
     pub release: Option<ReleaseId>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -17,6 +17,11 @@ pub struct Cli {
     #[arg(short, long, global = true, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
 
+    /// The environment of the inventory's `environments:` to use (also the
+    /// word after the command: `cutover deploy production`)
+    #[arg(short, long, global = true, value_name = "NAME")]
+    pub environment: Option<String>,
+
     /// Only these hosts (comma-separated names)
     #[arg(long, global = true, value_delimiter = ',', value_name = "NAMES")]
     pub hosts: Vec<String>,
@@ -121,6 +126,9 @@ fn parse_batch(value: &str) -> Result<BatchSpec, String> {
 pub enum Command {
     /// Build a new release on every host, then switch them all at once
     Deploy {
+        /// The environment to use (the inventory's `environments:`)
+        #[arg(id = "environment_word", value_name = "ENVIRONMENT")]
+        environment: Option<String>,
         /// A branch, tag or commit to deploy instead of the inventory's
         #[arg(long)]
         revision: Option<String>,
@@ -130,18 +138,36 @@ pub enum Command {
     },
     /// Switch every host back to the previous release (or --to a release)
     Rollback {
+        /// The environment to use (the inventory's `environments:`)
+        #[arg(id = "environment_word", value_name = "ENVIRONMENT")]
+        environment: Option<String>,
         /// The release id to go back to
         #[arg(long, value_name = "RELEASE")]
         to: Option<String>,
     },
     /// Show each host's current release, releases on disk and lock
-    Status,
+    Status {
+        /// The environment to use (the inventory's `environments:`)
+        #[arg(id = "environment_word", value_name = "ENVIRONMENT")]
+        environment: Option<String>,
+    },
     /// Check, changing nothing, that every host is ready for a deploy
-    Check,
+    Check {
+        /// The environment to use (the inventory's `environments:`)
+        #[arg(id = "environment_word", value_name = "ENVIRONMENT")]
+        environment: Option<String>,
+    },
     /// List the releases on the hosts: commit, when and by whom deployed, which is live
-    Releases,
+    Releases {
+        /// The environment to use (the inventory's `environments:`)
+        #[arg(id = "environment_word", value_name = "ENVIRONMENT")]
+        environment: Option<String>,
+    },
     /// Print every command a deploy (or rollback) would run, touching nothing
     Plan {
+        /// The environment to use (the inventory's `environments:`)
+        #[arg(id = "environment_word", value_name = "ENVIRONMENT")]
+        environment: Option<String>,
         /// Plan a rollback instead of a deploy
         #[arg(long)]
         rollback: bool,
@@ -153,7 +179,11 @@ pub enum Command {
         to: Option<String>,
     },
     /// Remove a deploy lock left by a run that died
-    Unlock,
+    Unlock {
+        /// The environment to use (the inventory's `environments:`)
+        #[arg(id = "environment_word", value_name = "ENVIRONMENT")]
+        environment: Option<String>,
+    },
     /// Run a command in the live release of the selected hosts, in parallel
     Run {
         /// On the primary host alone
@@ -188,6 +218,27 @@ pub enum Progress {
 }
 
 impl Cli {
+    /// The environment named by `-e` or by the word after the command;
+    /// both must agree.
+    pub fn environment(&self) -> Result<Option<&str>, String> {
+        let word = match &self.command {
+            Command::Deploy { environment, .. }
+            | Command::Rollback { environment, .. }
+            | Command::Status { environment }
+            | Command::Check { environment }
+            | Command::Releases { environment }
+            | Command::Unlock { environment }
+            | Command::Plan { environment, .. } => environment.as_deref(),
+            Command::Run { .. } | Command::Init | Command::Completions { .. } | Command::Man => None,
+        };
+        match (word, self.environment.as_deref()) {
+            (Some(word), Some(flag)) if word != flag => {
+                Err(format!("two environments named: `{word}` and `-e {flag}`; name one"))
+            }
+            (word, flag) => Ok(word.or(flag)),
+        }
+    }
+
     /// The inventory to read: `--inventory`, or the first of the defaults
     /// that exists.
     pub fn inventory_path(&self) -> PathBuf {

@@ -15,7 +15,7 @@ mod signals;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use cutover_core::config::load_inventory;
+use cutover_core::config::load_inventory_in;
 use cutover_core::engine::{self, Context, DeployRequest, Interrupt, Report, RollbackRequest, RunRequest};
 use cutover_core::event::{CommandKind, Outcome};
 use cutover_core::fleet::{Fleet, Selection};
@@ -76,7 +76,14 @@ async fn run(cli: Cli) -> u8 {
         _ => {}
     }
     let path = cli.inventory_path();
-    let loaded = match load_inventory(&path).and_then(|mut loaded| {
+    let environment = match cli.environment() {
+        Ok(environment) => environment,
+        Err(message) => {
+            report_error(&cli, &message);
+            return exit::BAD_INPUT;
+        }
+    };
+    let loaded = match load_inventory_in(&path, environment).and_then(|mut loaded| {
         if let Some(activation) = cli.activation {
             loaded.with_activation(activation.into())?;
         }
@@ -101,7 +108,7 @@ async fn run(cli: Cli) -> u8 {
         }
     };
     let rollback_to = match &cli.command {
-        Command::Rollback { to: Some(to) } | Command::Plan { to: Some(to), .. } => match to.parse::<ReleaseId>() {
+        Command::Rollback { to: Some(to), .. } | Command::Plan { to: Some(to), .. } => match to.parse::<ReleaseId>() {
             Ok(id) => Some(id),
             Err(error) => {
                 report_error(&cli, &error.to_string());
@@ -177,14 +184,14 @@ async fn run(cli: Cli) -> u8 {
         secrets: &secrets,
     };
     let report = match &cli.command {
-        Command::Deploy { revision, full_build } => {
+        Command::Deploy { revision, full_build, .. } => {
             engine::deploy(&ctx, &DeployRequest { full_build: *full_build, ..deploy_request(&cli, revision) }).await
         }
         Command::Rollback { .. } => engine::rollback(&ctx, &rollback_request(&cli, rollback_to)).await,
-        Command::Status => engine::status(&ctx).await,
-        Command::Releases => engine::releases(&ctx).await,
-        Command::Check => engine::check(&ctx).await,
-        Command::Unlock => engine::unlock(&ctx, &|held| confirm_unlock(&cli, held)).await,
+        Command::Status { .. } => engine::status(&ctx).await,
+        Command::Releases { .. } => engine::releases(&ctx).await,
+        Command::Check { .. } => engine::check(&ctx).await,
+        Command::Unlock { .. } => engine::unlock(&ctx, &|held| confirm_unlock(&cli, held)).await,
         Command::Completions { .. } | Command::Man | Command::Init => {
             unreachable!("done before the inventory is read")
         }
@@ -249,7 +256,7 @@ fn rollback_request(cli: &Cli, to: Option<ReleaseId>) -> RollbackRequest {
 fn confirmed(cli: &Cli, hosts: usize) -> bool {
     use std::io::{BufRead, IsTerminal, Write};
     let question = match &cli.command {
-        Command::Rollback { to } => {
+        Command::Rollback { to, .. } => {
             format!("roll back {hosts} host(s) to {}?", to.as_deref().unwrap_or("the previous release"))
         }
         _ => return true,

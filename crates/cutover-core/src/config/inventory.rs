@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 
+use super::environment::Environment;
 use super::local_hooks::LocalHooks;
 use super::recipe::Hooks;
 use super::rollout::{HealthCheck, OnFailure, Rolling};
@@ -82,7 +83,8 @@ pub struct Inventory {
     /// Settings every host inherits unless it sets its own.
     #[serde(default)]
     pub defaults: Defaults,
-    /// The hosts.
+    /// The hosts (an environment may give them instead).
+    #[serde(default)]
     pub hosts: Vec<HostEntry>,
     /// Variables exported to every step on every host.
     #[serde(default)]
@@ -91,6 +93,13 @@ pub struct Inventory {
     /// every step like vars, never shown (see [`crate::secrets`]).
     #[serde(default)]
     pub secrets: IndexMap<String, Spanned<SecretSource>>,
+    /// Staging, production, ...: each overrides the base for a run that
+    /// names it (see [`super::environment`]).
+    #[serde(default)]
+    pub environments: IndexMap<String, Environment>,
+    /// The environment this run uses, once chosen.
+    #[serde(skip)]
+    pub environment: Option<String>,
 }
 
 /// Where a secret is read from, on the machine running cutover: exactly one

@@ -32,10 +32,22 @@ pub struct LoadedInventory {
     pub recipe_origin: String,
 }
 
-/// Reads, parses and checks an inventory and its recipe.
+/// Reads, parses and checks an inventory and its recipe; an inventory with
+/// environments is refused (see [`load_inventory_in`]).
 pub fn load_inventory(path: &Path) -> Result<LoadedInventory, ConfigError> {
+    load_inventory_in(path, None)
+}
+
+/// Reads an inventory with `environment` laid over it (see
+/// [`super::environment`]), then parses and checks it and its recipe.
+pub fn load_inventory_in(path: &Path, environment: Option<&str>) -> Result<LoadedInventory, ConfigError> {
     let text = read(path)?;
-    let inventory: Inventory = parse(path, &text)?;
+    let mut inventory: Inventory = parse(path, &text)?;
+    super::environment::choose(&mut inventory, environment).map_err(|unchosen| {
+        let e = unchosen.into_error(path);
+        let at = e.field.as_deref().and_then(|f| key_line(&text, f));
+        ConfigError { position: at, ..e }.source_text(text.clone())
+    })?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
     validate::inventory(&inventory, &dir).map_err(|e| {

@@ -1,6 +1,7 @@
 //! The files a user writes: the inventory and recipes, parsed and validated
 //! before any host is touched.
 
+pub mod environment;
 pub mod error;
 pub mod inventory;
 pub mod load;
@@ -14,7 +15,7 @@ mod validate;
 
 pub use error::ConfigError;
 pub use inventory::{Connection, HostKeyChecking, Inventory, Strategy};
-pub use load::{LoadedInventory, load_inventory, load_recipe};
+pub use load::{LoadedInventory, load_inventory, load_inventory_in, load_recipe};
 pub use recipe::{Hook, Recipe, Reuse, Step};
 pub use rollout::{BatchSpec, HealthCheck, OnFailure, Rolling};
 pub use ssh_client::{Multiplex, SshClient};

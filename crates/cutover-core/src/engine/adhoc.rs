@@ -70,6 +70,7 @@ pub async fn run_command(ctx: &Context<'_>, request: &RunRequest) -> Report {
         })
         .collect();
     let summary = Summary {
+        environment: ctx.environment(),
         command: CommandKind::Run,
         outcome: if outcome.failures.is_empty() { Outcome::Done } else { Outcome::Failed },
         release: None,

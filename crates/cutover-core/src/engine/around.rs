@@ -5,7 +5,8 @@
 //! `CUTOVER_COMMAND`, `CUTOVER_APPLICATION`, `CUTOVER_RELEASE` and
 //! `CUTOVER_HOSTS`; `after` also `CUTOVER_OUTCOME`; both `CUTOVER_REVISION`
 //! once it is known (git delivery resolves it before `before`; an upload
-//! packs the directory after it).
+//! packs the directory after it), and `CUTOVER_ENVIRONMENT` when the run
+//! names one of the inventory's environments.
 
 use std::time::Duration;
 
@@ -73,6 +74,9 @@ fn env(ctx: &Context<'_>, run: &HookedRun) -> Vec<(String, String)> {
     ];
     if let Some(revision) = &run.revision {
         env.push(("CUTOVER_REVISION".to_owned(), revision.clone()));
+    }
+    if let Some(environment) = ctx.environment() {
+        env.push(("CUTOVER_ENVIRONMENT".to_owned(), environment));
     }
     env
 }

@@ -107,7 +107,8 @@ async fn build(
         commit,
         delivery,
         payload,
-        owner: LockOwner::current(&inv.application, "deploy", Some(release.to_string())),
+        owner: LockOwner::current(&inv.application, "deploy", Some(release.to_string()))
+            .in_environment(inv.environment.as_deref()),
         rollout: Rollout::new(ctx.loaded, request.mode, request.batch.clone()),
         full_build: request.full_build,
     }))
@@ -260,6 +261,7 @@ pub(crate) fn early_report(
         .collect();
     let summary = Summary {
         command,
+        environment: ctx.environment(),
         outcome: if locked { Outcome::Locked } else { Outcome::Failed },
         release: None,
         message: failures.first().map(ToString::to_string),

@@ -49,6 +49,7 @@ async fn finish(ctx: &Context<'_>, session: &Session, plan: &Plan, state: RunSta
             .to_owned()
     });
     let summary = Summary {
+        environment: ctx.environment(),
         command: plan.command,
         outcome,
         release: Some(plan.release),

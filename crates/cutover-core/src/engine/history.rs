@@ -46,7 +46,15 @@ pub async fn releases(ctx: &Context<'_>) -> Report {
         .collect();
     let outcome = if found.failures.is_empty() { Outcome::Done } else { Outcome::Failed };
     let message = found.failures.first().map(ToString::to_string);
-    let summary = Summary { command: CommandKind::Releases, outcome, release: None, message, not_undone: None, hosts };
+    let summary = Summary {
+        environment: ctx.environment(),
+        command: CommandKind::Releases,
+        outcome,
+        release: None,
+        message,
+        not_undone: None,
+        hosts,
+    };
     ctx.emit(Event::Summary(summary.clone()));
     Report { summary, failures: found.failures }
 }
@@ -58,7 +66,8 @@ fn records(snap: &Snapshot) -> Vec<ReleaseRecord> {
     let mut deployed: IndexMap<String, (String, String)> = IndexMap::new();
     for line in &snap.revision_log {
         let fields: Vec<&str> = line.split('\t').collect();
-        if let [at, "deploy", release, _, who] = fields.as_slice() {
+        // A sixth field names the environment, when the inventory has them.
+        if let [at, "deploy", release, _, who, ..] = fields.as_slice() {
             deployed.insert((*release).to_owned(), ((*at).to_owned(), (*who).to_owned()));
         }
     }

@@ -82,6 +82,11 @@ impl Context<'_> {
     fn emit(&self, event: Event) {
         self.events.emit(event);
     }
+
+    /// The inventory's environment this run uses, for its summary.
+    fn environment(&self) -> Option<String> {
+        self.loaded.inventory.environment.clone()
+    }
 }
 
 /// Raised when the user asks the run to stop (Ctrl-C, SIGTERM): once to

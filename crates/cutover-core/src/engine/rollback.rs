@@ -77,7 +77,9 @@ async fn build(
                         return Err(early_report(ctx, CommandKind::Rollback, &found, vec![failure]));
                     }
                 }
-                let owner = LockOwner::current(&ctx.loaded.inventory.application, "rollback", Some(target.to_string()));
+                let inv = &ctx.loaded.inventory;
+                let owner = LockOwner::current(&inv.application, "rollback", Some(target.to_string()))
+                    .in_environment(inv.environment.as_deref());
                 return Ok(plan::rollback(RollbackInputs {
                     loaded: ctx.loaded,
                     fleet: ctx.fleet,

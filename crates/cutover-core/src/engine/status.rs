@@ -49,7 +49,15 @@ pub async fn status(ctx: &Context<'_>) -> Report {
         (Outcome::Done, None)
     };
     let release = currents.first().and_then(|c| c.as_ref()).and_then(|c| c.parse().ok()).filter(|_| !drifted);
-    let summary = Summary { command: CommandKind::Status, outcome, release, message, not_undone: None, hosts };
+    let summary = Summary {
+        environment: ctx.environment(),
+        command: CommandKind::Status,
+        outcome,
+        release,
+        message,
+        not_undone: None,
+        hosts,
+    };
     ctx.emit(Event::Summary(summary.clone()));
     Report { summary, failures }
 }
@@ -153,6 +161,7 @@ pub async fn unlock(ctx: &Context<'_>, confirm: &(dyn Fn(&HeldLocks) -> bool + S
         .collect();
     let outcome = if failures.is_empty() { Outcome::Done } else { Outcome::Failed };
     let summary = Summary {
+        environment: ctx.environment(),
         command: CommandKind::Unlock,
         outcome,
         release: None,

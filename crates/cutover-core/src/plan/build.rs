@@ -406,5 +406,10 @@ fn before(snapshots: &IndexMap<String, Snapshot>) -> IndexMap<String, Option<Str
 fn log_line(what: &str, release: &str, commit: &str, owner: &LockOwner) -> String {
     let commit = if commit.is_empty() { "-" } else { commit };
     let at = owner.since.strftime("%Y-%m-%dT%H:%M:%SZ");
-    format!("{at}\t{what}\t{release}\t{commit}\t{}@{}", owner.user, owner.machine)
+    let line = format!("{at}\t{what}\t{release}\t{commit}\t{}@{}", owner.user, owner.machine);
+    // The environment, when the inventory has them, as a sixth field.
+    match &owner.environment {
+        Some(environment) => format!("{line}\t{environment}"),
+        None => line,
+    }
 }

@@ -27,6 +27,9 @@ pub struct LockOwner {
     pub pid: u32,
     pub since: Timestamp,
     pub release: Option<String>,
+    /// The inventory's environment the run deploys to, when it has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// Random, one per run: whose lock it is.
     #[serde(default)]
     pub token: String,
@@ -43,8 +46,14 @@ impl LockOwner {
             pid: std::process::id(),
             since: Timestamp::now(),
             release,
+            environment: None,
             token: new_token(),
         }
+    }
+
+    /// The same, for a run in the inventory's `environment`.
+    pub fn in_environment(self, environment: Option<&str>) -> Self {
+        Self { environment: environment.map(str::to_owned), ..self }
     }
 
     /// A fixed owner, for exact scripts in tests.
@@ -58,6 +67,7 @@ impl LockOwner {
             pid: 42,
             since: "2026-11-23T14:30:12Z".parse().expect("timestamp"),
             release: Some("20261123143012".into()),
+            environment: None,
             token: "0123456789abcdef0123456789abcdef".into(),
         }
     }
@@ -77,6 +87,10 @@ impl LockOwner {
         let what = match &owner.release {
             Some(release) => format!("{} of {release}", owner.command),
             None => owner.command.clone(),
+        };
+        let what = match &owner.environment {
+            Some(environment) => format!("{what} in {environment}"),
+            None => what,
         };
         format!("{}@{} (pid {}), {what}, held for {age}", owner.user, owner.machine, owner.pid)
     }

@@ -62,6 +62,10 @@ pub fn text(report: &Report) -> String {
         (Some(what), _) => format!("{headline}; {what}"),
         (None, _) => headline,
     };
+    let headline = match &s.environment {
+        Some(environment) => format!("{environment}: {headline}"),
+        None => headline,
+    };
     let _ = writeln!(out, "{headline}");
     if s.command == CommandKind::Releases {
         releases_table(&mut out, s);

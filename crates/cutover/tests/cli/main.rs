@@ -4,6 +4,7 @@
 mod bad_input;
 mod check;
 mod completions;
+mod environments;
 mod examples;
 mod failures;
 mod harness;

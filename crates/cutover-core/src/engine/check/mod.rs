@@ -104,7 +104,15 @@ pub async fn check(ctx: &Context<'_>) -> Report {
         .collect();
     let outcome = if failures.is_empty() { Outcome::Done } else { Outcome::Failed };
     let message = failures.first().map(ToString::to_string);
-    let summary = Summary { command: CommandKind::Check, outcome, release: None, message, not_undone: None, hosts };
+    let summary = Summary {
+        environment: ctx.environment(),
+        command: CommandKind::Check,
+        outcome,
+        release: None,
+        message,
+        not_undone: None,
+        hosts,
+    };
     ctx.emit(Event::Summary(summary.clone()));
     Report { summary, failures }
 }
