@@ -195,7 +195,11 @@ pub enum Command {
         command: Vec<String>,
     },
     /// Write a commented cutover.yaml for the application in this directory
-    Init,
+    Init {
+        /// Carry over what another tool's files in this directory say
+        #[arg(long, value_enum, value_name = "TOOL")]
+        from: Option<FromTool>,
+    },
     /// Print shell completions: `cutover completions bash > /etc/bash_completion.d/cutover`
     Completions {
         /// The shell
@@ -204,6 +208,15 @@ pub enum Command {
     },
     /// Print the man page (roff): `cutover man > /usr/local/share/man/man1/cutover.1`
     Man,
+}
+
+/// `init --from`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FromTool {
+    /// config/deploy.rb and config/deploy/<stage>.rb
+    Capistrano,
+    /// deploy.php or deploy.yaml
+    Deployer,
 }
 
 /// Progress drawing on stderr.
@@ -229,7 +242,7 @@ impl Cli {
             | Command::Releases { environment }
             | Command::Unlock { environment }
             | Command::Plan { environment, .. } => environment.as_deref(),
-            Command::Run { .. } | Command::Init | Command::Completions { .. } | Command::Man => None,
+            Command::Run { .. } | Command::Init { .. } | Command::Completions { .. } | Command::Man => None,
         };
         match (word, self.environment.as_deref()) {
             (Some(word), Some(flag)) if word != flag => {

@@ -2,8 +2,8 @@
 //! `environments:` overrides the base for a run that names it (`cutover
 //! deploy production`, or `-e production`): its `hosts` replace the base's,
 //! its `vars` and `secrets` are laid over the base's, its `branch` or
-//! `revision` replaces both of the base's, its `strategy` and `rolling`
-//! replace the base's. Every value keeps the place it was written, so a
+//! `revision` replaces both of the base's, its `deploy_path`, `strategy`
+//! and `rolling` replace the base's. Every value keeps the place it was written, so a
 //! check that fails points at the environment's line. An inventory with
 //! environments refuses a run that names none.
 
@@ -20,6 +20,8 @@ use super::suggest::closest;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
+    #[serde(default)]
+    pub deploy_path: Option<Spanned<String>>,
     #[serde(default)]
     pub hosts: Option<Vec<HostEntry>>,
     #[serde(default)]
@@ -87,6 +89,9 @@ pub(super) fn choose(inv: &mut Inventory, name: Option<&str>) -> Result<(), Unch
     let Some(env) = inv.environments.swap_remove(name) else {
         return Err(Unchosen::Unknown { name: name.to_owned(), known });
     };
+    if let Some(deploy_path) = env.deploy_path {
+        inv.deploy_path = deploy_path;
+    }
     if let Some(hosts) = env.hosts {
         inv.hosts = hosts;
     }

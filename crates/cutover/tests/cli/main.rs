@@ -9,6 +9,7 @@ mod examples;
 mod failures;
 mod harness;
 mod init;
+mod init_from;
 mod lifecycle;
 mod local_hooks;
 mod locks;

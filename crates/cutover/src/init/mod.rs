@@ -3,8 +3,15 @@
 //! Symfony's `bin/console`, plain PHP otherwise), the git remote and branch
 //! the hosts would fetch (an upload of the directory when there is none),
 //! and writes the recipe, the shared files and directories that framework
-//! keeps between releases, and one placeholder host. It never overwrites a
+//! keeps between releases, and one placeholder host. With `--from
+//! capistrano` or `--from deployer` it carries over what that tool's files
+//! say instead (see [`capistrano`], [`deployer`]). It never overwrites a
 //! file.
+
+pub mod capistrano;
+pub mod deployer;
+pub mod imported;
+mod words;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -166,6 +173,11 @@ pub fn describe(found: &Found) -> String {
 
 /// Writes the inventory for `found` to `path`, never over an existing file.
 pub fn write(path: &Path, found: &Found, source: &str) -> Result<(), InitError> {
+    write_text(path, &inventory(found, source))
+}
+
+/// Writes `text` to `path`, never over an existing file.
+pub fn write_text(path: &Path, text: &str) -> Result<(), InitError> {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             InitError::Exists(path.to_owned())
@@ -173,7 +185,7 @@ pub fn write(path: &Path, found: &Found, source: &str) -> Result<(), InitError> 
             InitError::Write(path.to_owned(), e)
         }
     })?;
-    file.write_all(inventory(found, source).as_bytes()).map_err(|e| InitError::Write(path.to_owned(), e))
+    file.write_all(text.as_bytes()).map_err(|e| InitError::Write(path.to_owned(), e))
 }
 
 /// Why `init` wrote nothing.

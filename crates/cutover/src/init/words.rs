@@ -1,0 +1,391 @@
+//! The words of a Capistrano (Ruby) or Deployer (PHP) deploy file, as far
+//! as `init --from` reads them: literal strings, numbers, symbols, lists,
+//! names and punctuation, each with its line, grouped into top-level
+//! statements. A string with interpolation (`"#{x}"`, `"$x"`) is not a
+//! literal: it reads as an expression, never as the text it spells.
+
+/// One word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Word {
+    /// A string without interpolation.
+    Str(String),
+    /// A string with interpolation: its value is not known here.
+    Interpolated(String),
+    Int(i64),
+    /// Ruby's `:name`.
+    Sym(String),
+    /// Ruby's `name:` (a hash key).
+    Key(String),
+    /// Ruby's `%w{a b}`, `%i[a b]`.
+    List(Vec<String>),
+    Name(String),
+    /// `=>`.
+    Arrow,
+    /// PHP's `->`.
+    Call,
+    Punct(char),
+}
+
+/// A top-level statement: its words and the line it starts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub line: usize,
+    pub words: Vec<Word>,
+}
+
+impl Statement {
+    /// The statement as written, shortened, for a note.
+    pub fn shown(&self, text: &str) -> String {
+        let line = text.lines().nth(self.line.saturating_sub(1)).unwrap_or_default().trim();
+        if line.chars().count() > 70 {
+            format!("{}...", line.chars().take(67).collect::<String>())
+        } else {
+            line.to_owned()
+        }
+    }
+}
+
+/// A value as written, when it is a literal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    List(Vec<String>),
+    /// `['stage' => 'prod']`: keys and literal string values.
+    Map(Vec<(String, String)>),
+}
+
+impl Value {
+    /// The value of `words` (an argument, the rest of a `set`), or `None`
+    /// when it is not a literal: an expression, a call, a variable.
+    pub fn of(words: &[Word]) -> Option<Self> {
+        let scalar = |w: &Word| match w {
+            Word::Str(s) | Word::Sym(s) => Some(s.clone()),
+            Word::Int(n) => Some(n.to_string()),
+            _ => None,
+        };
+        match words {
+            [Word::Str(s)] | [Word::Sym(s)] => return Some(Self::Str(s.clone())),
+            [Word::Int(n)] => return Some(Self::Int(*n)),
+            [Word::Name(n)] if n == "true" => return Some(Self::Bool(true)),
+            [Word::Name(n)] if n == "false" => return Some(Self::Bool(false)),
+            [Word::List(items)] => return Some(Self::List(items.clone())),
+            _ => {}
+        }
+        // `[...]`, or PHP's `array(...)`.
+        let inner = match words {
+            [Word::Punct('['), inner @ .., Word::Punct(']')] => inner,
+            [Word::Name(n), Word::Punct('('), inner @ .., Word::Punct(')')] if n == "array" => inner,
+            _ => return None,
+        };
+        let items: Vec<&[Word]> = inner.split(|w| *w == Word::Punct(',')).filter(|i| !i.is_empty()).collect();
+        if !items.is_empty() && items.iter().all(|i| i.len() == 3 && i[1] == Word::Arrow) {
+            let pairs: Option<Vec<(String, String)>> =
+                items.iter().map(|i| Some((scalar(&i[0])?, scalar(&i[2])?))).collect();
+            return pairs.map(Self::Map);
+        }
+        let strings: Option<Vec<String>> =
+            items.iter().map(|i| if i.len() == 1 { scalar(&i[0]) } else { None }).collect();
+        strings.map(Self::List)
+    }
+
+    /// The value as one string, when it is one (a number reads as its
+    /// digits).
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Self::Str(s) => Some(s.clone()),
+            Self::Int(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The value as a list of strings (a single string is a list of one).
+    pub fn strings(&self) -> Option<Vec<String>> {
+        match self {
+            Self::List(items) => Some(items.clone()),
+            Self::Str(s) => Some(vec![s.clone()]),
+            _ => None,
+        }
+    }
+}
+
+/// The arguments of a call whose words start at `(`: each argument's words
+/// (split at top-level commas), and the index after the closing `)`.
+pub fn arguments(words: &[Word], open: usize) -> Option<(Vec<&[Word]>, usize)> {
+    if words.get(open) != Some(&Word::Punct('(')) {
+        return None;
+    }
+    let (mut depth, mut start, mut args) = (0, open + 1, Vec::new());
+    for (i, word) in words.iter().enumerate().skip(open) {
+        match word {
+            Word::Punct('(' | '[' | '{') => depth += 1,
+            Word::Punct(')' | ']' | '}') => {
+                depth -= 1;
+                if depth == 0 {
+                    if i > start {
+                        args.push(&words[start..i]);
+                    }
+                    return Some((args, i + 1));
+                }
+            }
+            Word::Punct(',') if depth == 1 => {
+                args.push(&words[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The language of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Language {
+    Ruby,
+    Php,
+}
+
+/// The top-level statements of `text`. Ruby's blocks (`do ... end`, `def
+/// ... end`) are one statement each; a Ruby statement goes on over lines
+/// while a bracket is open, after a trailing comma or operator, or when the
+/// next line starts a method call (`.push(...)`). PHP's end at `;`.
+pub fn statements(text: &str, language: Language) -> Vec<Statement> {
+    let words = lex(text, language);
+    let mut out = Vec::new();
+    let mut current: Vec<Word> = Vec::new();
+    let mut start = 0;
+    let (mut brackets, mut blocks) = (0i32, 0i32);
+    for (i, (line, word)) in words.iter().enumerate() {
+        if current.is_empty() {
+            start = *line;
+        }
+        let ends = match (language, word) {
+            (Language::Php, Word::Punct(';')) => brackets <= 0,
+            (Language::Ruby, Word::Punct('\n')) => {
+                let open = brackets > 0 || blocks > 0;
+                let continued =
+                    matches!(current.last(), Some(Word::Punct(',' | '\\' | '+' | '|' | '&')) | Some(Word::Arrow));
+                let chained = matches!(words.get(i + 1), Some((_, Word::Punct('.'))));
+                !open && !continued && !chained
+            }
+            _ => false,
+        };
+        match word {
+            Word::Punct('(' | '[' | '{') => brackets += 1,
+            Word::Punct(')' | ']' | '}') => brackets -= 1,
+            Word::Name(n) if language == Language::Ruby && n == "do" => blocks += 1,
+            Word::Name(n) if language == Language::Ruby && opens_block(n) && current.is_empty() => blocks += 1,
+            Word::Name(n) if language == Language::Ruby && n == "end" => blocks -= 1,
+            _ => {}
+        }
+        if ends {
+            if !current.is_empty() {
+                out.push(Statement { line: start, words: std::mem::take(&mut current) });
+            }
+        } else if word != &Word::Punct('\n') {
+            current.push(word.clone());
+        }
+    }
+    if !current.is_empty() {
+        out.push(Statement { line: start, words: current });
+    }
+    out
+}
+
+/// Ruby words that open a block closed by `end` when they start a statement.
+fn opens_block(name: &str) -> bool {
+    matches!(name, "def" | "class" | "module" | "if" | "unless" | "case" | "begin" | "while" | "until")
+}
+
+/// Every word of `text`, with its line; Ruby's line ends are words too.
+fn lex(text: &str, language: Language) -> Vec<(usize, Word)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let (mut i, mut line) = (0, 1);
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        match c {
+            '\n' => {
+                if language == Language::Ruby {
+                    out.push((line, Word::Punct('\n')));
+                }
+                line += 1;
+                i += 1;
+            }
+            c if c.is_whitespace() => i += 1,
+            '#' if language == Language::Ruby || next != Some('[') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if language == Language::Php && next == Some('/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if language == Language::Php && next == Some('*') => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    line += usize::from(chars[i] == '\n');
+                    i += 1;
+                }
+                i += 2;
+            }
+            '<' if language == Language::Php && text_at(&chars, i, "<?php") => i += 5,
+            '\'' | '"' => {
+                let (word, end, lines) = string(&chars, i, language);
+                out.push((line, word));
+                line += lines;
+                i = end;
+            }
+            '%' if language == Language::Ruby && matches!(next, Some('w' | 'i' | 'W' | 'I')) => {
+                let (list, end) = percent_list(&chars, i + 2);
+                out.push((line, Word::List(list)));
+                i = end;
+            }
+            ':' if language == Language::Ruby && next.is_some_and(|n| n.is_alphabetic() || n == '_') => {
+                let end = ident_end(&chars, i + 1);
+                out.push((line, Word::Sym(chars[i + 1..end].iter().collect())));
+                i = end;
+            }
+            '=' if next == Some('>') => {
+                out.push((line, Word::Arrow));
+                i += 2;
+            }
+            '-' if next == Some('>') => {
+                out.push((line, Word::Call));
+                i += 2;
+            }
+            c if c.is_ascii_digit() || (c == '-' && next.is_some_and(|n| n.is_ascii_digit())) => {
+                let mut end = i + 1;
+                while end < chars.len() && (chars[end].is_ascii_digit() || chars[end] == '_') {
+                    end += 1;
+                }
+                let digits: String = chars[i..end].iter().filter(|c| **c != '_').collect();
+                out.push((line, digits.parse().map(Word::Int).unwrap_or(Word::Interpolated(digits))));
+                i = end;
+            }
+            c if c.is_alphabetic() || c == '_' || c == '$' => {
+                let end = ident_end(&chars, i + 1);
+                let name: String = chars[i..end].iter().collect();
+                let key =
+                    language == Language::Ruby && chars.get(end) == Some(&':') && chars.get(end + 1) != Some(&':');
+                if key {
+                    out.push((line, Word::Key(name)));
+                    i = end + 1;
+                } else {
+                    out.push((line, Word::Name(name)));
+                    i = end;
+                }
+            }
+            c => {
+                out.push((line, Word::Punct(c)));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn text_at(chars: &[char], i: usize, word: &str) -> bool {
+    word.chars().enumerate().all(|(k, c)| chars.get(i + k) == Some(&c))
+}
+
+fn ident_end(chars: &[char], mut i: usize) -> usize {
+    while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '?' | '!')) {
+        i += 1;
+    }
+    i
+}
+
+/// The string starting at `i` (its quote): the word, the index after it,
+/// and the line ends inside it.
+fn string(chars: &[char], i: usize, language: Language) -> (Word, usize, usize) {
+    let quote = chars[i];
+    let (mut text, mut j, mut lines, mut interpolated) = (String::new(), i + 1, 0, false);
+    while j < chars.len() && chars[j] != quote {
+        let c = chars[j];
+        lines += usize::from(c == '\n');
+        if c == '\\' && j + 1 < chars.len() {
+            let escaped = chars[j + 1];
+            let kept = quote == '\'' && escaped != '\'' && escaped != '\\';
+            if kept {
+                text.push('\\');
+            }
+            text.push(escaped);
+            j += 2;
+            continue;
+        }
+        if quote == '"' {
+            interpolated |= match language {
+                Language::Ruby => c == '#' && chars.get(j + 1) == Some(&'{'),
+                Language::Php => c == '$' || (c == '{' && chars.get(j + 1) == Some(&'$')),
+            };
+        }
+        text.push(c);
+        j += 1;
+    }
+    let word = if interpolated { Word::Interpolated(text) } else { Word::Str(text) };
+    (word, j + 1, lines)
+}
+
+/// Ruby's `%w{a b c}` from just after `%w`: its words and the index after.
+fn percent_list(chars: &[char], i: usize) -> (Vec<String>, usize) {
+    let close = match chars.get(i) {
+        Some('{') => '}',
+        Some('[') => ']',
+        Some('(') => ')',
+        Some('<') => '>',
+        Some(c) => *c,
+        None => return (Vec::new(), i),
+    };
+    let mut j = i + 1;
+    let mut body = String::new();
+    while j < chars.len() && chars[j] != close {
+        body.push(chars[j]);
+        j += 1;
+    }
+    (body.split_whitespace().map(str::to_owned).collect(), j + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ruby(text: &str) -> Vec<Statement> {
+        statements(text, Language::Ruby)
+    }
+
+    #[test]
+    fn a_ruby_statement_goes_on_over_open_brackets_trailing_commas_and_chained_calls() {
+        let text = "set :linked_dirs, fetch(:linked_dirs, [])\n  .push('storage',\n        'public/uploads')\n\
+                    server 'a', roles: %w{app web},\n  primary: true\nset :x, 1 # a comment\n";
+        let all = ruby(text);
+        assert_eq!(all.len(), 3, "{all:#?}");
+        assert_eq!((all[0].line, all[1].line, all[2].line), (1, 4, 6));
+        assert!(all[1].words.contains(&Word::List(vec!["app".into(), "web".into()])));
+        assert!(all[1].words.contains(&Word::Key("primary".into())));
+        assert_eq!(all[2].words, [Word::Name("set".into()), Word::Sym("x".into()), Word::Punct(','), Word::Int(1)]);
+    }
+
+    #[test]
+    fn a_block_is_one_statement_and_interpolation_is_no_literal() {
+        let text = "namespace :deploy do\n  task :x do\n    on roles(:app) do\n    end\n  end\nend\nset :branch, \"#{ENV['B']}\"\n";
+        let all = ruby(text);
+        assert_eq!(all.len(), 2, "{all:#?}");
+        assert_eq!(all[1].words[3], Word::Interpolated("#{ENV['B']}".into()));
+    }
+
+    #[test]
+    fn php_statements_end_at_semicolons_with_chains_and_arrays() {
+        let text =
+            "<?php\nnamespace Deployer;\n// c\nhost('a')\n  ->set('labels', ['stage' => 'prod']);\nset('x', \"$y\");\n";
+        let all = statements(text, Language::Php);
+        assert_eq!(all.len(), 3, "{all:#?}");
+        assert_eq!(all[1].line, 4);
+        assert!(all[1].words.contains(&Word::Call) && all[1].words.contains(&Word::Arrow));
+        assert_eq!(all[2].words[4], Word::Interpolated("$y".into()));
+    }
+}
