@@ -151,7 +151,7 @@ pub fn reload_after_flip(reload: &str) -> Script {
 
 /// A user's command in a script whose stdin is cutover's line to it (a
 /// held flip): it reads nothing from there.
-fn without_stdin(s: &mut Script, command: &str) {
+pub(crate) fn without_stdin(s: &mut Script, command: &str) {
     s.line("{");
     s.push(Sh::user_shell(command));
     s.line("} </dev/null");

@@ -6,6 +6,7 @@
 
 mod activation;
 mod adoption;
+mod check;
 mod failures;
 mod faults;
 mod harness;

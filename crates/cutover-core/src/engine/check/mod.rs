@@ -3,7 +3,8 @@
 //! tools, free disk, shared files, no lock, PHP-FPM and its sudo rule,
 //! what the activation needs: `cgi-fcgi`, the pool's socket, blue-green's
 //! link), and for git delivery whether each host can reach the repository.
-//! The PHP version the same on every host. Warnings besides, about how
+//! PHP-FPM's config test, which changes nothing either. The PHP version the
+//! same on every host. Warnings besides, about how
 //! the hosts serve (see [`serving`]).
 
 mod serving;
@@ -78,6 +79,7 @@ pub async fn check(ctx: &Context<'_>) -> Report {
             }
         }
     }
+    failures.extend(config_tests(ctx, &session, &found.fpm).await);
     session.close().await;
     let services: Vec<&str> = found.fpm.values().filter_map(|f| f.service.as_deref()).collect();
     if services.windows(2).any(|w| w[0] != w[1]) {
@@ -115,4 +117,46 @@ pub async fn check(ctx: &Context<'_>) -> Report {
     };
     ctx.emit(Event::Summary(summary.clone()));
     Report { summary, failures }
+}
+
+/// Runs each host's PHP-FPM config test (`php-fpm -t`, which only reads
+/// the configuration): a host whose test fails is not ready, with FPM's
+/// own words.
+async fn config_tests(
+    ctx: &Context<'_>,
+    session: &Session,
+    fpm: &IndexMap<String, crate::remote::fpm::FpmCommands>,
+) -> Vec<HostFailure> {
+    let jobs: IndexMap<String, HostScript> = fpm
+        .iter()
+        .filter_map(|(host, commands)| {
+            let test = commands.config_test.as_deref()?;
+            let mut script = crate::shell::Script::new();
+            crate::remote::switch::without_stdin(&mut script, test);
+            Some((host.clone(), HostScript::new(script, std::time::Duration::from_secs(60))))
+        })
+        .collect();
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    let outcome = session.run_phase(ctx, Phase::Preflight, &jobs, None, Patience::UntilInterrupted).await;
+    outcome
+        .failures
+        .into_iter()
+        .map(|failure| {
+            let test = fpm.get(&failure.host).and_then(|f| f.config_test.as_deref()).unwrap_or_default();
+            // FPM's first error names the file and line; its last says only
+            // that it gave up.
+            let tail = failure.output_tail().unwrap_or_default();
+            let said = tail
+                .lines()
+                .find(|l| l.contains("ERROR"))
+                .or_else(|| tail.lines().rev().find(|l| !l.trim().is_empty()));
+            let problem = match said {
+                Some(said) => format!("the PHP-FPM config test (`{test}`) fails: {}", said.trim()),
+                None => format!("the PHP-FPM config test (`{test}`) fails: {}", failure.kind),
+            };
+            HostFailure::new(&failure.host, Phase::Preflight, FailureKind::Precondition(problem))
+        })
+        .collect()
 }
