@@ -71,6 +71,8 @@ pub async fn read_watched(
 ) -> std::io::Result<()> {
     let Some(stream) = stream else { return Ok(()) };
     let Some(watch) = watch else { return stream.read_to_end(into).await.map(|_| ()) };
+    // The start of the line not yet seen whole; what came before the
+    // newest chunk holds no line end past it.
     let mut seen = into.len();
     let mut chunk = [0u8; 8192];
     loop {
@@ -78,10 +80,13 @@ pub async fn read_watched(
         if read == 0 {
             return Ok(());
         }
+        let scanned = into.len();
         into.extend_from_slice(&chunk[..read]);
-        while let Some(end) = into[seen..].iter().position(|&b| b == b'\n') {
-            watch.see(&into[seen..seen + end + 1]);
-            seen += end + 1;
+        let mut from = scanned;
+        while let Some(end) = into[from..].iter().position(|&b| b == b'\n') {
+            watch.see(&into[seen..from + end + 1]);
+            seen = from + end + 1;
+            from = seen;
         }
     }
 }
@@ -170,4 +175,32 @@ pub trait Transport: Send + Sync + fmt::Debug {
 /// Opens connections to hosts.
 pub trait Connector: Send + Sync {
     fn connect<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Box<dyn Transport>, TransportError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn each_line_is_seen_whole_however_the_output_is_cut() {
+        let (mut writer, reader) = tokio::io::duplex(4);
+        let feed = tokio::spawn(async move {
+            for piece in ["Inst", "alling a\nInstalling b", "\n\ndone", " without a newline"] {
+                writer.write_all(piece.as_bytes()).await.expect("write");
+            }
+        });
+        let (watch, mut lines) = LineWatch::new();
+        let mut all = Vec::new();
+        read_watched(&mut Some(reader), &mut all, Some(&watch)).await.expect("read");
+        feed.await.expect("fed");
+        drop(watch);
+        let mut seen = Vec::new();
+        while let Some(line) = lines.recv().await {
+            seen.push(line);
+        }
+        assert_eq!(seen, ["Installing a", "Installing b", ""]);
+        assert_eq!(String::from_utf8_lossy(&all), "Installing a\nInstalling b\n\ndone without a newline");
+    }
 }

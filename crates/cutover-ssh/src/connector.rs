@@ -197,7 +197,9 @@ impl Connector for SshConnector {
             if notice.is_some() {
                 self.fall_back_from(first);
             }
-            let transport = SshTransport::new(session, self.options.commands_per_host).with_notice(notice);
+            let mode = if notice.is_some() { first.other() } else { first };
+            let transport =
+                SshTransport::new(session, self.options.commands_per_host).with_notice(notice).in_mode(mode);
             Ok(Box::new(transport) as Box<dyn Transport>)
         }
         .boxed()

@@ -4,6 +4,7 @@
 
 use openssh::Stdio;
 
+use cutover_core::config::Multiplex;
 use cutover_core::held::HeldScript;
 use cutover_core::shell::quote;
 use cutover_core::transport::{Output, RemoteCommand, Transport, TransportError, read_watched};
@@ -21,11 +22,20 @@ pub struct SshTransport {
     commands: Semaphore,
     /// What opening it is worth saying (a fallback of the mode).
     notice: Option<String>,
+    /// How commands reach the master: in process mode an exit code of 255
+    /// comes back as "terminated" (see [`Self::exit_code`]).
+    multiplex: Multiplex,
 }
 
 impl SshTransport {
     pub fn new(session: openssh::Session, commands_per_host: usize) -> Self {
-        Self { session, commands: Semaphore::new(commands_per_host.max(1)), notice: None }
+        let multiplex = Multiplex::Native;
+        Self { session, commands: Semaphore::new(commands_per_host.max(1)), notice: None, multiplex }
+    }
+
+    /// The same, its commands reaching the master in `multiplex` mode.
+    pub fn in_mode(self, multiplex: Multiplex) -> Self {
+        Self { multiplex, ..self }
     }
 
     /// The same, saying `notice` once opened.
@@ -89,6 +99,10 @@ impl SshTransport {
         match classify::end(status) {
             End::Exited(code) => Ok(Some(code)),
             End::Unsure => match self.session.check().await {
+                // An `ssh -S` process exits 255 both when its command did
+                // (a PHP fatal error) and when it was killed: with the
+                // master alive, the exit code is the likelier.
+                Ok(()) if self.multiplex == Multiplex::Process => Ok(Some(255)),
                 Ok(()) => Ok(None),
                 Err(error) => {
                     Err(TransportError::ConnectionLost { detail: format!("the master connection is gone ({error})") })

@@ -40,7 +40,8 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // The log's filter is the fmt layer's alone: the hosts' progress spans
     // are drawn whatever `CUTOVER_LOG` says, and nothing else is.
-    let lines = tracing_subscriber::filter::filter_fn(|meta| meta.target() == output::PROGRESS_TARGET);
+    let lines = tracing_subscriber::filter::filter_fn(|meta| meta.target() == output::PROGRESS_TARGET)
+        .with_max_level_hint(tracing_subscriber::filter::LevelFilter::INFO);
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(indicatif.get_stderr_writer()).with_filter(filter))
         .with(indicatif.with_filter(lines))

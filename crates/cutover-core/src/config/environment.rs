@@ -47,6 +47,8 @@ pub(super) enum Unchosen {
     NoneNamed(Vec<String>),
     /// Named, but not one of them.
     Unknown { name: String, known: Vec<String> },
+    /// A name that could not stand in revisions.log or on a command line.
+    BadName(String),
 }
 
 impl Unchosen {
@@ -63,6 +65,9 @@ impl Unchosen {
                     .field("environments")
                     .hint(format!("for example `cutover deploy {0}` or `-e {0}`", known[0]))
             }
+            Self::BadName(name) => ConfigError::new(path, format!("environment name {name:?} is not a plain word"))
+                .field("environments")
+                .hint("use letters, digits, `-`, `_` and `.`"),
             Self::Unknown { name, known } => {
                 let names: Vec<&str> = known.iter().map(String::as_str).collect();
                 let error =
@@ -80,6 +85,10 @@ impl Unchosen {
 /// name, leaves the inventory as it is.
 pub(super) fn choose(inv: &mut Inventory, name: Option<&str>) -> Result<(), Unchosen> {
     let known: Vec<String> = inv.environments.keys().cloned().collect();
+    let plain = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if let Some(bad) = known.iter().find(|n| !plain(n)) {
+        return Err(Unchosen::BadName(bad.clone()));
+    }
     let name = match (name, known.is_empty()) {
         (None, true) => return Ok(()),
         (Some(name), true) => return Err(Unchosen::NoneDefined(name.to_owned())),

@@ -56,6 +56,8 @@ pub use check::check;
 pub use deploy::{DeployRequest, deploy, plan_deploy};
 pub use failure::{FailureKind, HostFailure, LOCAL};
 pub use history::releases;
+pub use relay::printable;
+
 pub use rollback::{RollbackRequest, plan_rollback, rollback};
 pub use status::{HeldLocks, status, unlock};
 

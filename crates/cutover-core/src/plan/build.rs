@@ -119,9 +119,18 @@ pub fn deploy(i: DeployInputs<'_>) -> Plan {
             let mut prune = cleanup::prune(&on_disk, inv.keep_releases.value as usize, i.release, snap.current());
             // Releases that never finished building (a run that died).
             prune.extend(snap.partial.iter().filter(|r| Some(**r) != snap.current()));
+            // Newer than the release this deploy replaces, and not left by
+            // a rollback: a run that failed after building them.
+            let never_live: Vec<ReleaseId> = snap
+                .releases
+                .iter()
+                .filter(|r| snap.current().is_some_and(|before| **r > before))
+                .filter(|r| **r != i.release && !snap.rolled_back.contains(r) && !prune.contains(r))
+                .copied()
+                .collect();
             // The old master is drained once the lock is released: its wait
             // for requests in flight holds nobody up.
-            let mut script = end::finalize(&t.deploy_path, owner, &log_line, &prune);
+            let mut script = end::finalize(&t.deploy_path, owner, &log_line, &prune, &never_live);
             script.extend(activation::drain_old(activating(i.fpm, t)));
             HostScript::new(script, finalize_limit(i.fpm, t))
         }),

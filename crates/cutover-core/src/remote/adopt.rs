@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::release::ReleaseId;
 
 /// The probe's lines: Deployer's log, the last 1000 lines.
-pub(crate) const PROBE: &str = r#"if [ -f "$d/.dep/releases_log" ]; then tail -n 1000 "$d/.dep/releases_log" | while IFS= read -r l; do echo "dep-log $l"; done; fi"#;
+pub(crate) const PROBE: &str = r#"if [ -f "$d/.dep/releases_log" ]; then tail -n 1000 "$d/.dep/releases_log" | while IFS= read -r l; do printf 'dep-log %s\n' "$l"; done; fi"#;
 
 /// One line of `.dep/releases_log`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -135,6 +135,17 @@ mod tests {
         assert_eq!(adopted.unlogged, ids(&["7"]), "7 is not Deployer's release: left alone");
         assert_eq!(adopted.problem, None);
         assert_eq!(settle(&[], &on_disk, &[]).releases, Vec::new(), "no log: nothing adopted");
+    }
+
+    #[test]
+    fn a_release_deployer_named_in_its_time_format_is_never_a_partial_one_to_remove() {
+        let out = "partial 20240101000000\npartial 20240102000000\nrelease 1\n\
+                   dep-log {\"release_name\":\"1\"}\ndep-log {\"release_name\":\"20240101000000\"}\n";
+        let snap = crate::remote::probe::Snapshot::parse(out);
+        assert_eq!(snap.releases, ids(&["1", "20240101000000"]), "Deployer's, finished or not");
+        assert_eq!(snap.partial, ids(&["20240102000000"]), "cutover's own run that died");
+        let marked = crate::remote::probe::Snapshot::parse("release 20240101000000\nrolled-back 20240101000000\n");
+        assert_eq!(marked.rolled_back, ids(&["20240101000000"]));
     }
 
     #[test]

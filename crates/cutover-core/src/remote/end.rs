@@ -14,10 +14,21 @@ use super::lock::{self, LockOwner};
 use super::script_in;
 use super::supervise;
 
-/// Appends `log_line` to revisions.log, removes `prune` (never the release
-/// `current` points to, checked again on the host), and releases the lock.
-pub fn finalize(deploy_path: &str, owner: &LockOwner, log_line: &str, prune: &[ReleaseId]) -> Script {
+/// Appends `log_line` to revisions.log, marks `never_live` (see
+/// [`NEVER_LIVE`]), removes `prune` (never the release `current` points
+/// to, checked again on the host), and releases the lock.
+pub fn finalize(
+    deploy_path: &str,
+    owner: &LockOwner,
+    log_line: &str,
+    prune: &[ReleaseId],
+    never_live: &[ReleaseId],
+) -> Script {
     let mut s = logged(deploy_path, owner, log_line);
+    for release in never_live {
+        s.push(Sh::assign("r", release.to_string()));
+        s.line(r#"if [ -d "$d/releases/$r" ]; then : > "$d/releases/$r/NEVER_LIVE" || echo "warning could not mark release $r as never live"; fi"#);
+    }
     if !prune.is_empty() {
         s.line(GENTLY);
     }
@@ -29,6 +40,11 @@ pub fn finalize(deploy_path: &str, owner: &LockOwner, log_line: &str, prune: &[R
     s.line(lock::RELEASE_OURS);
     s
 }
+
+/// The mark of a release newer than the one a deploy replaced, which a
+/// failed or interrupted run left (cutover's own, or the tool's before it):
+/// it was never live, so no rollback goes there unless named with `--to`.
+pub const NEVER_LIVE: &str = "NEVER_LIVE";
 
 /// Finalizes a rollback to `target`: logs it, marks the releases it went
 /// back over (`left`: newer than the target, up to the one that was live)
@@ -44,7 +60,8 @@ pub fn finalize_rollback(
 ) -> Script {
     let mut s = logged(deploy_path, owner, log_line);
     s.push(Sh::assign("r", target.to_string()));
-    s.line(r#"rm -f "$d/releases/$r/ROLLED_BACK" || echo "warning could not clear $d/releases/$r/ROLLED_BACK""#);
+    // Live again: no mark says otherwise (cutover's, or Deployer's BAD_RELEASE).
+    s.line(r#"rm -f "$d/releases/$r/ROLLED_BACK" "$d/releases/$r/NEVER_LIVE" "$d/releases/$r/BAD_RELEASE" || echo "warning could not clear the marks of $d/releases/$r""#);
     for left in left {
         s.push(Sh::assign("r", left.to_string()));
         s.line(r#"if [ -d "$d/releases/$r" ]; then : > "$d/releases/$r/ROLLED_BACK" || echo "warning could not mark release $r as rolled back"; fi"#);
@@ -127,7 +144,7 @@ mod tests {
         std::fs::write(d.join(".cutover/lock/token"), format!("{}\n", owner.token)).expect("token");
         // A directory where the log should be: appending fails, even as root.
         std::fs::create_dir_all(d.join("revisions.log")).expect("log dir");
-        let script = finalize(&d.display().to_string(), &owner, "line", &[]).render();
+        let script = finalize(&d.display().to_string(), &owner, "line", &[], &[]).render();
         let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -73,7 +73,7 @@ const LS_REMOTE: &str = r#"if refs=$(git ls-remote -- "$repo" "$ref" "$ref^{}" 2
 /// Prints `release-commit <id> <commit>` for each finished release and
 /// `revision-log <line>` for the last 500 lines of revisions.log.
 const HISTORY: &str = r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then c=; { read -r c < "$r/REVISION" || true; } 2>/dev/null; echo "release-commit ${r##*/} $c"; fi; done; fi
-if [ -f "$d/revisions.log" ]; then tail -n 500 "$d/revisions.log" | while IFS= read -r l; do echo "revision-log $l"; done; fi"#;
+if [ -f "$d/revisions.log" ]; then tail -n 500 "$d/revisions.log" | while IFS= read -r l; do printf 'revision-log %s\n' "$l"; done; fi"#;
 
 /// The probe script.
 pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
@@ -86,7 +86,7 @@ pub fn script(deploy_path: &str, request: &ProbeRequest<'_>) -> Script {
     }
     s.line(r#"if [ -L "$d/current" ]; then echo "current $(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo "current-not-link"; fi"#);
     s.line(r#"if [ -f "$d/current/REVISION" ]; then rev=; { read -r rev < "$d/current/REVISION" || true; } 2>/dev/null; echo "revision $rev"; fi"#);
-    s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then echo "release ${r##*/}"; elif [ -d "$r" ]; then echo "partial ${r##*/}"; fi; if [ -e "$r/ROLLED_BACK" ] || [ -e "$r/BAD_RELEASE" ]; then echo "rolled-back ${r##*/}"; fi; done; fi"#);
+    s.line(r#"if [ -d "$d/releases" ]; then for r in "$d"/releases/*; do if [ -f "$r/REVISION" ]; then echo "release ${r##*/}"; elif [ -d "$r" ]; then echo "partial ${r##*/}"; fi; if [ -e "$r/ROLLED_BACK" ] || [ -e "$r/NEVER_LIVE" ] || [ -e "$r/BAD_RELEASE" ]; then echo "rolled-back ${r##*/}"; fi; done; fi"#);
     s.line(super::adopt::PROBE);
     s.line(r#"if [ -d "$d/.cutover/lock" ]; then echo "lock $(cat "$d/.cutover/lock/owner" 2>/dev/null || echo '{}')"; fi"#);
     s.line(r#"command -v perl >/dev/null 2>&1 || echo "no-perl""#);
@@ -259,6 +259,12 @@ impl Snapshot {
         self.partial.retain(|r| !r.is_adopted());
         self.rolled_back.retain(|r| !r.is_adopted() || adopted.releases.contains(r));
         self.releases.extend(&adopted.releases);
+        // A release Deployer named in its own time format (`YmdHis`) is still
+        // Deployer's: never a partial one of cutover's to remove.
+        let logged = |r: &ReleaseId| self.deployer_log.iter().any(|l| l.release_name == r.to_string());
+        let (theirs, partial): (Vec<ReleaseId>, Vec<ReleaseId>) = self.partial.iter().partition(|r| logged(r));
+        self.partial = partial;
+        self.releases.extend(theirs);
         self.unlogged = adopted.unlogged;
         self.adoption_problem = adopted.problem;
     }

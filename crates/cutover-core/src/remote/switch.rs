@@ -323,7 +323,7 @@ mod tests {
         let d = host.display().to_string();
         let owner = LockOwner::example();
         let mut script = flip(&d, &owner, None);
-        script.extend(decide_then(super::super::end::finalize(&d, &owner, "a line", &[])));
+        script.extend(decide_then(super::super::end::finalize(&d, &owner, "a line", &[], &[])));
         let local = crate::local::LocalTransport::at(host);
         let command = RemoteCommand {
             phase: crate::event::Phase::Flip,

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use cutover_core::engine::printable;
 use cutover_core::event::{Event, EventSink, HostState, Phase};
 use indicatif::{ProgressState, ProgressStyle};
 use tracing::Span;
@@ -112,9 +113,10 @@ impl HostLine {
             HostState::Failed => {
                 self.failed = true;
                 self.span.pb_set_style(&self.styles.failed);
-                let error = error.unwrap_or("unknown error");
+                let error = printable(error.unwrap_or("unknown error"));
                 // What the failing step said last, when it said anything.
-                match tail.and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty())) {
+                let last = tail.and_then(|t| t.lines().rev().map(printable).find(|l| !l.trim().is_empty()));
+                match last {
                     Some(last) => self.show(&format!("FAILED: {error}: {}", last.trim())),
                     None => self.show(&format!("FAILED: {error}")),
                 }

@@ -95,6 +95,13 @@ fn a_mistake_inside_an_environment_points_at_its_line() {
     assert!(stderr(&out).contains("unknown key `branchh`"), "{}", stderr(&out));
 }
 
+#[test]
+fn an_environment_name_that_is_not_a_plain_word_is_refused() {
+    let out = project(&INVENTORY.replace("  staging:\n", "  \"stag ing\":\n")).cutover(&["deploy", "production"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("environment name \"stag ing\" is not a plain word"), "{}", stderr(&out));
+}
+
 fn project_with_unknown_key() -> Project {
     project(&INVENTORY.replace("    vars:\n      APP_ENV: staging\n", "    branchh: main\n"))
 }

@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use crate::harness::{DEPLOY_PATH, Fleet, GIT_DELIVERY, docker_available, summary};
 
-/// Deployer's releases 1, 2 and 3 (2 rolled back from), an unlogged `9`
-/// it never made, its log and shared `.env`; `current` on 3, written
-/// absolute (`ln -s` of the release path) or relative (`mv -T`).
+/// Deployer's releases 1, 2 and 3 (2 rolled back from), 4 (a deploy that
+/// failed while building), an unlogged `9` it never made, its log and
+/// shared `.env`; `current` on 3, written absolute (`ln -s` of the release
+/// path) or relative (`mv -T`).
 fn lay_out_as_deployer_leaves_it(fleet: &Fleet, i: usize, absolute: bool) {
     let d = DEPLOY_PATH;
     let mut script =
@@ -30,7 +31,13 @@ fn lay_out_as_deployer_leaves_it(fleet: &Fleet, i: usize, absolute: bool) {
             "echo '{{\"created_at\":\"{at}\",\"release_name\":\"{n}\",\"user\":\"anton\",\"target\":\"main\"}}' >> {d}/.dep/releases_log\n"
         ));
     }
-    script.push_str(&format!("echo 3 > {d}/.dep/latest_release\ntouch {d}/releases/2/BAD_RELEASE\n"));
+    // Release 4 failed while building: logged, no REVISION, and Deployer's
+    // `release` link still points at it.
+    script.push_str(&format!(
+        "mkdir -p {d}/releases/4/public\nln -s releases/4 {d}/release\n\
+         echo '{{\"created_at\":\"2026-10-22T09:00:00+0000\",\"release_name\":\"4\",\"user\":\"anton\"}}' >> {d}/.dep/releases_log\n"
+    ));
+    script.push_str(&format!("echo 4 > {d}/.dep/latest_release\ntouch {d}/releases/2/BAD_RELEASE\n"));
     let target = if absolute { format!("{d}/releases/3") } else { "releases/3".to_owned() };
     script.push_str(&format!("ln -sfn {target} {d}/current\n"));
     fleet.exec_ok(i, &script);
@@ -68,7 +75,7 @@ async fn a_deployer_server_is_deployed_over_rolled_back_into_and_pruned_losing_n
     // Listed from Deployer's log, in its order; 9 is not Deployer's release.
     let (code, events, said) = fleet.run_json("releases", &[]);
     assert_eq!(code, Some(0), "{said}");
-    assert_eq!(releases_of(&events, "web1"), ["1", "2", "3"], "{said}");
+    assert_eq!(releases_of(&events, "web1"), ["1", "2", "3", "4"], "{said}");
     let history = &summary(&events)["hosts"]["web2"]["history"];
     assert_eq!(history[0]["deployed_by"], "anton (Deployer)", "{said}");
     assert_eq!(history[0]["commit"], "1111111", "{said}");
@@ -80,13 +87,15 @@ async fn a_deployer_server_is_deployed_over_rolled_back_into_and_pruned_losing_n
     let v1 = fleet.deploy_ok();
     fleet.assert_serving("v1", &v1);
     for i in 0..2 {
-        let mut expected = vec![v1.clone(), "2".into(), "3".into(), "9".into()];
+        let mut expected = vec![v1.clone(), "3".into(), "4".into(), "9".into()];
         expected.sort();
-        assert_eq!(fleet.releases(i), expected, "{}: 1 pruned, 9 left alone", fleet.hosts[i].name);
+        assert_eq!(fleet.releases(i), expected, "{}: 1 and 2 pruned, 9 left alone", fleet.hosts[i].name);
+        assert!(fleet.exec(i, &format!("test -e {DEPLOY_PATH}/releases/4/NEVER_LIVE")).0 == 0, "4 was never live");
         assert_eq!(fleet.exec_ok(i, &format!("cat {DEPLOY_PATH}/current/.env")), "APP_KEY=base64:deployer\n");
     }
 
-    // Back into Deployer's release 3: the previous one, by the log.
+    // Back into Deployer's release 3, the one the deploy replaced: not 4,
+    // newer but never live.
     let (code, events, said) = fleet.run_json("rollback", &["--yes"]);
     assert_eq!(code, Some(0), "{said}");
     assert_eq!(summary(&events)["release"], "3", "{said}");
@@ -101,14 +110,14 @@ async fn a_deployer_server_is_deployed_over_rolled_back_into_and_pruned_losing_n
     assert!(message.contains("no release older than 3 is on every host"), "{message}");
     assert_eq!(fleet.states(), before);
 
-    // A second deploy of cutover's: the oldest, 2, goes; 3 (which served
-    // last) and cutover's own stay; Deployer's files are as they were.
+    // A second deploy of cutover's: 3 served last and stays, so nothing
+    // is pruned; Deployer's files are as they were.
     fleet.git().commit_version("v2");
     let v2 = fleet.deploy_ok();
     fleet.assert_serving("v2", &v2);
     let (code, events, said) = fleet.run_json("releases", &[]);
     assert_eq!(code, Some(0), "{said}");
-    assert_eq!(releases_of(&events, "web2"), ["3", v1.as_str(), v2.as_str()], "{said}");
+    assert_eq!(releases_of(&events, "web2"), ["3", "4", v1.as_str(), v2.as_str()], "{said}");
     for (i, kept) in kept.iter().enumerate() {
         assert!(fleet.releases(i).contains(&"9".to_owned()), "{}: 9 left alone", fleet.hosts[i].name);
         assert_eq!(&deployers_own(&fleet, i), kept, "{}: Deployer's files", fleet.hosts[i].name);

@@ -93,6 +93,14 @@ async fn rollback_puts_every_host_back_on_the_previous_release() {
     let started_now = &fleet.ssh_invocations()[before..];
     assert!(started_now.iter().all(|l| !l.contains(" sh -c ")), "{started_now:?}");
 
+    // A command's exit code 255 (PHP's on a fatal error) in either mode,
+    // though `ssh -S` exits 255 for its own failures too.
+    for mode in ["process", "native"] {
+        let (code, events, text) = fleet.run_json("run", &["--multiplex", mode, "--", "exit 255"]);
+        assert_eq!(code, Some(1), "{text}");
+        assert_eq!(summary(&events)["hosts"]["web1"]["exit_code"], 255, "{mode}: {text}");
+    }
+
     let (code, events, text) = fleet.run_json("status", &[]);
     assert_eq!(code, Some(0), "status: every host on one release:\n{text}");
     let summary = summary(&events);
