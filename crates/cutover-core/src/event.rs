@@ -167,8 +167,9 @@ pub struct ReleaseRecord {
     pub deployed_by: Option<String>,
     /// `current` points at it.
     pub current: bool,
-    /// A rollback left it (cutover's `ROLLED_BACK`, Deployer's
-    /// `BAD_RELEASE`): never gone back to without `--to`.
+    /// Never gone back to without `--to`: a rollback left it (cutover's
+    /// `ROLLED_BACK`, Deployer's `BAD_RELEASE`), or it was never live
+    /// (`NEVER_LIVE`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rolled_back: bool,
 }

@@ -63,7 +63,7 @@ async fn run(cli: Cli) -> u8 {
             clap_complete::generate(*shell, &mut Cli::command(), "cutover", &mut std::io::stdout());
             return 0;
         }
-        Command::Init { from } => return init_here(&cli, *from),
+        Command::Init { from } => return init::command::init(&cli, *from),
         Command::Man => {
             return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
                 Ok(()) => 0,
@@ -300,105 +300,6 @@ fn finish(cli: &Cli, report: &Report, log: Option<&std::path::Path>) -> u8 {
         }
     }
     exit::code(report.summary.outcome)
-}
-
-/// `cutover init`: writes the inventory for the application in this
-/// directory (`--inventory` names another file), after asking a person at a
-/// terminal unless `--yes`. Exit 2 when the file exists.
-fn init_here(cli: &Cli, from: Option<cli::FromTool>) -> u8 {
-    use std::io::{BufRead, IsTerminal, Write};
-    let path = cli.inventory.clone().unwrap_or_else(|| "cutover.yaml".into());
-    let other = std::path::Path::new("inventory.yaml");
-    if cli.inventory.is_none() && other.exists() {
-        report_error(cli, &init::InitError::Exists(other.to_owned()).to_string());
-        return exit::BAD_INPUT;
-    }
-    if path.exists() {
-        report_error(cli, &init::InitError::Exists(path.clone()).to_string());
-        return exit::BAD_INPUT;
-    }
-    let found = init::inspect(std::path::Path::new("."));
-    if let Some(tool) = from {
-        return init_from(cli, &path, tool, &found);
-    }
-    let asking = !cli.yes && !cli.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if asking {
-        eprint!("{}: write {} for it? [Y/n] ", init::describe(&found), path.display());
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "" | "y" | "Y" | "yes") {
-            eprintln!("nothing written");
-            return exit::DONE;
-        }
-    }
-    if let Err(e) = init::write(&path, &found, &init::source_from(&path)) {
-        report_error(cli, &e.to_string());
-        return match e {
-            init::InitError::Exists(_) => exit::BAD_INPUT,
-            init::InitError::Write(..) => exit::FAILED,
-        };
-    }
-    if cli.json {
-        let event = serde_json::json!({
-            "event": "init", "file": path, "application": found.application, "recipe": found.framework.recipe(),
-            "repository": found.repository, "branch": found.branch,
-        });
-        println!("{event}");
-    } else {
-        println!("wrote {}: {}", path.display(), init::describe(&found));
-        if found.credentials_removed {
-            println!("the remote's URL held credentials: they were left out (the hosts authenticate on their own)");
-        }
-        println!("next: set the hosts' addresses in it, then `cutover check` and `cutover plan`");
-    }
-    exit::DONE
-}
-
-/// `cutover init --from <tool>`: the inventory carried over from that
-/// tool's files, and the list of what was not, on stdout.
-fn init_from(cli: &Cli, path: &std::path::Path, tool: cli::FromTool, found: &init::Found) -> u8 {
-    let here = std::path::Path::new(".");
-    let (name, read) = match tool {
-        cli::FromTool::Capistrano => ("capistrano", init::capistrano::read(here)),
-        cli::FromTool::Deployer => ("deployer", init::deployer::read(here)),
-    };
-    let imported = match read {
-        Ok(imported) => imported,
-        Err(message) => {
-            report_error(cli, &message);
-            return exit::BAD_INPUT;
-        }
-    };
-    if let Err(e) = init::write_text(path, &imported.inventory(name, found)) {
-        report_error(cli, &e.to_string());
-        return match e {
-            init::InitError::Exists(_) => exit::BAD_INPUT,
-            init::InitError::Write(..) => exit::FAILED,
-        };
-    }
-    let environments: Vec<&String> = imported.stages.keys().collect();
-    if cli.json {
-        let event = serde_json::json!({
-            "event": "init", "file": path, "from": name, "read": imported.read,
-            "environments": environments, "not_carried_over": imported.left,
-        });
-        println!("{event}");
-        return exit::DONE;
-    }
-    println!("wrote {} from {}", path.display(), imported.read.join(", "));
-    if !environments.is_empty() {
-        let names: Vec<&str> = environments.iter().map(|s| s.as_str()).collect();
-        println!("environments: {} (`cutover deploy {}`)", names.join(", "), names[0]);
-    }
-    if !imported.left.is_empty() {
-        println!("not carried over (listed at the top of {} too):", path.display());
-        for left in &imported.left {
-            println!("  {left}");
-        }
-    }
-    println!("next: `cutover check`, then `cutover plan`");
-    exit::DONE
 }
 
 fn report_error(cli: &Cli, message: &str) {

@@ -18,10 +18,10 @@ pub fn read(dir: &Path) -> Result<Imported, String> {
     let main = dir.join("config/deploy.rb");
     let text = std::fs::read_to_string(&main)
         .map_err(|e| format!("{}: {e} (run `cutover init --from capistrano` where Capfile is)", main.display()))?;
-    let mut imported = Imported { read: vec!["config/deploy.rb".into()], ..Imported::default() };
+    let mut imported = Imported { read: vec!["config/deploy.rb".into()], default_keep: 5, ..Imported::default() };
     let mut base = Stage::default();
     for statement in statements(&text, Language::Ruby) {
-        if let Err(why) = apply(&mut imported, &mut base, &statement) {
+        for why in apply(&mut imported, &mut base, &statement, false) {
             imported.left.push(format!("config/deploy.rb:{}: `{}`: {why}", statement.line, statement.shown(&text)));
         }
     }
@@ -40,7 +40,7 @@ pub fn read(dir: &Path) -> Result<Imported, String> {
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{file}: {e}"))?;
         let mut stage = Stage::default();
         for statement in statements(&text, Language::Ruby) {
-            if let Err(why) = apply(&mut imported, &mut stage, &statement) {
+            for why in apply(&mut imported, &mut stage, &statement, true) {
                 imported.left.push(format!("{file}:{}: `{}`: {why}", statement.line, statement.shown(&text)));
             }
         }
@@ -56,30 +56,64 @@ pub fn read(dir: &Path) -> Result<Imported, String> {
             }
         }
     }
+    let mut notes = Vec::new();
+    settle_primary(&mut imported.hosts, &mut notes);
+    for (name, stage) in imported.stages.iter_mut() {
+        let mut said = Vec::new();
+        settle_primary(&mut stage.hosts, &mut said);
+        notes.extend(said.into_iter().map(|n| format!("config/deploy/{name}.rb: {n}")));
+    }
+    imported.left.extend(notes);
     Ok(imported)
 }
 
 /// What one statement says, into the settings of all stages (`imported`)
-/// or of its file's `stage`; why it was not carried over.
-fn apply(imported: &mut Imported, stage: &mut Stage, statement: &Statement) -> Result<(), String> {
+/// or of its file's `stage` (`in_stage`: the file is a stage's); why what
+/// was not carried over was not.
+fn apply(imported: &mut Imported, stage: &mut Stage, statement: &Statement, in_stage: bool) -> Vec<String> {
     let words = &statement.words;
-    let Some(Word::Name(head)) = words.first() else { return Err("not understood".into()) };
+    let Some(Word::Name(head)) = words.first() else { return vec!["not understood".into()] };
+    // `server(...)` as well as `server ...`.
+    let args = match &words[1..] {
+        [Word::Punct('('), inner @ .., Word::Punct(')')] => inner,
+        args => args,
+    };
     match head.as_str() {
-        "lock" | "require" | "require_relative" => Ok(()),
+        "lock" | "require" | "require_relative" => Vec::new(),
         "set" | "append" | "remove" => {
-            let Some(Word::Sym(key)) = words.get(1) else { return Err("not understood".into()) };
-            setting(imported, stage, head, key, words.get(3..).unwrap_or_default())
+            let Some(Word::Sym(key)) = args.first() else { return vec!["not understood".into()] };
+            let per_stage = matches!(key.as_str(), "branch" | "deploy_to" | "stage");
+            if in_stage && !per_stage {
+                return vec![format!(
+                    "`:{key}` set for one stage: an environment sets only its hosts, branch and deploy path, so it is \
+                     not carried over (set it for every environment in the inventory, or by hand)"
+                )];
+            }
+            setting(imported, stage, head, key, args.get(2..).unwrap_or_default()).err().into_iter().collect()
         }
-        "server" => server(&words[1..]).map(|host| imported::add_host(&mut stage.hosts, host)),
-        "role" => {
-            role(&words[1..]).map(|hosts| hosts.into_iter().for_each(|h| imported::add_host(&mut stage.hosts, h)))
-        }
-        "ask" => Err("asks at deploy time: set the value in the inventory (or pass --revision)".into()),
+        "server" => match server(args) {
+            Ok((host, notes)) => with_host(stage, host, notes),
+            Err(why) => vec![why],
+        },
+        "role" => match role(args) {
+            Ok((hosts, notes)) => hosts.into_iter().fold(notes, |notes, host| with_host(stage, host, notes)),
+            Err(why) => vec![why],
+        },
+        "ask" => vec!["asks at deploy time: set the value in the inventory (or pass --revision)".into()],
         "namespace" | "task" | "before" | "after" | "desc" | "invoke" | "on" | "run_locally" => {
-            Err("tasks and hooks are not carried over: write them as the inventory's hooks (docs/recipes.md)".into())
+            vec!["tasks and hooks are not carried over: write them as the inventory's hooks (docs/recipes.md)".into()]
         }
-        _ => Err("not carried over".into()),
+        _ => vec!["not carried over".into()],
     }
+}
+
+/// Adds `host` to the stage, unless it takes no release.
+fn with_host(stage: &mut Stage, host: Option<Host>, mut notes: Vec<String>) -> Vec<String> {
+    match host {
+        Some(host) => imported::add_host(&mut stage.hosts, host),
+        None => notes.push("`no_release: true`: a server cutover deploys nothing to is left out".into()),
+    }
+    notes
 }
 
 /// `set`, `append` or `remove` of `key` to the words `rest`.
@@ -91,7 +125,7 @@ fn setting(imported: &mut Imported, stage: &mut Stage, verb: &str, key: &str, re
     let expression = || "an expression, not a value written out: set it in the inventory by hand".to_owned();
     match (verb, key) {
         ("set", "application") => imported.application = Some(text.ok_or_else(expression)?),
-        ("set", "repo_url") => imported.repository = Some(text.ok_or_else(expression)?),
+        ("set", "repo_url") => return imported.set_repository(&text.ok_or_else(expression)?),
         ("set", "branch") => stage.branch = Some(text.ok_or_else(expression)?),
         ("set", "deploy_to") => {
             let written = text.ok_or_else(expression)?;
@@ -131,7 +165,17 @@ fn setting(imported: &mut Imported, stage: &mut Stage, verb: &str, key: &str, re
                 }
             }
         }
-        ("set", "stage" | "format" | "log_level" | "pty" | "local_user" | "default_env") => {}
+        ("set", "stage" | "format" | "log_level" | "pty" | "local_user") => {}
+        ("set", "ssh_options") => {
+            return Err("cutover's ssh reads ~/.ssh/config: set `identity_file`, `user` or `port` in the \
+                        inventory's `defaults` (docs/ssh.md)"
+                .into());
+        }
+        ("set", "default_env") => {
+            return Err("the environment of every command is not carried over: put what it sets in the \
+                        inventory's `vars` (a PATH for php or composer: the deploy user's profile)"
+                .into());
+        }
         _ => return Err("cutover has no such setting".into()),
     }
     Ok(())
@@ -147,9 +191,22 @@ fn push_arguments(rest: &[Word]) -> Option<Vec<String>> {
     args.iter().map(|a| Value::of(a).and_then(|v| v.text())).collect()
 }
 
+/// What a server's or a role's options say.
+#[derive(Debug, Default)]
+struct Options {
+    user: Option<String>,
+    port: Option<u16>,
+    roles: Vec<String>,
+    primary: bool,
+    no_release: bool,
+    /// Why the options not carried over were not.
+    notes: Vec<String>,
+}
+
 /// The hash options after a server or role: `user: "deploy"`,
 /// `roles: %w{app web}`, `primary: true`, `port: 22`.
-fn options(words: &[Word], host: &mut Host) -> Result<(), String> {
+fn options(words: &[Word]) -> Options {
+    let mut found = Options::default();
     let mut i = 0;
     while i < words.len() {
         let key = match &words[i] {
@@ -162,22 +219,24 @@ fn options(words: &[Word], host: &mut Host) -> Result<(), String> {
                 i += 1;
                 continue;
             }
-            other => return Err(format!("an option not understood ({other:?})")),
+            _ => {
+                found.notes.push("an option not understood".into());
+                return found;
+            }
         };
         let end = value_end(words, i + 1);
         let value = Value::of(&words[i + 1..end]);
         match (key.as_str(), value) {
-            ("user", Some(Value::Str(user))) => host.user = Some(user),
-            ("port", Some(Value::Int(port))) => host.port = u16::try_from(port).ok().filter(|p| *p > 0),
-            ("roles" | "role", Some(v)) => host.roles.extend(v.strings().unwrap_or_default()),
-            ("primary", Some(Value::Bool(true))) => host.roles.insert(0, "primary".into()),
-            ("primary", Some(Value::Bool(false))) | ("no_release", _) => {}
-            (key, _) => return Err(format!("option `{key}` is not carried over")),
+            ("user", Some(Value::Str(user))) => found.user = Some(user),
+            ("port", Some(Value::Int(port))) if (1..=65535).contains(&port) => found.port = u16::try_from(port).ok(),
+            ("roles" | "role", Some(v)) if v.strings().is_some() => found.roles.extend(v.strings().unwrap_or_default()),
+            ("primary", Some(Value::Bool(primary))) => found.primary = primary,
+            ("no_release", Some(Value::Bool(no_release))) => found.no_release = no_release,
+            (key, _) => found.notes.push(format!("option `{key}` is not carried over")),
         }
         i = end;
     }
-    host.roles.dedup();
-    Ok(())
+    found
 }
 
 /// Where the value starting at `from` ends: the next comma outside brackets.
@@ -194,8 +253,9 @@ fn value_end(words: &[Word], from: usize) -> usize {
     words.len()
 }
 
-/// `server "spec", :app, :web, user: ..., roles: ...`.
-fn server(words: &[Word]) -> Result<Host, String> {
+/// `server "spec", :app, :web, user: ..., roles: ...`: the host (none when
+/// it takes no release), and what of it was not carried over.
+fn server(words: &[Word]) -> Result<(Option<Host>, Vec<String>), String> {
     let Some(Word::Str(spec)) = words.first() else { return Err("a server named by an expression".into()) };
     let mut host = imported::server(spec)?;
     let mut rest = &words[1..];
@@ -207,12 +267,20 @@ fn server(words: &[Word]) -> Result<Host, String> {
         host.roles.push(role.clone());
         rest = tail;
     }
-    options(rest, &mut host).map(|()| host)
+    let options = options(rest);
+    host.user = options.user.or(host.user);
+    host.port = options.port.or(host.port);
+    host.roles.extend(options.roles);
+    if options.primary {
+        host.roles.insert(0, "primary".into());
+    }
+    host.roles.dedup();
+    Ok(((!options.no_release).then_some(host), options.notes))
 }
 
 /// `role :app, %w{a b}` or `role :app, "a", "b", primary: true`: each
-/// server with the role.
-fn role(words: &[Word]) -> Result<Vec<Host>, String> {
+/// server with the role (`primary` for the first, as Capistrano has it).
+fn role(words: &[Word]) -> Result<(Vec<Option<Host>>, Vec<String>), String> {
     let Some(Word::Sym(name)) = words.first() else { return Err("a role named by an expression".into()) };
     let mut specs = Vec::new();
     let mut i = 1;
@@ -222,22 +290,55 @@ fn role(words: &[Word]) -> Result<Vec<Host>, String> {
             Word::Str(s) => specs.push(s.clone()),
             Word::List(items) => specs.extend(items.iter().cloned()),
             Word::Punct('[') => {
-                let end = words[i..].iter().position(|w| *w == Word::Punct(']')).map_or(words.len(), |p| p + i);
-                let list = Value::of(&words[i..=end.min(words.len() - 1)]).and_then(|v| v.strings());
+                let end = value_end(words, i);
+                let list = Value::of(&words[i..end]).and_then(|v| v.strings());
                 specs.extend(list.ok_or("servers given by an expression")?);
                 i = end;
+                continue;
             }
             _ => break,
         }
         i += 1;
     }
-    let mut template = Host { roles: vec![name.clone()], ..Host::default() };
-    options(&words[i.min(words.len())..], &mut template)?;
-    specs
-        .iter()
-        .map(|spec| {
-            let host = imported::server(spec)?;
-            Ok(Host { roles: template.roles.clone(), user: host.user.or(template.user.clone()), ..host })
-        })
-        .collect()
+    let options = options(&words[i.min(words.len())..]);
+    let mut notes = options.notes.clone();
+    let mut hosts = Vec::new();
+    for (k, spec) in specs.iter().enumerate() {
+        let mut host = match imported::server(spec) {
+            Ok(host) => host,
+            Err(why) => {
+                notes.push(why);
+                continue;
+            }
+        };
+        host.user = host.user.or(options.user.clone());
+        host.port = host.port.or(options.port);
+        host.roles = std::iter::once(name.clone()).chain(options.roles.iter().cloned()).collect();
+        if options.primary && k == 0 {
+            host.roles.insert(0, "primary".into());
+        }
+        hosts.push((!options.no_release).then_some(host));
+    }
+    Ok((hosts, notes))
+}
+
+/// One primary per stage: the first server marked so (the others are
+/// said), or else the first of the `db` role, where Capistrano migrates.
+fn settle_primary(hosts: &mut [Host], notes: &mut Vec<String>) {
+    let marked: Vec<usize> = (0..hosts.len()).filter(|i| hosts[*i].roles.iter().any(|r| r == "primary")).collect();
+    if let [first, rest @ ..] = marked.as_slice() {
+        for &i in rest {
+            hosts[i].roles.retain(|r| r != "primary");
+        }
+        if !rest.is_empty() {
+            let others: Vec<&str> = rest.iter().map(|i| hosts[*i].address.as_str()).collect();
+            notes.push(format!(
+                "`primary` on more than one server: {} is the primary, not {}",
+                hosts[*first].address,
+                others.join(", ")
+            ));
+        }
+    } else if let Some(db) = hosts.iter_mut().find(|h| h.roles.iter().any(|r| r == "db")) {
+        db.roles.insert(0, "primary".into());
+    }
 }

@@ -29,6 +29,8 @@ pub fn read(dir: &Path) -> Result<Imported, String> {
 /// A host as Deployer has it, before it is placed in a stage.
 #[derive(Debug, Default)]
 struct DeployerHost {
+    /// Where it is written (`deploy.php:14`, `deploy.yaml: hosts.prod`).
+    at: String,
     alias: String,
     hostname: Option<String>,
     user: Option<String>,
@@ -49,12 +51,17 @@ struct Reading {
     hosts: Vec<DeployerHost>,
     /// Why parts of the statement read last were not carried over.
     partly: Vec<String>,
+    /// Where the statement read last is (`deploy.php:14`).
+    at: String,
 }
 
 fn from_php(text: &str) -> Imported {
-    let mut reading =
-        Reading { imported: Imported { read: vec!["deploy.php".into()], ..Imported::default() }, ..Reading::default() };
+    let mut reading = Reading {
+        imported: Imported { read: vec!["deploy.php".into()], default_keep: 10, ..Imported::default() },
+        ..Reading::default()
+    };
     for statement in statements(text, Language::Php) {
+        reading.at = format!("deploy.php:{}", statement.line);
         let whole = php_statement(&mut reading, &statement).err();
         for why in whole.into_iter().chain(std::mem::take(&mut reading.partly)) {
             reading.imported.left.push(format!("deploy.php:{}: `{}`: {why}", statement.line, statement.shown(text)));
@@ -106,7 +113,12 @@ fn host_chain(reading: &mut Reading, words: &[Word]) -> Result<(), String> {
             ("set" | "add", _) => return Err("a host setting named by an expression".into()),
             // `setRemoteUser('deploy')` is `set('remote_user', 'deploy')`.
             (setter, [value]) if setter.starts_with("set") => (snake(&setter[3..]), value.clone()),
-            // Deployer 6: `->user('deploy')`, `->stage('prod')`, `->roles('app')`.
+            // Deployer 6: `->roles('app', 'worker')`, every one of them.
+            ("roles", values) => {
+                let roles: Option<Vec<String>> = values.iter().map(|v| v.as_ref().and_then(Value::text)).collect();
+                ("roles".to_owned(), roles.map(Value::List))
+            }
+            // Deployer 6: `->user('deploy')`, `->stage('prod')`.
             (old, [value, ..]) => (if old == "user" { "remote_user".into() } else { old.to_owned() }, value.clone()),
             (other, []) => return Err(format!("`->{other}()` is not carried over")),
         };
@@ -117,7 +129,7 @@ fn host_chain(reading: &mut Reading, words: &[Word]) -> Result<(), String> {
         return Err("not understood".into());
     }
     for alias in aliases {
-        let mut host = DeployerHost { alias, ..DeployerHost::default() };
+        let mut host = DeployerHost { alias, at: reading.at.clone(), ..DeployerHost::default() };
         for (key, value) in &settings {
             if let Err(why) = host_setting(&mut host, key, value.clone()) {
                 reading.partly.push(why);
@@ -153,12 +165,17 @@ fn host_setting(host: &mut DeployerHost, key: &str, value: Option<Value>) -> Res
         "deploy_path" => host.deploy_path = Some(text.ok_or_else(expression)?),
         "branch" => host.branch = Some(text.ok_or_else(expression)?),
         "stage" => host.stage = Some(text.ok_or_else(expression)?),
-        "labels" => match value {
-            Some(Value::Map(pairs)) => {
-                host.stage = pairs.into_iter().find(|(k, _)| k == "stage").map(|(_, v)| v).or(host.stage.take())
+        "labels" => {
+            let Some(Value::Map(pairs)) = value else { return Err(expression()) };
+            let others: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).filter(|k| *k != "stage").collect();
+            host.stage = pairs.iter().find(|(k, _)| k == "stage").map(|(_, v)| v.clone()).or(host.stage.take());
+            if !others.is_empty() {
+                return Err(format!(
+                    "labels other than `stage` ({}) are not carried over: use roles",
+                    others.join(", ")
+                ));
             }
-            _ => return Err(expression()),
-        },
+        }
         "roles" => host.roles.extend(value.and_then(|v| v.strings()).ok_or_else(expression)?),
         "identity_file" | "forward_agent" | "ssh_multiplexing" | "ssh_arguments" | "config_file" => {
             return Err(format!(
@@ -193,14 +210,18 @@ impl Reading {
         let imported = &mut self.imported;
         match key {
             "application" => imported.application = Some(text.ok_or_else(expression)?),
-            "repository" => imported.repository = Some(text.ok_or_else(expression)?),
+            "repository" => return imported.set_repository(&text.ok_or_else(expression)?),
             "branch" => imported.branch = Some(text.ok_or_else(expression)?),
             "deploy_path" => self.deploy_path = Some(text.ok_or_else(expression)?),
             "remote_user" => self.user = Some(text.ok_or_else(expression)?),
             "keep_releases" => match value {
                 Some(Value::Int(n)) if n >= 2 => imported.keep_releases = u32::try_from(n).ok(),
                 Some(Value::Int(-1)) => {
-                    return Err("keeps every release (-1): cutover prunes to keep_releases (5 here); set it".into());
+                    return Err(
+                        "keeps every release (-1): cutover prunes to keep_releases (10 here, Deployer's default); \
+                                set it"
+                            .into(),
+                    );
                 }
                 Some(Value::Int(n)) => {
                     return Err(format!("cutover keeps at least 2 releases, not {n}: keep_releases is 5"));
@@ -228,100 +249,118 @@ impl Reading {
         Ok(())
     }
 
-    /// The hosts into stages, `{{application}}` and `~` settled.
+    /// The hosts into stages, `{{application}}` replaced; a value with
+    /// another placeholder, a path that is not absolute, hosts of one stage
+    /// that disagree: said, never guessed.
     fn finish(mut self, file: &str) -> Imported {
         let application = self.imported.application.clone();
-        let expand = |value: &str| match &application {
-            Some(app) => value.replace("{{application}}", app),
-            None => value.to_owned(),
+        // `{{application}}` replaced; `None` when another `{{...}}` is left.
+        let expand = |value: &str| {
+            let value = match &application {
+                Some(app) => value.replace("{{application}}", app),
+                None => value.to_owned(),
+            };
+            (!value.contains("{{")).then_some(value)
         };
         let mut left = Vec::new();
         let mut stages: IndexMap<String, Stage> = IndexMap::new();
-        // The hosts of no stage, with their deploy path.
+        let mut branches: IndexMap<String, Vec<(String, Option<String>)>> = IndexMap::new();
+        // The hosts of no stage.
         let mut unstaged = Stage::default();
         for dh in &self.hosts {
-            let spec = expand(dh.hostname.as_deref().unwrap_or(&dh.alias));
+            let at = if dh.at.is_empty() { file.to_owned() } else { dh.at.clone() };
+            let mut say = |why: String| left.push(format!("{at}: host `{}`: {why}", dh.alias));
+            let written = dh.hostname.as_deref().unwrap_or(&dh.alias);
+            let Some(spec) = expand(written) else {
+                say(format!("`{written}`: a placeholder cutover cannot fill"));
+                continue;
+            };
             let mut host = match imported::server(&spec) {
                 Ok(host) => host,
                 Err(why) => {
-                    left.push(format!("{file}: host `{}`: {why}", dh.alias));
+                    say(why);
                     continue;
                 }
             };
-            host.user = dh.user.clone().or_else(|| self.user.clone()).or(host.user).map(|u| expand(&u));
+            let user = dh.user.clone().or_else(|| self.user.clone());
+            match user.as_deref().map(|u| (u, expand(u).filter(|u| imported::plain_word(u)))) {
+                Some((_, Some(user))) => host.user = Some(user),
+                Some((written, None)) => say(format!("user `{written}` is not carried over")),
+                None => {}
+            }
             host.port = dh.port.or(host.port);
             host.roles = dh.roles.clone();
-            let path = dh.deploy_path.clone().or_else(|| self.deploy_path.clone()).map(|p| expand(&p));
-            let mut unresolved = None;
-            let path = match path.map(|p| (imported::deploy_path(&p), p)) {
-                Some((Ok(p), _)) => Some(p),
-                Some((Err(why), written)) => {
-                    left.push(format!("{file}: host `{}`: deploy_path {why}", dh.alias));
-                    unresolved = Some(written);
-                    None
-                }
-                None => None,
-            };
             // The alias the team knows the host by, when it can be a name.
             if dh.alias != host.address && imported::server(&dh.alias).is_ok() {
                 host.name = Some(dh.alias.clone());
             }
+            let written_path = dh.deploy_path.clone().or_else(|| self.deploy_path.clone());
             let stage = match &dh.stage {
-                Some(name) => stages.entry(name.clone()).or_default(),
+                Some(name) => {
+                    branches.entry(name.clone()).or_default().push((dh.alias.clone(), dh.branch.clone()));
+                    stages.entry(name.clone()).or_default()
+                }
                 None => {
                     if let Some(branch) = &dh.branch {
-                        left.push(format!(
-                            "{file}: host `{}`: its own branch `{branch}` (give it a `stage` label)",
-                            dh.alias
-                        ));
+                        say(format!("its own branch `{branch}` is not carried over (give it a `stage` label)"));
                     }
                     &mut unstaged
                 }
             };
-            place(stage, &mut left, file, dh, path, dh.stage.as_ref().and(dh.branch.clone()));
-            if stage.deploy_path.is_none() {
-                stage.unresolved_path = stage.unresolved_path.take().or(unresolved);
+            if let Some(written) = written_path {
+                match expand(&written).map(|p| (imported::deploy_path(&p), p)) {
+                    Some((Ok(path), _)) => match &stage.deploy_path {
+                        None => stage.deploy_path = Some(path),
+                        Some(first) if *first != path => say(format!(
+                            "deploys to {path}, the others of its environment to {first}: cutover deploys one path \
+                             per environment"
+                        )),
+                        Some(_) => {}
+                    },
+                    Some((Err(why), expanded)) => {
+                        say(format!("deploy_path {why}"));
+                        stage.unresolved_path.get_or_insert(expanded);
+                    }
+                    None => {
+                        say(format!("deploy_path `{written}`: a placeholder cutover cannot fill"));
+                        stage.unresolved_path.get_or_insert(written);
+                    }
+                }
             }
             imported::add_host(&mut stage.hosts, host);
+        }
+        // One branch per environment: only when every host of it agrees.
+        for (name, hosts) in branches {
+            let mut set: Vec<&Option<String>> = hosts.iter().map(|(_, b)| b).collect();
+            set.dedup();
+            match set.as_slice() {
+                [Some(branch)] => stages[&name].branch = Some(branch.clone()),
+                [None] => {}
+                _ => {
+                    let each: Vec<String> =
+                        hosts.iter().map(|(h, b)| format!("{h} {}", b.as_deref().unwrap_or("(the default)"))).collect();
+                    left.push(format!(
+                        "{file}: the hosts of `{name}` deploy different branches ({}): cutover deploys one branch per \
+                         environment; none is written",
+                        each.join(", ")
+                    ));
+                }
+            }
         }
         if !stages.is_empty() {
             for host in &unstaged.hosts {
                 left.push(format!("{file}: host `{}` has no `stage` label: it is in no environment", host.address));
             }
         }
+        self.imported.unresolved_path = unstaged.unresolved_path;
         self.imported.deploy_path = unstaged.deploy_path.or_else(|| {
-            let global = self.deploy_path.as_deref().map(expand)?;
+            let global = expand(self.deploy_path.as_deref()?)?;
             imported::deploy_path(&global).ok()
         });
         self.imported.hosts = unstaged.hosts;
         self.imported.stages = stages;
         self.imported.left.extend(left);
         self.imported
-    }
-}
-
-/// The deploy path of `dh` into its stage: the first host's path is the
-/// stage's; another host's different one is said.
-fn place(
-    stage: &mut Stage,
-    left: &mut Vec<String>,
-    file: &str,
-    dh: &DeployerHost,
-    path: Option<String>,
-    branch: Option<String>,
-) {
-    if let Some(path) = path {
-        match &stage.deploy_path {
-            None => stage.deploy_path = Some(path),
-            Some(first) if *first != path => left.push(format!(
-                "{file}: host `{}` deploys to {path}, the others of its environment to {first}: cutover deploys one path per environment",
-                dh.alias
-            )),
-            Some(_) => {}
-        }
-    }
-    if let Some(branch) = branch {
-        stage.branch.get_or_insert(branch);
     }
 }
 
@@ -340,7 +379,7 @@ fn from_yaml(text: &str) -> Result<Imported, String> {
     let keys: IndexMap<String, serde_json::Value> =
         serde_saphyr::from_str(text).map_err(|e| format!("deploy.yaml: {e}"))?;
     let mut reading = Reading {
-        imported: Imported { read: vec!["deploy.yaml".into()], ..Imported::default() },
+        imported: Imported { read: vec!["deploy.yaml".into()], default_keep: 10, ..Imported::default() },
         ..Reading::default()
     };
     let json = |v: &serde_json::Value| -> Option<Value> {
@@ -375,7 +414,8 @@ fn from_yaml(text: &str) -> Result<Imported, String> {
         }
     }
     for (alias, settings) in &file.hosts {
-        let mut host = DeployerHost { alias: alias.clone(), ..DeployerHost::default() };
+        let at = format!("deploy.yaml: hosts.{alias}");
+        let mut host = DeployerHost { alias: alias.clone(), at, ..DeployerHost::default() };
         for (key, value) in settings {
             if let Err(why) = host_setting(&mut host, key, json(value)) {
                 reading.imported.left.push(format!("deploy.yaml: hosts.{alias}.{key}: {why}"));

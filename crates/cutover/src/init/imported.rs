@@ -19,6 +19,9 @@ pub struct Imported {
     /// A deploy path as written that cutover cannot take (see [`Stage`]).
     pub unresolved_path: Option<String>,
     pub keep_releases: Option<u32>,
+    /// What the tool keeps when its files do not say (Capistrano 5,
+    /// Deployer 10).
+    pub default_keep: u32,
     pub framework: Option<Framework>,
     pub shared_files: Vec<String>,
     pub shared_dirs: Vec<String>,
@@ -77,11 +80,7 @@ pub fn server(spec: &str) -> Result<Host, String> {
         None => None,
     };
     let address = address.trim_end_matches('.');
-    let plain = |s: &str| {
-        !s.is_empty()
-            && !s.starts_with(['-', '.'])
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    };
+    let plain = plain_word;
     let ipv6 = address.contains(':') && address.chars().all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'));
     if !plain(address) && !ipv6 {
         return Err(format!("`{spec}`: not a host name or IP address cutover can hand to ssh"));
@@ -90,6 +89,14 @@ pub fn server(spec: &str) -> Result<Host, String> {
         return Err(format!("`{spec}`: user `{user}`"));
     }
     Ok(Host { name: None, address: address.to_owned(), user, port, roles: Vec::new() })
+}
+
+/// A user name or host label as cutover hands it to ssh: letters, digits,
+/// `.`, `-`, `_`, not starting with `-` or `.`.
+pub fn plain_word(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(['-', '.'])
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 /// Adds `host` to `hosts`, or its roles to the same server already there.
@@ -129,6 +136,18 @@ fn list(items: &[String]) -> String {
 }
 
 impl Imported {
+    /// The repository, without credentials written into its URL (the
+    /// inventory is shared; the hosts authenticate on their own); why, when
+    /// some were left out.
+    pub fn set_repository(&mut self, url: &str) -> Result<(), String> {
+        let (url, removed) = super::without_credentials(url);
+        self.repository = Some(url);
+        if removed {
+            return Err("the credentials in the URL were left out: the hosts authenticate on their own".into());
+        }
+        Ok(())
+    }
+
     /// The inventory. `fallback` fills what the files did not say (the
     /// application's name, its git remote) as plain `init` would.
     pub fn inventory(&self, tool: &str, fallback: &super::Found) -> String {
@@ -154,17 +173,20 @@ impl Imported {
         }
         let application = self.application.clone().unwrap_or_else(|| fallback.application.clone());
         push(&mut out, format!("application: {}", quoted(&application)));
-        let first_stage_path = self.stages.values().find_map(|s| s.deploy_path.clone());
-        let base_path = self.deploy_path.clone().or(first_stage_path);
+        // Never a guess (another stage's path, say): a path not found is
+        // written so that loading refuses it until it is.
+        let base_path = self.deploy_path.clone();
         match (&base_path, &self.unresolved_path) {
             (None, Some(written)) => {
                 push(&mut out, format!("deploy_path: {}   # not absolute: write it out in full", quoted(written)));
             }
             (Some(path), _) => push(&mut out, format!("deploy_path: {}", quoted(path))),
-            // Never a guess: loading refuses it until it is written.
+            (None, None) if !self.stages.is_empty() => {
+                push(&mut out, "deploy_path: \"\"   # each environment below sets its own, or write one here".into());
+            }
             (None, None) => push(&mut out, "deploy_path: \"\"   # none was found: write the absolute path".into()),
         }
-        push(&mut out, format!("keep_releases: {}", self.keep_releases.unwrap_or(5)));
+        push(&mut out, format!("keep_releases: {}", self.keep_releases.unwrap_or(self.default_keep)));
         match self.repository.as_ref().or(fallback.repository.as_ref()) {
             Some(repository) => {
                 push(&mut out, format!("repository: {}", quoted(repository)));

@@ -9,6 +9,7 @@
 //! file.
 
 pub mod capistrano;
+pub mod command;
 pub mod deployer;
 pub mod imported;
 mod words;
@@ -91,7 +92,7 @@ pub fn inspect(dir: &Path) -> Found {
 
 /// `url` without a `user:password@` (a token) in it, and whether there was
 /// one: the inventory is shared, and the hosts authenticate on their own.
-fn without_credentials(url: &str) -> (String, bool) {
+pub(crate) fn without_credentials(url: &str) -> (String, bool) {
     let Some((scheme, rest)) = url.split_once("://") else { return (url.to_owned(), false) };
     let host_end = rest.find('/').unwrap_or(rest.len());
     match rest[..host_end].rsplit_once('@') {

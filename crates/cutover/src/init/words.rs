@@ -34,9 +34,11 @@ pub struct Statement {
 }
 
 impl Statement {
-    /// The statement as written, shortened, for a note.
+    /// The statement as written, shortened, for a note (credentials in a
+    /// URL hidden: the note goes into a shared file).
     pub fn shown(&self, text: &str) -> String {
         let line = text.lines().nth(self.line.saturating_sub(1)).unwrap_or_default().trim();
+        let line = &hide_credentials(line);
         if line.chars().count() > 70 {
             format!("{}...", line.chars().take(67).collect::<String>())
         } else {
@@ -139,6 +141,27 @@ pub fn arguments(words: &[Word], open: usize) -> Option<(Vec<&[Word]>, usize)> {
     None
 }
 
+/// `text` with the `user:password@` of every URL in it hidden.
+pub fn hide_credentials(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'').unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(userinfo) => {
+                out.push_str("***");
+                out.push_str(&tail[userinfo..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The language of the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Language {
@@ -156,6 +179,8 @@ pub fn statements(text: &str, language: Language) -> Vec<Statement> {
     let mut current: Vec<Word> = Vec::new();
     let mut start = 0;
     let (mut brackets, mut blocks) = (0i32, 0i32);
+    // `while x do`: that `do` opens no second block; `def x = 1` none at all.
+    let (mut loop_do, mut def_line) = (false, false);
     for (i, (line, word)) in words.iter().enumerate() {
         if current.is_empty() {
             start = *line;
@@ -171,12 +196,23 @@ pub fn statements(text: &str, language: Language) -> Vec<Statement> {
             }
             _ => false,
         };
+        let ruby = language == Language::Ruby;
         match word {
             Word::Punct('(' | '[' | '{') => brackets += 1,
             Word::Punct(')' | ']' | '}') => brackets -= 1,
-            Word::Name(n) if language == Language::Ruby && n == "do" => blocks += 1,
-            Word::Name(n) if language == Language::Ruby && opens_block(n) && current.is_empty() => blocks += 1,
-            Word::Name(n) if language == Language::Ruby && n == "end" => blocks -= 1,
+            Word::Punct('\n') => (loop_do, def_line) = (false, false),
+            Word::Punct('=') if ruby && def_line && brackets == 0 => {
+                blocks -= 1;
+                def_line = false;
+            }
+            Word::Name(n) if ruby && n == "do" && loop_do => loop_do = false,
+            Word::Name(n) if ruby && n == "do" => blocks += 1,
+            Word::Name(n) if ruby && opens_block(n) && current.is_empty() => {
+                blocks += 1;
+                loop_do = matches!(n.as_str(), "while" | "until" | "for");
+                def_line = n == "def";
+            }
+            Word::Name(n) if ruby && n == "end" => blocks -= 1,
             _ => {}
         }
         if ends {
@@ -195,7 +231,7 @@ pub fn statements(text: &str, language: Language) -> Vec<Statement> {
 
 /// Ruby words that open a block closed by `end` when they start a statement.
 fn opens_block(name: &str) -> bool {
-    matches!(name, "def" | "class" | "module" | "if" | "unless" | "case" | "begin" | "while" | "until")
+    matches!(name, "def" | "class" | "module" | "if" | "unless" | "case" | "begin" | "while" | "until" | "for")
 }
 
 /// Every word of `text`, with its line; Ruby's line ends are words too.
@@ -203,6 +239,8 @@ fn lex(text: &str, language: Language) -> Vec<(usize, Word)> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let (mut i, mut line) = (0, 1);
+    // The line that ends a heredoc opened on the current line.
+    let mut heredoc: Option<String> = None;
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
@@ -213,6 +251,34 @@ fn lex(text: &str, language: Language) -> Vec<(usize, Word)> {
                 }
                 line += 1;
                 i += 1;
+                // A heredoc's body, after the line that opened it.
+                if let Some(end) = heredoc.take() {
+                    while i < chars.len() {
+                        let line_end = chars[i..].iter().position(|c| *c == '\n').map_or(chars.len(), |p| p + i);
+                        let done = chars[i..line_end].iter().collect::<String>().trim() == end;
+                        line += 1;
+                        i = line_end + 1;
+                        if done {
+                            break;
+                        }
+                    }
+                }
+            }
+            '=' if language == Language::Ruby && (i == 0 || chars[i - 1] == '\n') && text_at(&chars, i, "=begin") => {
+                // A block comment, to the line `=end`.
+                while i < chars.len() && !((i == 0 || chars[i - 1] == '\n') && text_at(&chars, i, "=end")) {
+                    line += usize::from(chars[i] == '\n');
+                    i += 1;
+                }
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '<' if language == Language::Ruby && next == Some('<') && heredoc_start(&chars, i + 2).is_some() => {
+                let (end, after) = heredoc_start(&chars, i + 2).unwrap_or_default();
+                out.push((line, Word::Interpolated(format!("<<{end}"))));
+                heredoc = Some(end);
+                i = after;
             }
             c if c.is_whitespace() => i += 1,
             '#' if language == Language::Ruby || next != Some('[') => {
@@ -242,7 +308,9 @@ fn lex(text: &str, language: Language) -> Vec<(usize, Word)> {
             }
             '%' if language == Language::Ruby && matches!(next, Some('w' | 'i' | 'W' | 'I')) => {
                 let (list, end) = percent_list(&chars, i + 2);
-                out.push((line, Word::List(list)));
+                // `%W`/`%I` interpolate.
+                let interpolated = matches!(next, Some('W' | 'I')) && list.iter().any(|w| w.contains("#{"));
+                out.push((line, if interpolated { Word::Interpolated(list.join(" ")) } else { Word::List(list) }));
                 i = end;
             }
             ':' if language == Language::Ruby && next.is_some_and(|n| n.is_alphabetic() || n == '_') => {
@@ -310,11 +378,21 @@ fn string(chars: &[char], i: usize, language: Language) -> (Word, usize, usize) 
         lines += usize::from(c == '\n');
         if c == '\\' && j + 1 < chars.len() {
             let escaped = chars[j + 1];
-            let kept = quote == '\'' && escaped != '\'' && escaped != '\\';
-            if kept {
-                text.push('\\');
+            // In single quotes only `\'` and `\\` escape; in double quotes
+            // anything but `\"` and `\\` (`\t`, `\d`) means what the
+            // language says, which is not read here.
+            match (quote, escaped) {
+                (_, '\\') | ('\'', '\'') | ('"', '"') => text.push(escaped),
+                ('\'', _) => {
+                    text.push('\\');
+                    text.push(escaped);
+                }
+                _ => {
+                    interpolated = true;
+                    text.push('\\');
+                    text.push(escaped);
+                }
             }
-            text.push(escaped);
             j += 2;
             continue;
         }
@@ -329,6 +407,20 @@ fn string(chars: &[char], i: usize, language: Language) -> (Word, usize, usize) 
     }
     let word = if interpolated { Word::Interpolated(text) } else { Word::Str(text) };
     (word, j + 1, lines)
+}
+
+/// A heredoc's terminator after `<<` at `i` (`<<~EOS`, `<<-EOS`, `<<EOS`,
+/// quoted or not) and the index after it.
+fn heredoc_start(chars: &[char], mut i: usize) -> Option<(String, usize)> {
+    if matches!(chars.get(i), Some('~' | '-')) {
+        i += 1;
+    }
+    let quote = chars.get(i).copied().filter(|c| matches!(c, '\'' | '"'));
+    i += usize::from(quote.is_some());
+    let end = ident_end(chars, i);
+    let name: String = chars[i..end].iter().collect();
+    let upper = !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+    upper.then(|| (name, end + usize::from(quote.is_some())))
 }
 
 /// Ruby's `%w{a b c}` from just after `%w`: its words and the index after.
@@ -376,6 +468,22 @@ mod tests {
         let all = ruby(text);
         assert_eq!(all.len(), 2, "{all:#?}");
         assert_eq!(all[1].words[3], Word::Interpolated("#{ENV['B']}".into()));
+    }
+
+    #[test]
+    fn comments_heredocs_loops_and_escapes_are_never_read_as_values() {
+        let text = "=begin\nset :branch, 'old'\n=end\nset :x, <<~EOS\n  set :branch, 'in a heredoc'\nEOS\n\
+                    while true do\n  x\nend\ndef y = 1\nset :t, \"a\\tb\"\nset :w, %W[#{a} b]\nset :branch, 'main'\n";
+        let all = ruby(text);
+        let heads: Vec<(usize, &Word)> = all.iter().map(|s| (s.line, &s.words[0])).collect();
+        assert_eq!(heads.len(), 6, "{all:#?}");
+        assert_eq!(all[0].line, 4);
+        assert!(matches!(all[0].words[3], Word::Interpolated(_)), "a heredoc is no literal");
+        assert_eq!(all[1].line, 7, "the loop is one statement");
+        assert_eq!(all[2].line, 10, "an endless def opens no block");
+        assert!(matches!(all[3].words[3], Word::Interpolated(_)), "an escape other than \\\\ or \\\"");
+        assert!(matches!(all[4].words[3], Word::Interpolated(_)), "%W interpolates");
+        assert_eq!(all[5].words[3], Word::Str("main".into()));
     }
 
     #[test]

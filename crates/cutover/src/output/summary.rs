@@ -139,7 +139,7 @@ fn releases_table(out: &mut String, s: &cutover_core::event::Summary) {
             .map(|(n, _)| n.as_str())
             .collect();
         let missing = if missing.is_empty() { String::new() } else { format!("  not on {}", missing.join(", ")) };
-        let left = if on.iter().any(|(_, r)| r.rolled_back) { "  rolled back from" } else { "" };
+        let left = if on.iter().any(|(_, r)| r.rolled_back) { "  not a rollback target" } else { "" };
         let _ = writeln!(out, "  {id:14}  {commit:12}  {at:24}  {by}{live}{left}{missing}");
     }
 }

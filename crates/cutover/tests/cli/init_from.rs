@@ -74,9 +74,11 @@ end
 const PRODUCTION_RB: &str = r##"server "deploy@web1.example.com:2222", roles: %w{app web db}, primary: true
 server "web2.example.com", user: "deploy", roles: %w{app web}
 role :web, %w{deploy@web2.example.com}
-role :db, %w{deploy@[2001:db8::7]:22}, no_release: true
+role :db, %w{deploy@[2001:db8::7]:22}
 server "#{ENV['EXTRA']}", roles: %w{app}
+server 'cron.example.com', roles: %w{cron}, no_release: true, ssh_options: { keys: %w(~/.ssh/x) }
 set :branch, "release"
+set :repo_url, "https://deploy:ghp_t0ken@github.com/acme/shop-fork.git"
 "##;
 
 const STAGING_RB: &str = "server 'staging.example.com', user: 'deploy', roles: [:app, :web], primary: true\n\
@@ -119,14 +121,18 @@ fn capistrano_stages_become_environments_and_expressions_are_listed_not_guessed(
 
     for left in [
         "config/deploy.rb:6: `set :branch, ENV.fetch(\"BRANCH\", \"main\")`: an expression",
-        "config/deploy.rb:12: `set :ssh_options, { forward_agent: true }`: cutover has no such setting",
+        "config/deploy.rb:12: `set :ssh_options, { forward_agent: true }`: cutover's ssh reads ~/.ssh/config",
         "config/deploy.rb:14: `namespace :deploy do`: tasks and hooks are not carried over",
         "config/deploy/production.rb:5: `server \"#{ENV['EXTRA']}\", roles: %w{app}`",
+        "config/deploy/production.rb:6: `server 'cron.example.com', roles: %w{cron}, no_release: true, ssh_o...`: option `ssh_options` is not carried over",
+        "config/deploy/production.rb:6: `server 'cron.example.com', roles: %w{cron}, no_release: true, ssh_o...`: `no_release: true`: a server cutover deploys nothing to is left out",
+        "config/deploy/production.rb:8: `set :repo_url, \"https://***@github.com/acme/shop-fork.git\"`: `:repo_url` set for one stage",
     ] {
         assert!(said.contains(left), "`{left}` in:\n{said}");
     }
     let written = std::fs::read_to_string(dir.path().join("cutover.yaml")).expect("written");
     assert!(written.contains("#   config/deploy.rb:6:"), "listed in the file too:\n{written}");
+    assert!(!written.contains("ghp_t0ken") && !said.contains("ghp_t0ken"), "a token is never written or shown");
 }
 
 const DEPLOY_PHP: &str = r#"<?php
@@ -136,7 +142,7 @@ require 'recipe/laravel.php';
 require 'contrib/cachetool.php';
 
 set('application', 'shop');
-set('repository', 'git@github.com:acme/shop.git');
+set('repository', 'https://deploy:ghp_s3cret@github.com/acme/shop.git');
 set('keep_releases', -1);
 add('shared_files', ['auth.json']);
 add('writable_dirs', []);
@@ -168,11 +174,17 @@ fn deployer_add_keeps_the_recipes_shared_paths_and_hosts_go_to_their_stage() {
     let production = load(dir.path(), Some("production"));
     let inv = &production.inventory;
     assert_eq!(inv.recipe.value, "laravel");
+    assert_eq!(inv.repository.as_ref().map(|r| r.value.as_str()), Some("https://github.com/acme/shop.git"));
+    let written = std::fs::read_to_string(dir.path().join("cutover.yaml")).expect("written");
+    assert!(!written.contains("ghp_s3cret") && !said.contains("ghp_s3cret"), "a token is never written or shown");
+    assert!(
+        said.contains("deploy.php:8: `set('repository', 'https://***@github.com/acme/shop.git');`: the credentials")
+    );
     assert_eq!(inv.deploy_path.value, "/var/www/shop", "{{{{application}}}} is the application");
     let files: Vec<&str> = inv.shared.files.iter().map(|f| f.value.as_str()).collect();
     let dirs: Vec<&str> = inv.shared.dirs.iter().map(|d| d.value.as_str()).collect();
     assert_eq!((files, dirs), (vec![".env", "auth.json"], vec!["storage"]), "add() after the recipe's own");
-    assert_eq!(inv.keep_releases.value, 5, "-1 is listed, not written");
+    assert_eq!(inv.keep_releases.value, 10, "-1 is listed; Deployer's default is written");
     assert_eq!(inv.branch, None, "an interpolated string is no branch");
     assert_eq!(hosts(&production), ["prod1 10.0.1.11 deploy  ", "prod2 10.0.1.12 deploy  "], "named as in Deployer");
     // Staging's `~/shop` is written as it was, so that a run is refused at
@@ -235,4 +247,67 @@ fn without_the_tools_files_nothing_is_written() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("config/deploy.rb"), "{out:?}");
     assert!(!dir.path().join("cutover.yaml").exists());
+}
+
+#[test]
+fn one_primary_per_stage_one_branch_per_environment_and_no_placeholder_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "config/deploy.rb", "set :application, 'shop'\nset :deploy_to, '/srv/shop'\n");
+    write(
+        dir.path(),
+        "config/deploy/production.rb",
+        "role :app, %w{a.example.com b.example.com}, primary: true, port: 2200\nserver 'c.example.com', roles: %w{db}, primary: true\n",
+    );
+    write(
+        dir.path(),
+        "config/deploy/staging.rb",
+        "server 'd.example.com', roles: %w{app}\nserver 'e.example.com', roles: %w{db}\n",
+    );
+    let said = String::from_utf8_lossy(&init_from(dir.path(), "capistrano").stdout).into_owned();
+    let production = load(dir.path(), Some("production"));
+    assert_eq!(
+        hosts(&production),
+        [
+            "a.example.com a.example.com  2200 primary,app",
+            "b.example.com b.example.com  2200 app",
+            "c.example.com c.example.com   db"
+        ],
+        "the role's first server is its primary; the port of the role applies to each: {said}"
+    );
+    assert!(
+        said.contains("`primary` on more than one server: a.example.com is the primary, not c.example.com"),
+        "{said}"
+    );
+    let staging = load(dir.path(), Some("staging"));
+    assert_eq!(
+        hosts(&staging),
+        ["d.example.com d.example.com   app", "e.example.com e.example.com   primary,db"],
+        "without one marked, the first db server migrates, as in Capistrano"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "deploy.php",
+        "<?php\nnamespace Deployer;\nrequire 'recipe/laravel.php';\nset('application', 'shop');\n\
+         set('repository', 'git@github.com:acme/shop.git');\nset('deploy_path', '/var/www/{{application}}');\n\
+         host('web1')->setLabels(['stage' => 'prod', 'region' => 'eu'])->set('branch', 'main')->roles('app', 'cron');\n\
+         host('web2')->setLabels(['stage' => 'prod'])->set('branch', 'hotfix');\n\
+         host('web3')->setLabels(['stage' => 'test'])->setDeployPath('/var/www/{{release_name}}');\n\
+         host('{{hostname}}')->setLabels(['stage' => 'test']);\n",
+    );
+    let said = String::from_utf8_lossy(&init_from(dir.path(), "deployer").stdout).into_owned();
+    let prod = load(dir.path(), Some("prod"));
+    assert_eq!(prod.inventory.branch, None, "web1 and web2 disagree: {said}");
+    assert_eq!(hosts(&prod), ["web1 web1   app,cron", "web2 web2   "], "every role of ->roles(): {said}");
+    assert!(said.contains("the hosts of `prod` deploy different branches (web1 main, web2 hotfix)"), "{said}");
+    assert!(said.contains("deploy.php:7: `host('web1')"), "{said}");
+    assert!(said.contains("labels other than `stage` (region)"), "{said}");
+    assert!(
+        said.contains("deploy.php:9: host `web3`: deploy_path `/var/www/{{release_name}}`: a placeholder"),
+        "{said}"
+    );
+    assert!(said.contains("host `{{hostname}}`: `{{hostname}}`: a placeholder"), "{said}");
+    let refused = load_inventory_in(&dir.path().join("cutover.yaml"), Some("test")).expect_err("a placeholder path");
+    assert!(refused.to_string().contains("deploy_path"), "{refused}");
 }
