@@ -10,7 +10,8 @@
 use std::path::Path;
 
 use super::imported::{self, Host, Imported, Stage};
-use super::words::{Language, Statement, Value, Word, statements};
+use super::value::Value;
+use super::words::{Language, Statement, Word, statements};
 
 /// Reads the Capistrano files under `dir`; an error when there is no
 /// `config/deploy.rb`.
@@ -184,7 +185,7 @@ fn setting(imported: &mut Imported, stage: &mut Stage, verb: &str, key: &str, re
 /// The arguments of `fetch(:x, []).push('a', 'b')`, when `rest` is that.
 fn push_arguments(rest: &[Word]) -> Option<Vec<String>> {
     let at = rest.iter().position(|w| *w == Word::Name("push".into()))?;
-    let (args, end) = super::words::arguments(rest, at + 1)?;
+    let (args, end) = super::value::arguments(rest, at + 1)?;
     if end != rest.len() || rest.first() != Some(&Word::Name("fetch".into())) {
         return None;
     }

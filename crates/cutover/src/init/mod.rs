@@ -12,6 +12,7 @@ pub mod capistrano;
 pub mod command;
 pub mod deployer;
 pub mod imported;
+mod value;
 mod words;
 
 use std::io::Write;
