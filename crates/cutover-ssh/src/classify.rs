@@ -50,6 +50,10 @@ pub enum End {
     /// was lost (the mux protocol cannot tell which). A check of the
     /// master decides.
     Unsure,
+    /// `openssh` said the remote process terminated: killed by a signal
+    /// (native mode), or an `ssh -S` that exited 255 (process mode), which
+    /// the command itself may have done. The master's check decides.
+    Terminated,
     /// The connection failed under it.
     Lost(TransportError),
 }
@@ -61,7 +65,7 @@ pub fn end(status: Result<std::process::ExitStatus, openssh::Error>) -> End {
     match status {
         Ok(status) => status.code().map_or(End::Unsure, End::Exited),
         Err(openssh::Error::Remote(io)) if io.kind() == ErrorKind::NotFound => End::Exited(127),
-        Err(openssh::Error::RemoteProcessTerminated) => End::Unsure,
+        Err(openssh::Error::RemoteProcessTerminated) => End::Terminated,
         Err(other) => End::Lost(run_error(other)),
     }
 }
@@ -113,7 +117,7 @@ mod tests {
 
     #[test]
     fn an_end_without_an_exit_code_is_decided_by_the_master() {
-        assert_eq!(end(Err(openssh::Error::RemoteProcessTerminated)), End::Unsure);
+        assert_eq!(end(Err(openssh::Error::RemoteProcessTerminated)), End::Terminated);
         let lost = end(Err(openssh::Error::Disconnected));
         assert!(matches!(lost, End::Lost(TransportError::ConnectionLost { .. })), "{lost:?}");
         let other = openssh::Error::Remote(std::io::Error::new(ErrorKind::BrokenPipe, "broken pipe"));

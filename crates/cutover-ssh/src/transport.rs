@@ -96,13 +96,15 @@ impl SshTransport {
         &self,
         status: Result<std::process::ExitStatus, openssh::Error>,
     ) -> Result<Option<i32>, TransportError> {
-        match classify::end(status) {
+        let end = classify::end(status);
+        let terminated = end == End::Terminated;
+        match end {
             End::Exited(code) => Ok(Some(code)),
-            End::Unsure => match self.session.check().await {
+            End::Unsure | End::Terminated => match self.session.check().await {
                 // An `ssh -S` process exits 255 both when its command did
-                // (a PHP fatal error) and when it was killed: with the
-                // master alive, the exit code is the likelier.
-                Ok(()) if self.multiplex == Multiplex::Process => Ok(Some(255)),
+                // (a PHP fatal error) and when ssh failed: with the master
+                // alive, the exit code is the likelier.
+                Ok(()) if terminated && self.multiplex == Multiplex::Process => Ok(Some(255)),
                 Ok(()) => Ok(None),
                 Err(error) => {
                     Err(TransportError::ConnectionLost { detail: format!("the master connection is gone ({error})") })

@@ -67,7 +67,7 @@ impl Unchosen {
             }
             Self::BadName(name) => ConfigError::new(path, format!("environment name {name:?} is not a plain word"))
                 .field("environments")
-                .hint("use letters, digits, `-`, `_` and `.`"),
+                .hint("use letters, digits, `-`, `_` and `.`, not first `-` or `.`"),
             Self::Unknown { name, known } => {
                 let names: Vec<&str> = known.iter().map(String::as_str).collect();
                 let error =
@@ -85,7 +85,11 @@ impl Unchosen {
 /// name, leaves the inventory as it is.
 pub(super) fn choose(inv: &mut Inventory, name: Option<&str>) -> Result<(), Unchosen> {
     let known: Vec<String> = inv.environments.keys().cloned().collect();
-    let plain = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let plain = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with(['-', '.'])
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
     if let Some(bad) = known.iter().find(|n| !plain(n)) {
         return Err(Unchosen::BadName(bad.clone()));
     }

@@ -55,10 +55,10 @@ fn deploy_path(inv: &Inventory) -> Result<(), ConfigError> {
         Some("must not contain `.` or `..`")
     } else if path.contains(char::is_control) {
         Some("must not contain a control character (a newline, a tab, NUL)")
-    } else if path.contains("{{") || path.contains('~') {
-        // Another tool's placeholder (`{{release_name}}`) or a home that
-        // only a shell would expand: never a directory to create as written.
-        Some("must be written out in full, without `{{...}}` or `~`")
+    } else if path.contains("{{") {
+        // Another tool's placeholder (`{{release_name}}`): never a
+        // directory to create as written.
+        Some("must be written out in full, without a `{{...}}` placeholder")
     } else {
         None
     };
@@ -168,10 +168,10 @@ fn relative_problem(path: &str) -> Option<&'static str> {
         Some("must not contain `.`, `..` or `//`")
     } else if path.contains(char::is_control) {
         Some("must not contain a control character (a newline, a tab, NUL)")
-    } else if path.contains("{{") || path.contains('~') {
-        // Another tool's placeholder (`{{release_name}}`) or a home that
-        // only a shell would expand: never a directory to create as written.
-        Some("must be written out in full, without `{{...}}` or `~`")
+    } else if path.contains("{{") {
+        // Another tool's placeholder (`{{release_name}}`): never a
+        // directory to create as written.
+        Some("must be written out in full, without a `{{...}}` placeholder")
     } else {
         None
     }

@@ -53,17 +53,31 @@ fn event_of(host: &str, phase: Phase, line: &str, stepping: bool, mask: impl Fn(
     if !stepping || line.starts_with(PROTOCOL) {
         return None;
     }
-    let line = printable(&mask(line));
+    // Masked as printed and as shown: escape codes must not split a secret.
+    let line = mask(&printable(&mask(line)));
     (!line.trim().is_empty()).then(|| Event::Line { host, phase, line })
 }
 
 /// `text` as a terminal would leave it on one line: what follows its last
 /// carriage return, without escape sequences or other control characters.
 pub fn printable(text: &str) -> String {
-    let text = text.rsplit('\r').find(|part| !part.trim().is_empty()).unwrap_or_default();
-    let mut out = String::with_capacity(text.len());
+    /// Longer is cut: a line on a screen, not a file.
+    const MOST: usize = 2000;
+    // Each line as a terminal leaves it: what follows its last carriage
+    // return (a progress bar's last state); the lines then joined.
+    let normalized = text.replace("\r\n", "\n");
+    let lines: Vec<&str> = normalized
+        .split('\n')
+        .map(|line| line.rsplit('\r').find(|part| !part.trim().is_empty()).unwrap_or_default())
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let text = lines.join(" ");
+    let mut out = String::with_capacity(text.len().min(MOST));
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
+        if out.len() >= MOST {
+            break;
+        }
         match c {
             '\u{1b}' => match chars.next() {
                 // CSI: parameters, then a final byte in @..~.
@@ -82,9 +96,13 @@ pub fn printable(text: &str) -> String {
                         }
                     }
                 }
+                // A character set (`ESC ( B`, what `tput sgr0` prints): its letter.
+                Some('(' | ')') => {
+                    chars.next();
+                }
                 _ => {}
             },
-            '\t' => out.push(' '),
+            '\t' | '\n' => out.push(' '),
             c if c.is_control() => {}
             c => out.push(c),
         }
@@ -128,5 +146,8 @@ mod tests {
         assert_eq!(line("\u{1b}[32mDownloading\u{1b}[0m 10%\rDownloading 100%"), "Downloading 100%");
         assert_eq!(line("\u{1b}]0;a title\u{7}\u{1b}[2Jcleared\u{7}"), "cleared");
         assert_eq!(line("tab\there"), "tab here");
+        assert_eq!(printable("first\r\nsecond\n"), "first second");
+        assert_eq!(line("\u{1b}(B\u{1b}[mplain"), "plain");
+        assert_eq!(line(&"x".repeat(5000)).len(), 2000);
     }
 }

@@ -97,9 +97,16 @@ pub(crate) fn without_credentials(url: &str) -> (String, bool) {
     let Some((scheme, rest)) = url.split_once("://") else { return (url.to_owned(), false) };
     let host_end = rest.find('/').unwrap_or(rest.len());
     match rest[..host_end].rsplit_once('@') {
-        Some((_, host)) => (format!("{scheme}://{host}{}", &rest[host_end..]), true),
-        None => (url.to_owned(), false),
+        // `ssh://git@host/...` names the user ssh logs in as: no secret.
+        Some((user, host)) if is_secret(scheme, user) => (format!("{scheme}://{host}{}", &rest[host_end..]), true),
+        _ => (url.to_owned(), false),
     }
+}
+
+/// Whether the `user` part of a URL of `scheme` is a credential: any user
+/// of an HTTP URL (a token), a `user:password` of any other.
+pub(crate) fn is_secret(scheme: &str, user: &str) -> bool {
+    matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") || user.contains(':')
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
@@ -222,6 +229,10 @@ mod tests {
         assert_eq!(without_credentials(token), ("https://github.com/acme/shop.git".to_owned(), true));
         let ssh = "git@github.com:acme/shop.git";
         assert_eq!(without_credentials(ssh), (ssh.to_owned(), false));
+        let port = "ssh://git@gitlab.example.com:2222/grp/app.git";
+        assert_eq!(without_credentials(port), (port.to_owned(), false), "the user ssh logs in as");
+        assert_eq!(value::hide_credentials(port), port);
+        assert_eq!(value::hide_credentials("'https://ghp_x@github.com/a.git'"), "'https://***@github.com/a.git'");
         assert_eq!(source_from(Path::new("cutover.yaml")), ".");
         assert_eq!(source_from(Path::new("deploy/prod/cutover.yaml")), "../..");
     }

@@ -106,7 +106,9 @@ pub fn hide_credentials(text: &str) -> String {
         let (head, tail) = rest.split_at(at + 3);
         out.push_str(head);
         let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'').unwrap_or(tail.len());
-        match tail[..end].rfind('@') {
+        let scheme =
+            head[..head.len() - 3].rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '+').next().unwrap_or("");
+        match tail[..end].rfind('@').filter(|at| super::is_secret(scheme, &tail[..*at])) {
             Some(userinfo) => {
                 out.push_str("***");
                 out.push_str(&tail[userinfo..end]);

@@ -35,11 +35,17 @@ pub struct Statement {
 }
 
 impl Statement {
-    /// The statement as written, shortened, for a note (credentials in a
-    /// URL hidden: the note goes into a shared file).
+    /// The statement as written, for a note: its first line up to the
+    /// first comma, so that what it sets (a password, a webhook) stays out
+    /// of the note, which goes into a shared file; credentials in a URL
+    /// hidden too.
     pub fn shown(&self, text: &str) -> String {
         let line = text.lines().nth(self.line.saturating_sub(1)).unwrap_or_default().trim();
-        let line = &super::value::hide_credentials(line);
+        let line = match line.split_once(',') {
+            Some((head, _)) => format!("{head}, ..."),
+            None => line.to_owned(),
+        };
+        let line = &super::value::hide_credentials(&line);
         if line.chars().count() > 70 {
             format!("{}...", line.chars().take(67).collect::<String>())
         } else {
@@ -86,8 +92,9 @@ pub fn statements(text: &str, language: Language) -> Vec<Statement> {
         match word {
             Word::Punct('(' | '[' | '{') => brackets += 1,
             Word::Punct(')' | ']' | '}') => brackets -= 1,
-            Word::Punct('\n') => (loop_do, def_line) = (false, false),
-            Word::Punct('=') if ruby && def_line && brackets == 0 => {
+            Word::Punct('\n' | ';') => (loop_do, def_line) = (false, false),
+            // `def x = 1` (an endless method), not `def x=(v)` or `def ==(o)`.
+            Word::Punct('=') if ruby && def_line && brackets == 0 && endless(&words, i) => {
                 blocks -= 1;
                 def_line = false;
             }
@@ -113,6 +120,14 @@ pub fn statements(text: &str, language: Language) -> Vec<Statement> {
         out.push(Statement { line: start, words: current });
     }
     out
+}
+
+/// Whether the `=` at `i` of a `def` line makes it an endless method: not
+/// part of `==`, nor a setter's name (`x=(`).
+fn endless(words: &[(usize, Word)], i: usize) -> bool {
+    let near = |k: usize| words.get(k).map(|(_, w)| w);
+    let before = i.checked_sub(1).and_then(near);
+    !matches!(near(i + 1), Some(Word::Punct('=' | '(' | '~'))) && before != Some(&Word::Punct('='))
 }
 
 /// Ruby words that open a block closed by `end` when they start a statement.
@@ -298,15 +313,17 @@ fn string(chars: &[char], i: usize, language: Language) -> (Word, usize, usize) 
 /// A heredoc's terminator after `<<` at `i` (`<<~EOS`, `<<-EOS`, `<<EOS`,
 /// quoted or not) and the index after it.
 fn heredoc_start(chars: &[char], mut i: usize) -> Option<(String, usize)> {
-    if matches!(chars.get(i), Some('~' | '-')) {
+    let marked = matches!(chars.get(i), Some('~' | '-'));
+    if marked {
         i += 1;
     }
     let quote = chars.get(i).copied().filter(|c| matches!(c, '\'' | '"'));
     i += usize::from(quote.is_some());
     let end = ident_end(chars, i);
     let name: String = chars[i..end].iter().collect();
-    let upper = !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_');
-    upper.then(|| (name, end + usize::from(quote.is_some())))
+    // `<<ID` only in capitals (`a << b` shifts); `<<~id`, `<<-id` any name.
+    let named = !name.is_empty() && (marked || name.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+    named.then(|| (name, end + usize::from(quote.is_some())))
 }
 
 /// Ruby's `%w{a b c}` from just after `%w`: its words and the index after.

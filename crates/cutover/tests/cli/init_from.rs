@@ -120,13 +120,13 @@ fn capistrano_stages_become_environments_and_expressions_are_listed_not_guessed(
     assert_eq!(staging.inventory.branch, None, "an expression is no branch");
 
     for left in [
-        "config/deploy.rb:6: `set :branch, ENV.fetch(\"BRANCH\", \"main\")`: an expression",
-        "config/deploy.rb:12: `set :ssh_options, { forward_agent: true }`: cutover's ssh reads ~/.ssh/config",
+        "config/deploy.rb:6: `set :branch, ...`: an expression",
+        "config/deploy.rb:12: `set :ssh_options, ...`: cutover's ssh reads ~/.ssh/config",
         "config/deploy.rb:14: `namespace :deploy do`: tasks and hooks are not carried over",
-        "config/deploy/production.rb:5: `server \"#{ENV['EXTRA']}\", roles: %w{app}`",
-        "config/deploy/production.rb:6: `server 'cron.example.com', roles: %w{cron}, no_release: true, ssh_o...`: option `ssh_options` is not carried over",
-        "config/deploy/production.rb:6: `server 'cron.example.com', roles: %w{cron}, no_release: true, ssh_o...`: `no_release: true`: a server cutover deploys nothing to is left out",
-        "config/deploy/production.rb:8: `set :repo_url, \"https://***@github.com/acme/shop-fork.git\"`: `:repo_url` set for one stage",
+        "config/deploy/production.rb:5: `server \"#{ENV['EXTRA']}\", ...`: a server named by an expression",
+        "config/deploy/production.rb:6: `server 'cron.example.com', ...`: option `ssh_options` is not carried over",
+        "config/deploy/production.rb:6: `server 'cron.example.com', ...`: `no_release: true`: a server cutover deploys nothing to is left out",
+        "config/deploy/production.rb:8: `set :repo_url, ...`: `:repo_url` set for one stage",
     ] {
         assert!(said.contains(left), "`{left}` in:\n{said}");
     }
@@ -177,9 +177,7 @@ fn deployer_add_keeps_the_recipes_shared_paths_and_hosts_go_to_their_stage() {
     assert_eq!(inv.repository.as_ref().map(|r| r.value.as_str()), Some("https://github.com/acme/shop.git"));
     let written = std::fs::read_to_string(dir.path().join("cutover.yaml")).expect("written");
     assert!(!written.contains("ghp_s3cret") && !said.contains("ghp_s3cret"), "a token is never written or shown");
-    assert!(
-        said.contains("deploy.php:8: `set('repository', 'https://***@github.com/acme/shop.git');`: the credentials")
-    );
+    assert!(said.contains("deploy.php:8: `set('repository', ...`: the credentials"));
     assert_eq!(inv.deploy_path.value, "/var/www/shop", "{{{{application}}}} is the application");
     let files: Vec<&str> = inv.shared.files.iter().map(|f| f.value.as_str()).collect();
     let dirs: Vec<&str> = inv.shared.dirs.iter().map(|d| d.value.as_str()).collect();
@@ -195,12 +193,12 @@ fn deployer_add_keeps_the_recipes_shared_paths_and_hosts_go_to_their_stage() {
     assert_eq!(refused.position.map(|p| p.line), Some(line as u64), "{refused:?}");
     for left in [
         "deploy.php:5: `require 'contrib/cachetool.php';`",
-        "deploy.php:9: `set('keep_releases', -1);`: keeps every release",
-        "deploy.php:12: `set('branch', \"release-$version\");`: an expression",
+        "deploy.php:9: `set('keep_releases', ...`: keeps every release",
+        "deploy.php:12: `set('branch', ...`: an expression",
         "deploy.php:19: `host('prod2')",
         "forward_agent",
         "host `staging`: deploy_path `~/shop`: cutover needs an absolute path",
-        "deploy.php:28: `after('deploy:failed', 'deploy:unlock');`: tasks and hooks",
+        "deploy.php:28: `after('deploy:failed', ...`: tasks and hooks",
     ] {
         assert!(said.contains(left), "`{left}` in:\n{said}");
     }

@@ -208,6 +208,15 @@ impl Reading {
 
     /// `set` (or `add`, when `adds`) of `key`.
     fn setting(&mut self, adds: bool, key: &str, value: Option<Value>) -> Result<(), String> {
+        // Another setting's placeholder is Deployer's to fill, not cutover's
+        // (`{{application}}` in the deploy path is filled at the end).
+        let placeholder = |v: &Value| {
+            let texts = v.strings().unwrap_or_default();
+            texts.iter().any(|t| t.contains("{{")) && key != "deploy_path"
+        };
+        if value.as_ref().is_some_and(placeholder) {
+            return Err("holds a `{{...}}` placeholder: set it in the inventory by hand".into());
+        }
         let text = value.as_ref().and_then(Value::text);
         let expression = || "an expression, not a value written out: set it in the inventory by hand".to_owned();
         let imported = &mut self.imported;
@@ -227,7 +236,7 @@ impl Reading {
                     );
                 }
                 Some(Value::Int(n)) => {
-                    return Err(format!("cutover keeps at least 2 releases, not {n}: keep_releases is 5"));
+                    return Err(format!("cutover keeps at least 2 releases, not {n}: keep_releases is 10"));
                 }
                 _ => return Err(expression()),
             },
@@ -298,6 +307,10 @@ impl Reading {
                 host.name = Some(dh.alias.clone());
             }
             let written_path = dh.deploy_path.clone().or_else(|| self.deploy_path.clone());
+            if let Some(name) = dh.stage.as_ref().filter(|n| !imported::plain_word(n)) {
+                say(format!("stage `{name}` cannot name an environment (letters, digits, `-`, `_`, `.`): left out"));
+                continue;
+            }
             let stage = match &dh.stage {
                 Some(name) => {
                     branches.entry(name.clone()).or_default().push((dh.alias.clone(), dh.branch.clone()));
@@ -332,11 +345,16 @@ impl Reading {
             }
             imported::add_host(&mut stage.hosts, host);
         }
-        // One branch per environment: only when every host of it agrees.
+        // One branch per environment: only when every host of it agrees (a
+        // host without its own deploys the file's).
+        let global = self.imported.branch.clone();
         for (name, hosts) in branches {
+            let hosts: Vec<(String, Option<String>)> =
+                hosts.into_iter().map(|(h, b)| (h, b.or_else(|| global.clone()))).collect();
             let mut set: Vec<&Option<String>> = hosts.iter().map(|(_, b)| b).collect();
             set.dedup();
             match set.as_slice() {
+                [Some(branch)] if Some(branch) == global.as_ref() => {}
                 [Some(branch)] => stages[&name].branch = Some(branch.clone()),
                 [None] => {}
                 _ => {
