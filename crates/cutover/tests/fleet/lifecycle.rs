@@ -76,7 +76,9 @@ async fn rollback_puts_every_host_back_on_the_previous_release() {
     fleet.assert_serving("v2", &v2);
     // Every script went through an `ssh -S <socket>` of its own.
     let scripts = fleet.ssh_invocations().iter().filter(|l| l.contains(" sh -c ")).count();
-    assert!(scripts >= 3 * 4 * 2, "{scripts} scripts through ssh processes: {:?}", fleet.ssh_invocations());
+    // At least preflight and build on each of the 3 hosts, in each of the
+    // 2 deploys.
+    assert!(scripts >= 3 * 2 * 2, "{scripts} scripts through ssh processes: {:?}", fleet.ssh_invocations());
 
     let (code, events, text) = fleet.run_json("rollback", &["--yes"]);
     assert_eq!(code, Some(0), "rollback failed:\n{text}");
@@ -90,8 +92,9 @@ async fn rollback_puts_every_host_back_on_the_previous_release() {
     let before = fleet.ssh_invocations().len();
     let (code, _, text) = fleet.run_json("status", &["--multiplex", "native"]);
     assert_eq!(code, Some(0), "{text}");
-    let started_now = &fleet.ssh_invocations()[before..];
-    assert!(started_now.iter().all(|l| !l.contains(" sh -c ")), "{started_now:?}");
+    let all = fleet.ssh_invocations();
+    let started_now = &all[before..];
+    assert!(!started_now.is_empty() && started_now.iter().all(|l| !l.contains(" sh -c ")), "{started_now:?}");
 
     // A command's exit code 255 (PHP's on a fatal error) in either mode,
     // though `ssh -S` exits 255 for its own failures too.

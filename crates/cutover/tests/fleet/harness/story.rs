@@ -42,30 +42,38 @@ impl Fleet {
     }
 
     /// Puts an `ssh` first in cutover's PATH that writes each invocation's
-    /// arguments, one line each, to the project's `ssh.log` before it runs
-    /// the system's `ssh`: what [`Self::ssh_invocations`] reads.
+    /// arguments to a file of its own under the project's `ssh.log.d/`
+    /// (concurrent invocations never mix) before it runs the system's
+    /// `ssh`: what [`Self::ssh_invocations`] reads.
     pub fn trace_ssh(&self) {
         let real = std::process::Command::new("sh").args(["-c", "command -v ssh"]).output().expect("find ssh");
         let real = String::from_utf8_lossy(&real.stdout).trim().to_owned();
         assert!(!real.is_empty(), "no ssh on this machine");
-        let log = self.project().join("ssh.log");
+        let log = self.project().join("ssh.log.d");
         let bin = self.project().join("bin");
         std::fs::create_dir_all(&bin).expect("bin");
-        // One line per invocation, written at once (scripts hold newlines).
-        let wrapper = format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$(printf '%s ' \"$@\" | tr '\\n' ' ')\" >> '{}'\nexec '{real}' \"$@\"\n",
-            log.display()
-        );
+        std::fs::create_dir_all(&log).expect("log dir");
+        let wrapper =
+            format!("#!/bin/sh\nprintf '%s ' \"$@\" > \"$(mktemp -p '{}')\"\nexec '{real}' \"$@\"\n", log.display());
         std::fs::write(bin.join("ssh"), wrapper).expect("write the wrapper");
         let mut perms = std::fs::metadata(bin.join("ssh")).expect("wrapper").permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
         std::fs::set_permissions(bin.join("ssh"), perms).expect("chmod");
     }
 
-    /// Every `ssh` cutover started since [`Self::trace_ssh`]: its arguments.
+    /// Every `ssh` cutover started since [`Self::trace_ssh`]: its arguments,
+    /// oldest first.
     pub fn ssh_invocations(&self) -> Vec<String> {
-        let log = std::fs::read_to_string(self.project().join("ssh.log")).unwrap_or_default();
-        log.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
+        let Ok(entries) = std::fs::read_dir(self.project().join("ssh.log.d")) else { return Vec::new() };
+        let mut files: Vec<(std::time::SystemTime, String)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+                Some((modified, std::fs::read_to_string(e.path()).ok()?))
+            })
+            .collect();
+        files.sort();
+        files.into_iter().map(|(_, text)| text.replace('\n', " ")).collect()
     }
 
     /// `cutover <command> -i cutover.yaml <args> --json` in the background.
