@@ -38,6 +38,15 @@ pub struct Environment {
     pub rolling: Option<Rolling>,
 }
 
+/// Whether `name` can name an environment: letters, digits, `-`, `_` and
+/// `.`, not first `-` or `.` (it stands in revisions.log and on command
+/// lines).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['-', '.'])
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// Why no environment could be chosen; the caller adds the file and where.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Unchosen {
@@ -85,12 +94,7 @@ impl Unchosen {
 /// name, leaves the inventory as it is.
 pub(super) fn choose(inv: &mut Inventory, name: Option<&str>) -> Result<(), Unchosen> {
     let known: Vec<String> = inv.environments.keys().cloned().collect();
-    let plain = |n: &str| {
-        !n.is_empty()
-            && !n.starts_with(['-', '.'])
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    if let Some(bad) = known.iter().find(|n| !plain(n)) {
+    if let Some(bad) = known.iter().find(|n| !is_plain_name(n)) {
         return Err(Unchosen::BadName(bad.clone()));
     }
     let name = match (name, known.is_empty()) {

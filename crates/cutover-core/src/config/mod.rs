@@ -9,7 +9,7 @@ pub mod local_hooks;
 pub mod recipe;
 pub mod rollout;
 mod ssh_client;
-mod ssh_values;
+pub mod ssh_values;
 mod suggest;
 mod validate;
 

@@ -131,9 +131,23 @@ fn jump_hosts(value: &str) -> Result<(), String> {
 }
 
 fn jump_host(hop: &str) -> Result<(), String> {
-    let (user_part, rest) = match hop.rsplit_once('@') {
+    destination(hop).map(drop)
+}
+
+/// `[user@]host[:port]` as ssh takes it (an IPv6 host in brackets), each
+/// part checked as the inventory's own values are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// Reads and checks a destination (see [`Destination`]); why not.
+pub fn destination(spec: &str) -> Result<Destination, String> {
+    let (user_part, rest) = match spec.rsplit_once('@') {
         Some((u, rest)) => (Some(u), rest),
-        None => (None, hop),
+        None => (None, spec),
     };
     if let Some(u) = user_part {
         user(u).map_err(|why| format!("the user {why}"))?;
@@ -142,25 +156,39 @@ fn jump_host(hop: &str) -> Result<(), String> {
         let (ip, after) = bracketed.split_once(']').ok_or("an IPv6 address opened with `[` is not closed")?;
         ip.parse::<std::net::Ipv6Addr>().map_err(|_| format!("`{}` is not an IPv6 address", shown(ip)))?;
         match after {
-            "" => return Ok(()),
-            _ => (None, Some(after.strip_prefix(':').ok_or("only `:port` may follow `]`")?)),
+            "" => (ip, None),
+            _ => (ip, Some(after.strip_prefix(':').ok_or("only `:port` may follow `]`")?)),
         }
     } else if rest.matches(':').count() > 1 {
         return Err("an IPv6 address is written in brackets: `[2001:db8::1]:22`".to_owned());
     } else {
-        match rest.split_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(rest), None),
-        }
-    };
-    if let Some(host) = host {
+        let (host, port_part) = match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        };
         host_name(host)?;
-    }
-    if let Some(p) = port_part {
-        let number: u16 = p.parse().map_err(|_| format!("`{}` is not a port", shown(p)))?;
-        port(&number)?;
-    }
-    Ok(())
+        (host, port_part)
+    };
+    let port = match port_part {
+        Some(p) => {
+            let number: u16 = p.parse().map_err(|_| format!("`{}` is not a port", shown(p)))?;
+            port(&number)?;
+            Some(number)
+        }
+        None => None,
+    };
+    Ok(Destination { user: user_part.map(str::to_owned), host: host.to_owned(), port })
+}
+
+/// Checks a host's `address` as the inventory does: a host name, alias,
+/// IPv4 or IPv6 address (no brackets).
+pub fn check_address(value: &str) -> Result<(), String> {
+    address(value)
+}
+
+/// Checks a user name as the inventory does.
+pub fn check_user(value: &str) -> Result<(), String> {
+    user(value)
 }
 
 /// A file handed to ssh: ssh splits `-o` values at whitespace and reads

@@ -5,6 +5,8 @@
 
 use indexmap::IndexMap;
 
+use cutover_core::config::ssh_values;
+
 use super::Framework;
 
 /// The settings carried over.
@@ -62,41 +64,14 @@ pub struct Host {
 /// it; the reason when it is no address cutover can hand to ssh.
 pub fn server(spec: &str) -> Result<Host, String> {
     let spec = spec.trim();
-    let (user, rest) = match spec.rsplit_once('@') {
-        Some((user, rest)) => (Some(user.to_owned()), rest),
-        None => (None, spec),
+    let why = |why: String| format!("`{spec}`: {why}");
+    // A bare IPv6 address is a server too; else `[user@]host[:port]`.
+    let destination = match ssh_values::check_address(spec) {
+        Ok(()) => ssh_values::Destination { user: None, host: spec.to_owned(), port: None },
+        Err(_) => ssh_values::destination(spec).map_err(why)?,
     };
-    let (address, port) = if let Some(inside) = rest.strip_prefix('[') {
-        let (address, after) = inside.split_once(']').ok_or_else(|| format!("`{spec}`: an unclosed `[`"))?;
-        (address, after.strip_prefix(':'))
-    } else if rest.matches(':').count() == 1 {
-        let (address, port) = rest.split_once(':').unwrap_or((rest, ""));
-        (address, Some(port))
-    } else {
-        (rest, None)
-    };
-    let port = match port {
-        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{spec}`: port `{p}`"))?),
-        None => None,
-    };
-    let address = address.trim_end_matches('.');
-    let plain = plain_word;
-    let ipv6 = address.contains(':') && address.chars().all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'));
-    if !plain(address) && !ipv6 {
-        return Err(format!("`{spec}`: not a host name or IP address cutover can hand to ssh"));
-    }
-    if let Some(user) = user.as_deref().filter(|u| !plain(u)) {
-        return Err(format!("`{spec}`: user `{user}`"));
-    }
-    Ok(Host { name: None, address: address.to_owned(), user, port, roles: Vec::new() })
-}
-
-/// A user name or host label as cutover hands it to ssh: letters, digits,
-/// `.`, `-`, `_`, not starting with `-` or `.`.
-pub fn plain_word(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with(['-', '.'])
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    let address = destination.host.trim_end_matches('.').to_owned();
+    Ok(Host { name: None, address, user: destination.user, port: destination.port, roles: Vec::new() })
 }
 
 /// Adds `host` to `hosts`, or its roles to the same server already there.

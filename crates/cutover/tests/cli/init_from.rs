@@ -229,7 +229,10 @@ fn deployer_yaml_hosts_keep_their_order_and_odd_addresses_are_listed() {
         ["zeta zeta.example.com deploy  ", "alpha alpha.example.com deploy 2200 "],
         "in the file's order"
     );
-    assert!(said.contains("host `mid`: `bad host; rm -rf /`: not a host name"), "{said}");
+    assert!(
+        said.contains("host `mid`: `bad host; rm -rf /`: `bad host; rm -rf /` has whitespace, which no host name has"),
+        "{said}"
+    );
     assert!(said.contains("deploy.yaml: `tasks`") && said.contains("deploy.yaml: `after`"), "{said}");
 }
 

@@ -13,6 +13,9 @@ use indexmap::IndexMap;
 
 mod yaml;
 
+use cutover_core::config::environment::is_plain_name;
+use cutover_core::config::ssh_values;
+
 use super::Framework;
 use super::imported::{self, Imported, Stage};
 use super::value::{Value, arguments};
@@ -295,7 +298,7 @@ impl Reading {
                 }
             };
             let user = dh.user.clone().or_else(|| self.user.clone());
-            match user.as_deref().map(|u| (u, expand(u).filter(|u| imported::plain_word(u)))) {
+            match user.as_deref().map(|u| (u, expand(u).filter(|u| ssh_values::check_user(u).is_ok()))) {
                 Some((_, Some(user))) => host.user = Some(user),
                 Some((written, None)) => say(format!("user `{written}` is not carried over")),
                 None => {}
@@ -307,7 +310,7 @@ impl Reading {
                 host.name = Some(dh.alias.clone());
             }
             let written_path = dh.deploy_path.clone().or_else(|| self.deploy_path.clone());
-            if let Some(name) = dh.stage.as_ref().filter(|n| !imported::plain_word(n)) {
+            if let Some(name) = dh.stage.as_ref().filter(|n| !is_plain_name(n)) {
                 say(format!("stage `{name}` cannot name an environment (letters, digits, `-`, `_`, `.`): left out"));
                 continue;
             }
